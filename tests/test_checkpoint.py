@@ -1,0 +1,115 @@
+"""Checkpoints: exact round trip, and every documented corruption raises CheckpointError."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from world.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+@pytest.fixture()
+def saved(tmp_path, tiny_model):
+    return save_checkpoint(tiny_model, tmp_path / "ckpt")
+
+
+def test_round_trip_exact(saved, tiny_model):
+    model, doc = load_checkpoint(saved)
+    assert doc["format_version"] == 1 and model.cfg == tiny_model.cfg
+    a, b = tiny_model.state_dict(), model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def _rewrite_weights(path, change):
+    tensors = load_file(str(path / "model.safetensors"))
+    change(tensors)
+    save_file(tensors, str(path / "model.safetensors"))
+
+
+def test_missing_key(saved):
+    _rewrite_weights(saved, lambda t: t.pop(next(iter(t))))
+    with pytest.raises(CheckpointError, match="missing keys"):
+        load_checkpoint(saved)
+
+
+def test_unexpected_key(saved):
+    _rewrite_weights(saved, lambda t: t.__setitem__("extra.weight", torch.zeros(1)))
+    with pytest.raises(CheckpointError, match=r"unexpected keys \['extra.weight'\]"):
+        load_checkpoint(saved)
+
+
+def test_shape_mismatch(saved):
+    def change(t):
+        t["denoiser.out.bias"] = torch.zeros(7)
+    _rewrite_weights(saved, change)
+    with pytest.raises(CheckpointError, match="denoiser.out.bias has shape"):
+        load_checkpoint(saved)
+
+
+def test_dtype_mismatch(saved):
+    def change(t):
+        t["denoiser.out.bias"] = t["denoiser.out.bias"].half()
+    _rewrite_weights(saved, change)
+    with pytest.raises(CheckpointError, match="dtype"):
+        load_checkpoint(saved)
+
+
+def test_unknown_format_version(saved):
+    doc = json.loads((saved / "config.json").read_text())
+    doc["format_version"] = 99
+    (saved / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="format_version 99 is not supported"):
+        load_checkpoint(saved)
+
+
+def test_config_mismatching_weights(saved):
+    doc = json.loads((saved / "config.json").read_text())
+    doc["model"]["denoiser"]["dim"] = 128
+    (saved / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="shape"):
+        load_checkpoint(saved)
+
+
+def test_unknown_config_key(saved):
+    doc = json.loads((saved / "config.json").read_text())
+    doc["model"]["codec"]["colour"] = 1
+    (saved / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="unknown codec config keys"):
+        load_checkpoint(saved)
+
+
+@pytest.mark.parametrize("keep", [0, 8, 100, -100])
+def test_truncated_weights(saved, keep):
+    f = saved / "model.safetensors"
+    data = f.read_bytes()
+    f.write_bytes(data[:keep] if keep >= 0 else data[:keep])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(saved)
+
+
+def test_corrupt_header(saved):
+    f = saved / "model.safetensors"
+    data = bytearray(f.read_bytes())
+    data[8:20] = b"\xff" * 12
+    f.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(saved)
+
+
+def test_missing_files(tmp_path, saved):
+    with pytest.raises(CheckpointError, match="config.json: missing"):
+        load_checkpoint(tmp_path / "nowhere")
+    (saved / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="missing weights"):
+        load_checkpoint(saved)
+
+
+def test_not_json(saved):
+    (saved / "config.json").write_text("{nope")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(saved)

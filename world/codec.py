@@ -1,0 +1,132 @@
+"""The codec: a small convolutional autoencoder, frames <-> latents.
+
+Compression is what makes generation cheap on a CPU. Space shrinks by ``spatial`` (8: 64x64 ->
+8x8); time shrinks by ``temporal`` by stacking that many consecutive frames on the channel axis,
+so a chunk of ``chunk_frames`` frames is encoded and decoded on its own (no look-ahead past the
+chunk), which is what streaming needs. Encoding is deterministic (MAGI-1 uses the posterior mean);
+during training small noise is added to the latents so the decoder tolerates the sampler's errors.
+
+Shapes (small preset)::
+
+    frames  (B, F=4, 64, 64, 3) uint8
+    latents (B, Tl=2, C=16, 8, 8) float    Tl = F / temporal
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as fn
+from torch import nn
+
+from world.config import CodecConfig
+
+
+class ResBlock(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(min(8, width), width)
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
+        self.norm2 = nn.GroupNorm(min(8, width), width)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(fn.silu(self.norm1(x)))
+        return x + self.conv2(fn.silu(self.norm2(h)))
+
+
+def _levels(cfg: CodecConfig) -> int:
+    levels = int(round(math.log2(cfg.spatial)))
+    if 2**levels != cfg.spatial or len(cfg.widths) != levels:
+        raise ValueError(
+            f"codec: spatial={cfg.spatial} must be a power of two with one width per level "
+            f"(got widths={cfg.widths}, need {levels})"
+        )
+    return levels
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        levels = _levels(cfg)
+        w = cfg.widths
+        self.stem = nn.Conv2d(3 * cfg.temporal, w[0], 3, padding=1)
+        blocks: list[nn.Module] = []
+        for i in range(levels):
+            out = w[min(i + 1, levels - 1)]
+            blocks += [ResBlock(w[i]), nn.Conv2d(w[i], out, 4, stride=2, padding=1)]
+        self.blocks = nn.Sequential(*blocks)
+        self.mid = ResBlock(w[-1])
+        self.out = nn.Conv2d(w[-1], cfg.latent_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3k, H, W) -> (N, C, h, w)
+        return self.out(fn.silu(self.mid(self.blocks(self.stem(x)))))
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        levels = _levels(cfg)
+        w = cfg.widths
+        self.inp = nn.Conv2d(cfg.latent_channels, w[-1], 3, padding=1)
+        self.mid = ResBlock(w[-1])
+        ups: list[nn.Module] = []
+        for i in reversed(range(levels)):
+            src = w[min(i + 1, levels - 1)]
+            ups += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(src, w[i], 3, padding=1)]
+            if i > 0:  # no residual block at full resolution: it is the costliest level
+                ups.append(ResBlock(w[i]))
+        self.ups = nn.Sequential(*ups)
+        self.norm = nn.GroupNorm(min(8, w[0]), w[0])
+        self.out = nn.Conv2d(w[0], 3 * cfg.temporal, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (N, C, h, w) -> (N, 3k, H, W)
+        return self.out(fn.silu(self.norm(self.ups(self.mid(self.inp(z))))))
+
+
+class Codec(nn.Module):
+    """Frames (uint8 or [-1, 1] floats) <-> scaled latents; one chunk at a time or many."""
+
+    def __init__(self, cfg: CodecConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+
+    @staticmethod
+    def to_unit(frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [-1, 1]."""
+        return frames.permute(*range(frames.dim() - 3), -1, -3, -2).float() / 127.5 - 1.0
+
+    @staticmethod
+    def to_uint8(x: torch.Tensor) -> torch.Tensor:
+        """float (..., 3, H, W) in [-1, 1] -> uint8 (..., H, W, 3)."""
+        x = ((x.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+        return x.permute(*range(x.dim() - 3), -2, -1, -3)
+
+    def encode_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, F, 3, H, W) in [-1, 1] -> scaled latents (B, F/k, C, h, w)."""
+        b, f, c, h, w = x.shape
+        k = self.cfg.temporal
+        if f % k:
+            raise ValueError(f"frame count {f} must be a multiple of the codec's temporal factor {k}")
+        z = self.encoder(x.reshape(b * f // k, k * c, h, w))
+        return (z * self.cfg.latent_scale).reshape(b, f // k, *z.shape[1:])
+
+    def decode_unit(self, z: torch.Tensor) -> torch.Tensor:
+        """Scaled latents (B, Tl, C, h, w) -> (B, Tl*k, 3, H, W) in about [-1, 1]."""
+        b, tl = z.shape[:2]
+        x = self.decoder((z / self.cfg.latent_scale).flatten(0, 1))  # (B*Tl, 3k, H, W)
+        k = self.cfg.temporal
+        return x.reshape(b, tl * k, 3, *x.shape[-2:])
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, F, H, W, 3) -> scaled latents (B, F/k, C, h, w) float32."""
+        return self.encode_unit(self.to_unit(frames)).float()
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents (B, Tl, C, h, w) -> uint8 (B, Tl*k, H, W, 3)."""
+        return self.to_uint8(self.decode_unit(latents))

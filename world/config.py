@@ -1,0 +1,210 @@
+"""Configuration of a chunkworld model: one frozen dataclass per component, and named presets.
+
+A preset fixes every number; the code is the same for all of them. ``tiny`` is for tests (a tick
+in a few milliseconds), ``small`` is the default play size (64x64, trained and shipped here),
+``base`` and ``large`` only make sense on a GPU.
+
+Geometry, with the ``small`` preset as the worked example::
+
+    frame 64x64x3, chunk_frames F = 4 frames per chunk
+    codec: spatial 8 -> latent grid 8x8, temporal 2 -> 2 latent frames per chunk, 16 channels
+    tokens per chunk = latent_frames (2) * grid (8 * 8) = 128
+    history_chunks K = 3 -> a chunk attends to at most 3 clean chunks (384 tokens) + itself
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+# The one noise convention of the code base (see world/schedule.py): level t = 0 is clean data,
+# t = 1 is pure noise, x_t = (1 - t) * x0 + t * noise.
+
+FORMAT_VERSION = 1  # version of the checkpoint layout (world/checkpoint.py)
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Learned autoencoder frames <-> latents. Each latent frame stands for ``temporal`` frames."""
+
+    frame_size: int = 64  # H = W of a frame, pixels
+    spatial: int = 8  # spatial compression factor (a power of two)
+    temporal: int = 2  # frames per latent frame, stacked on channels (1, 2 or 4)
+    latent_channels: int = 16  # channels of a latent frame
+    widths: tuple[int, ...] = (32, 64, 128)  # conv width per level, full res first; log2(spatial) levels
+    latent_scale: float = 1.0  # multiplies encoder output so latents have about unit std
+
+    @property
+    def grid(self) -> int:
+        """Side of the latent grid (frame_size / spatial)."""
+        return self.frame_size // self.spatial
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """The self-contained text encoder: hashed words -> a small transformer -> tokens."""
+
+    vocab: int = 4096  # hash buckets for words
+    dim: int = 128  # width of text tokens handed to cross-attention
+    depth: int = 2  # transformer layers
+    heads: int = 4
+    max_tokens: int = 32  # words kept from a caption (a leading summary token is added)
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    """The chunk-causal diffusion transformer over latent tokens (DESIGN section 2)."""
+
+    dim: int = 256  # model width D
+    depth: int = 6  # transformer blocks
+    heads: int = 4  # query heads
+    kv_heads: int = 2  # key/value heads (grouped-query attention when < heads)
+    mlp_ratio: float = 3.0  # hidden width of the MLP = mlp_ratio * dim
+    patch: int = 1  # latent patch side: tokens per latent frame = (grid / patch) ** 2
+    context_frame: bool = True  # direct path: the previous chunk's last latent frame on the input
+    step_size_cond: bool = True  # condition on the step size (for shortcut / few-step sampling)
+    rope_theta: float = 100.0  # base of the rotary frequencies (positions are small integers)
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Defaults for the pipelined sampler; a Session may override them per call."""
+
+    steps: int = 4  # Euler steps per chunk S
+    in_flight: int = 1  # chunks denoised together W (S must be a multiple of W)
+    shift: float = 1.0  # timestep shift of the sampling grid (1 = uniform)
+    context_level: float = 0.05  # level at which a clean chunk is re-encoded for the cache
+    guidance_history: float = 1.0  # MAGI-1 guidance scales; 1 / 1 means one pass, no guidance
+    guidance_text: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model: components, chunk geometry and the action set."""
+
+    name: str = "small"
+    chunk_frames: int = 4  # frames per chunk F (a multiple of codec.temporal)
+    history_chunks: int = 3  # reach K: clean chunks a chunk may attend to
+    fps: float = 15.0  # frames per second the world is meant to be shown at
+    actions: tuple[str, ...] = ("noop", "up", "down", "left", "right", "fire")
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    max_prompt_chars: int = 200
+
+    def __post_init__(self) -> None:
+        c = self.codec
+        if self.chunk_frames % c.temporal:
+            raise ValueError(
+                f"chunk_frames={self.chunk_frames} must be a multiple of codec.temporal={c.temporal}"
+            )
+        if c.frame_size % c.spatial or c.grid % self.denoiser.patch:
+            raise ValueError(
+                f"frame_size={c.frame_size} must be divisible by spatial={c.spatial} * "
+                f"patch={self.denoiser.patch}"
+            )
+        if self.denoiser.dim % self.denoiser.heads or self.denoiser.heads % self.denoiser.kv_heads:
+            raise ValueError("dim must divide by heads, and heads by kv_heads")
+        if self.history_chunks < 1:
+            raise ValueError("history_chunks must be >= 1")
+
+    # --- derived geometry -------------------------------------------------------------------
+    @property
+    def latent_frames(self) -> int:
+        """Latent frames per chunk (chunk_frames / temporal)."""
+        return self.chunk_frames // self.codec.temporal
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return (self.codec.grid // self.denoiser.patch) ** 2
+
+    @property
+    def tokens_per_chunk(self) -> int:
+        return self.latent_frames * self.tokens_per_frame
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        return (self.codec.frame_size, self.codec.frame_size, 3)
+
+    # --- (de)serialisation ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> ModelConfig:
+        """Rebuild from ``to_dict`` output; unknown keys are an error that names them."""
+        sub = {"codec": CodecConfig, "text": TextConfig, "denoiser": DenoiserConfig,
+               "sampler": SamplerConfig}
+        kwargs: dict[str, Any] = {}
+        known = {f.name for f in dataclasses.fields(ModelConfig)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        for key, value in d.items():
+            if key in sub:
+                cls = sub[key]
+                fields = {f.name for f in dataclasses.fields(cls)}
+                bad = set(value) - fields
+                if bad:
+                    raise ValueError(f"unknown {key} config keys: {sorted(bad)}")
+                value = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+                kwargs[key] = cls(**value)
+            elif key == "actions":
+                kwargs[key] = tuple(value)
+            else:
+                kwargs[key] = value
+        return ModelConfig(**kwargs)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # For tests: 32x32 frames, 2 frames per chunk, 16 tokens per chunk, a tick in milliseconds.
+    "tiny": ModelConfig(
+        name="tiny",
+        chunk_frames=2,
+        history_chunks=2,
+        codec=CodecConfig(frame_size=32, spatial=8, temporal=2, latent_channels=4, widths=(8, 16, 16)),
+        text=TextConfig(vocab=256, dim=32, depth=1, heads=2, max_tokens=16),
+        denoiser=DenoiserConfig(dim=64, depth=2, heads=4, kv_heads=2, mlp_ratio=2.0),
+        sampler=SamplerConfig(steps=2, in_flight=1),
+    ),
+    # The default play size, trained and shipped in this repository (CPU real time).
+    "small": ModelConfig(),
+    # GPU sizes: same code, larger numbers.
+    "base": ModelConfig(
+        name="base",
+        chunk_frames=8,
+        history_chunks=4,
+        codec=CodecConfig(frame_size=128, spatial=8, temporal=4, latent_channels=16,
+                          widths=(64, 128, 256)),
+        text=TextConfig(vocab=16384, dim=384, depth=4, heads=6),
+        denoiser=DenoiserConfig(dim=768, depth=16, heads=12, kv_heads=4, patch=1),
+        sampler=SamplerConfig(steps=8, in_flight=4),
+    ),
+    "large": ModelConfig(
+        name="large",
+        chunk_frames=16,
+        history_chunks=4,
+        codec=CodecConfig(frame_size=256, spatial=8, temporal=4, latent_channels=16,
+                          widths=(64, 128, 256)),
+        text=TextConfig(vocab=32768, dim=512, depth=6, heads=8),
+        denoiser=DenoiserConfig(dim=1536, depth=24, heads=24, kv_heads=8, patch=2),
+        sampler=SamplerConfig(steps=16, in_flight=4),
+    ),
+}
+
+
+def preset(name: str) -> ModelConfig:
+    """Return the named preset; the error lists the valid names."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None

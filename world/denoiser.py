@@ -1,0 +1,371 @@
+"""The chunk-causal diffusion transformer (DESIGN section 2), in the order data flows.
+
+Input: the latents of ``n`` chunks, each at its own noise level, plus per-frame actions, a caption
+per chunk, and (optionally) the keys/values of clean history chunks from a ``KVCache``.
+Output: the flow-matching velocity of every chunk.
+
+The block follows MAGI-1 at small scale: pre-norm, per-head QK-norm, 3D rotary positions over
+(time, row, column) with time the latent-frame index, a post-norm on each branch before the
+residual add ("sandwich"), gates from the condition squashed by ``tanh``, grouped-query attention,
+and text by cross-attention to the chunk's own caption. The condition (noise level, the chunk's
+actions, the step size, a context flag) modulates every block with shift and scale (adaptive
+norm), which is what makes actions followed rather than merely gated.
+
+Attention rule, at chunk granularity (``K`` = history_chunks):
+
+    a context chunk (clean history)  sees only itself
+    a noisy chunk c                  sees itself and every chunk j with c - K <= j < c
+
+so a chunk's output depends on exactly the last ``K`` chunks. Worked example, K = 2, chunks 0..3
+with 0, 1 context and 2, 3 noisy: 0 -> {0}, 1 -> {1}, 2 -> {0, 1, 2}, 3 -> {1, 2, 3}.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as fn
+from torch import nn
+
+from world.cache import KVCache
+from world.config import ModelConfig
+
+# ---------------------------------------------------------------------------------------------
+# Conditioning and positions
+# ---------------------------------------------------------------------------------------------
+
+
+def sinusoid(x: torch.Tensor, dim: int, scale: float = 1000.0) -> torch.Tensor:
+    """Sinusoidal embedding of scalars: (...,) -> (..., dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=x.device) / half)
+    angles = x.float()[..., None] * scale * freqs
+    return torch.cat([angles.cos(), angles.sin()], dim=-1)
+
+
+class RoPE3D(nn.Module):
+    """Rotary positions over (time, row, column). Rotates the first ``rot`` channels of a head.
+
+    The head is split as dt = 2 * (hd // 8) channels for time, dy = dx = 2 * ((hd - dt) // 4) for
+    rows and columns; the rest passes unrotated. hd = 64 -> dt = 16, dy = dx = 24.
+    """
+
+    def __init__(self, head_dim: int, theta: float) -> None:
+        super().__init__()
+        dt = 2 * (head_dim // 8)
+        dyx = 2 * ((head_dim - dt) // 4)
+        self.rot = dt + 2 * dyx
+        freqs = [theta ** (-torch.arange(0, d, 2).float() / d) for d in (dt, dyx, dyx)]
+        self.register_buffer("f_t", freqs[0], persistent=False)
+        self.register_buffer("f_y", freqs[1], persistent=False)
+        self.register_buffer("f_x", freqs[2], persistent=False)
+
+    def angles(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """pos (N, 3) float (time, row, col) -> cos, sin (N, rot / 2)."""
+        a = torch.cat(
+            [pos[:, :1] * self.f_t, pos[:, 1:2] * self.f_y, pos[:, 2:3] * self.f_x], dim=-1
+        )
+        return a.cos(), a.sin()
+
+    def apply(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """x (B, heads, N, hd) rotated pairwise: channel i with channel i + rot/2."""
+        h = self.rot // 2
+        x1, x2, rest = x[..., :h], x[..., h : 2 * h], x[..., 2 * h :]
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], dim=-1)
+
+
+def token_positions(
+    chunk_index: torch.Tensor, latent_frames: int, grid: int, ref: int
+) -> torch.Tensor:
+    """(time, row, col) of every token of the given chunks, time relative to ``ref``.
+
+    chunk_index (n,) -> (n * latent_frames * grid * grid, 3). Time of latent frame j of chunk c is
+    ``c * latent_frames + j - ref``; RoPE depends only on differences, so any ``ref`` gives the
+    same attention, and a small one keeps angles small after 10,000 ticks.
+    """
+    t = chunk_index[:, None] * latent_frames + torch.arange(latent_frames, device=chunk_index.device)
+    t = (t - ref).float()  # (n, Tl)
+    r = torch.arange(grid, device=chunk_index.device).float()
+    tt = t[:, :, None, None].expand(-1, -1, grid, grid)
+    rr = r[None, None, :, None].expand_as(tt)
+    cc = r[None, None, None, :].expand_as(tt)
+    return torch.stack([tt, rr, cc], dim=-1).reshape(-1, 3)
+
+
+def chunk_mask(
+    q_chunks: torch.Tensor,
+    q_context: torch.Tensor,
+    k_chunks: torch.Tensor,
+    reach: int,
+    use_history: bool = True,
+) -> torch.Tensor:
+    """Which query chunk may attend to which key chunk (the rule in the module docstring).
+
+    Args:
+        q_chunks: (n,) absolute indices of the chunks computed in this call.
+        q_context: (B, n) True where a chunk is clean history (attends only to itself).
+        k_chunks: (m,) absolute indices of key chunks (-1 = an empty cache slot, never attended).
+        reach: K, how many earlier chunks a noisy chunk sees.
+        use_history: False attends every chunk only to itself (the "no history" guidance pass).
+    Returns:
+        (B, n, m) bool, True = attend.
+    """
+    q = q_chunks[None, :, None]
+    k = k_chunks[None, None, :]
+    same = q == k
+    earlier = (k >= 0) & (k < q) & (k >= q - reach) & ~q_context[:, :, None]
+    if not use_history:
+        earlier = torch.zeros_like(earlier)
+    return same | earlier
+
+
+# ---------------------------------------------------------------------------------------------
+# The block
+# ---------------------------------------------------------------------------------------------
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, text_dim: int) -> None:
+        super().__init__()
+        d = cfg.denoiser
+        self.heads, self.kv_heads, self.hd = d.heads, d.kv_heads, d.head_dim
+        dim = d.dim
+        self.norm1 = nn.RMSNorm(dim, elementwise_affine=False)
+        self.q = nn.Linear(dim, dim, bias=False)
+        self.kv = nn.Linear(dim, 2 * d.kv_heads * d.head_dim, bias=False)
+        self.q_norm = nn.RMSNorm(d.head_dim)
+        self.k_norm = nn.RMSNorm(d.head_dim)
+        self.proj = nn.Linear(dim, dim)
+        self.post1 = nn.RMSNorm(dim)
+        self.norm_x = nn.RMSNorm(dim, elementwise_affine=False)
+        self.xq = nn.Linear(dim, dim, bias=False)
+        self.xkv = nn.Linear(text_dim, 2 * dim, bias=False)
+        self.xproj = nn.Linear(dim, dim)
+        self.post_x = nn.RMSNorm(dim)
+        self.norm2 = nn.RMSNorm(dim, elementwise_affine=False)
+        hidden = int(d.mlp_ratio * dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"),
+                                 nn.Linear(hidden, dim))
+        self.post2 = nn.RMSNorm(dim)
+        # condition -> shift, scale, gate for attention, cross-attention, MLP
+        self.mod = nn.Linear(dim, 9 * dim)
+        nn.init.zeros_(self.mod.weight)
+        nn.init.zeros_(self.mod.bias)
+        with torch.no_grad():  # gates start small but open: tanh(0.1) ~ 0.1
+            self.mod.bias[2 * dim : 3 * dim].fill_(0.1)
+            self.mod.bias[5 * dim : 6 * dim].fill_(0.1)
+            self.mod.bias[8 * dim : 9 * dim].fill_(0.1)
+
+    def forward(
+        self,
+        x: torch.Tensor,  # (B, N, D) tokens, N = n chunks * T
+        cond: torch.Tensor,  # (B, n * Tl, 1, D) condition per latent frame (broadcast to tokens)
+        rope: RoPE3D,
+        cos_q: torch.Tensor,  # (N, rot/2)
+        sin_q: torch.Tensor,
+        hist: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None,
+        mask: torch.Tensor,  # (B, 1, N, M) bool over [history tokens, current tokens]
+        text: torch.Tensor,  # (B * n, L, Dt)
+        text_mask: torch.Tensor,  # (B * n, 1, 1, L)
+        n: int,
+        write: tuple[KVCache, int, int] | None,  # (cache, layer, chunk index) for the cache pass
+    ) -> torch.Tensor:
+        b, big_n, dim = x.shape
+        frames = cond.shape[1]
+        sh1, sc1, g1, shx, scx, gx, sh2, sc2, g2 = self.mod(cond).chunk(9, dim=-1)
+
+        def modulate(y: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+            return (y.view(b, frames, -1, dim) * (1 + scale) + shift).view(b, big_n, dim)
+
+        def gated(y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+            return (y.view(b, frames, -1, dim) * torch.tanh(gate)).view(b, big_n, dim)
+
+        # --- self-attention over [history, current] tokens
+        h = modulate(self.norm1(x), sh1, sc1)
+        q = self.q_norm(self.q(h).view(b, big_n, self.heads, self.hd)).transpose(1, 2)
+        k, v = self.kv(h).view(b, big_n, 2, self.kv_heads, self.hd).unbind(2)
+        k = self.k_norm(k).transpose(1, 2)  # (B, kv, N, hd), before RoPE
+        v = v.transpose(1, 2)
+        if write is not None:
+            cache, layer, chunk = write
+            cache.write(layer, chunk, k, v)
+        q = rope.apply(q, cos_q, sin_q)
+        k = rope.apply(k, cos_q, sin_q)
+        if hist is not None:
+            hk, hv, cos_h, sin_h = hist
+            hk = rope.apply(hk.to(k.dtype), cos_h, sin_h)
+            k = torch.cat([hk, k], dim=2)
+            v = torch.cat([hv.to(v.dtype), v], dim=2)
+        a = fn.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                            enable_gqa=self.kv_heads != self.heads)
+        a = self.proj(a.transpose(1, 2).reshape(b, big_n, dim))
+        x = x + gated(self.post1(a), g1)
+
+        # --- cross-attention: each chunk's tokens to its own caption
+        h = modulate(self.norm_x(x), shx, scx)
+        t = big_n // n
+        xq = self.xq(h).view(b * n, t, self.heads, self.hd).transpose(1, 2)
+        xk, xv = self.xkv(text).view(text.shape[0], text.shape[1], 2, self.heads, self.hd).unbind(2)
+        a = fn.scaled_dot_product_attention(xq, xk.transpose(1, 2), xv.transpose(1, 2),
+                                            attn_mask=text_mask)
+        a = self.xproj(a.transpose(1, 2).reshape(b, big_n, dim))
+        x = x + gated(self.post_x(a), gx)
+
+        # --- MLP
+        h = modulate(self.norm2(x), sh2, sc2)
+        return x + gated(self.post2(self.mlp(h)), g2)
+
+
+# ---------------------------------------------------------------------------------------------
+# The network
+# ---------------------------------------------------------------------------------------------
+
+
+class Denoiser(nn.Module):
+    """Velocity prediction for chunks of latents, with optional clean history from a KV cache."""
+
+    def __init__(self, cfg: ModelConfig, text_dim: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.denoiser
+        c = cfg.codec.latent_channels
+        p = d.patch
+        self.patch_dim = c * p * p
+        in_dim = self.patch_dim * (2 if d.context_frame else 1) + (1 if d.context_frame else 0)
+        self.inp = nn.Linear(in_dim, d.dim)
+        self.pos_bias = nn.Parameter(torch.zeros(cfg.tokens_per_frame, d.dim))  # spatial bias
+        self.level_mlp = nn.Sequential(nn.Linear(256, d.dim), nn.SiLU(), nn.Linear(d.dim, d.dim))
+        self.step_mlp = nn.Sequential(nn.Linear(256, d.dim), nn.SiLU(), nn.Linear(d.dim, d.dim))
+        self.action_emb = nn.Embedding(len(cfg.actions), 64)
+        self.action_proj = nn.Linear(64 * cfg.codec.temporal, d.dim)
+        self.context_emb = nn.Embedding(2, d.dim)
+        self.rope = RoPE3D(d.head_dim, d.rope_theta)
+        self.blocks = nn.ModuleList(Block(cfg, text_dim) for _ in range(d.depth))
+        self.out_norm = nn.RMSNorm(d.dim, elementwise_affine=False)
+        self.out_mod = nn.Linear(d.dim, 2 * d.dim)
+        nn.init.zeros_(self.out_mod.weight)
+        nn.init.zeros_(self.out_mod.bias)
+        self.out = nn.Linear(d.dim, self.patch_dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    # --- tokens <-> latents -----------------------------------------------------------------
+    def patchify(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, n, Tl, C, h, w) -> (B, n * Tl * (h/p) * (w/p), C * p * p)."""
+        b, n, tl, c, h, w = z.shape
+        p = self.cfg.denoiser.patch
+        z = z.reshape(b, n, tl, c, h // p, p, w // p, p)
+        return z.permute(0, 1, 2, 4, 6, 3, 5, 7).reshape(b, n * tl * (h // p) * (w // p), c * p * p)
+
+    def unpatchify(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        """Inverse of ``patchify``."""
+        cfg = self.cfg
+        b = x.shape[0]
+        p, g, c = cfg.denoiser.patch, cfg.codec.grid // cfg.denoiser.patch, cfg.codec.latent_channels
+        x = x.reshape(b, n, cfg.latent_frames, g, g, c, p, p)
+        return x.permute(0, 1, 2, 5, 3, 6, 4, 7).reshape(b, n, cfg.latent_frames, c, g * p, g * p)
+
+    # --- forward ----------------------------------------------------------------------------
+    def forward(
+        self,
+        x: torch.Tensor,
+        levels: torch.Tensor,
+        actions: torch.Tensor,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        chunk_index: torch.Tensor,
+        is_context: torch.Tensor,
+        ctx: torch.Tensor | None = None,
+        ctx_valid: torch.Tensor | None = None,
+        step_size: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        write_chunk: int | None = None,
+        use_history: bool = True,
+    ) -> torch.Tensor:
+        """Predict the velocity of ``n`` chunks.
+
+        Args:
+            x: (B, n, Tl, C, h, w) latents at their levels.
+            levels: (B, n) noise level of each chunk (0 clean, 1 noise).
+            actions: (B, n, F) action id of every frame.
+            text, text_mask: (B, n, L, Dt) and (B, n, L) caption tokens of each chunk.
+            chunk_index: (n,) absolute chunk indices (time positions and the mask).
+            is_context: (B, n) True for clean history chunks (they attend only to themselves).
+            ctx, ctx_valid: (B, n, C, h, w) the previous chunk's last latent frame and (B, n)
+                whether there is one (direct path; ignored when ``context_frame`` is off).
+            step_size: (B, n) step size for few-step sampling (0 = infinitesimal); None -> 0.
+            cache: clean history to attend to (read only, unless ``write_chunk`` is set).
+            write_chunk: when set (n must be 1), write every layer's keys/values to ``cache``
+                as this chunk: the cache pass.
+            use_history: False ignores the cache and earlier chunks (guidance's "no history").
+        Returns:
+            (B, n, Tl, C, h, w) velocity.
+        """
+        cfg = self.cfg
+        b, n, tl = x.shape[:3]
+        t_chunk = cfg.tokens_per_chunk
+        hw = cfg.tokens_per_frame
+
+        # tokens: own latent patch [+ previous chunk's last latent frame + its validity flag]
+        tok = self.patchify(x)  # (B, N, C p^2)
+        if cfg.denoiser.context_frame:
+            if ctx is None or ctx_valid is None or not use_history:
+                ctx = torch.zeros_like(x[:, :, 0])
+                ctx_valid = torch.zeros(b, n, dtype=torch.bool, device=x.device)
+            ctx_valid = ctx_valid & ~is_context  # history chunks are encoded on their own
+            ctx = ctx * ctx_valid[:, :, None, None, None]
+            ctx_tok = self.patchify(ctx[:, :, None].expand(-1, -1, tl, -1, -1, -1))
+            flag = ctx_valid[:, :, None].expand(-1, -1, t_chunk).reshape(b, n * t_chunk, 1)
+            tok = torch.cat([tok, ctx_tok, flag.to(tok.dtype)], dim=-1)
+        h = self.inp(tok) + self.pos_bias.repeat(n * tl, 1)  # (B, N, D)
+
+        # condition per (chunk, latent frame), then broadcast to its tokens
+        k = cfg.codec.temporal
+        cond = self.level_mlp(sinusoid(levels, 256))[:, :, None]  # (B, n, 1, D)
+        act = self.action_emb(actions.view(b, n, tl, k)).flatten(3)  # (B, n, Tl, 64 k)
+        cond = cond + self.action_proj(act)  # (B, n, Tl, D)
+        if cfg.denoiser.step_size_cond:
+            s = torch.zeros_like(levels) if step_size is None else step_size
+            cond = cond + self.step_mlp(sinusoid(s, 256))[:, :, None]
+        cond = cond + self.context_emb(is_context.long())[:, :, None]
+        cond = fn.silu(cond).reshape(b, n * tl, 1, -1)  # (B, n Tl, 1, D)
+
+        # positions and mask: history tokens (from the cache) first, then this call's tokens
+        ref = int(chunk_index.min()) * tl
+        pos_q = token_positions(chunk_index, tl, cfg.codec.grid // cfg.denoiser.patch, ref)
+        cos_q, sin_q = self.rope.angles(pos_q)
+        cur_chunks = chunk_index.repeat_interleave(t_chunk)
+        q_ctx = is_context.repeat_interleave(t_chunk, dim=1)  # (B, N)
+        q_chunks = cur_chunks
+        read_history = cache is not None and use_history and write_chunk is None
+        if read_history:
+            assert cache is not None
+            hist_chunks = cache.token_chunks()
+            pos_h = token_positions(cache.index.clamp_min(0), tl, cfg.codec.grid // cfg.denoiser.patch, ref)
+            cos_h, sin_h = self.rope.angles(pos_h)
+            k_chunks = torch.cat([hist_chunks, cur_chunks])
+        else:
+            k_chunks = cur_chunks
+        mask = chunk_mask(q_chunks, q_ctx, k_chunks, cfg.history_chunks, use_history)[:, None]
+
+        txt = text.reshape(b * n, *text.shape[2:])
+        txt_mask = text_mask.reshape(b * n, 1, 1, -1)
+        if write_chunk is not None:
+            assert cache is not None and n == 1, "the cache pass encodes one chunk at a time"
+        for i, block in enumerate(self.blocks):
+            hist = None
+            if read_history:
+                assert cache is not None
+                hk, hv = cache.read(i)
+                hist = (hk, hv, cos_h, sin_h)
+            write = (cache, i, write_chunk) if write_chunk is not None and cache is not None else None
+            h = block(h, cond, self.rope, cos_q, sin_q, hist, mask, txt, txt_mask, n, write)
+        if write_chunk is not None and cache is not None:
+            cache.commit(write_chunk)
+
+        # output: adaptive norm, then the velocity of every patch
+        shift, scale = self.out_mod(cond).chunk(2, dim=-1)  # (B, n Tl, 1, D)
+        h = (self.out_norm(h).view(b, n * tl, hw, -1) * (1 + scale) + shift).view(b, n * t_chunk, -1)
+        return self.unpatchify(self.out(h), n).float()

@@ -1,0 +1,31 @@
+"""``WorldModel``: the codec, the text encoder and the denoiser of one config, as one module."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from world.codec import Codec
+from world.config import ModelConfig
+from world.denoiser import Denoiser
+from world.text import HashTextEncoder
+
+
+class WorldModel(nn.Module):
+    """All learned parts of a world. Parameter names are the checkpoint's keys."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.codec = Codec(cfg.codec)
+        self.text = HashTextEncoder(cfg.text)
+        self.denoiser = Denoiser(cfg, cfg.text.dim)
+
+    def encode_text(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Captions -> tokens (B, L, Dt), mask (B, L)."""
+        return self.text.encode(captions)
+
+    def parameter_count(self) -> dict[str, int]:
+        return {name: sum(p.numel() for p in part.parameters())
+                for name, part in (("codec", self.codec), ("text", self.text),
+                                   ("denoiser", self.denoiser))}
