@@ -55,7 +55,9 @@ class Encoder(nn.Module):
         blocks: list[nn.Module] = []
         for i in range(levels):
             out = w[min(i + 1, levels - 1)]
-            blocks += [ResBlock(w[i]), nn.Conv2d(w[i], out, 4, stride=2, padding=1)]
+            if i > 0:  # no residual block at full resolution: it is the costliest level
+                blocks.append(ResBlock(w[i]))
+            blocks.append(nn.Conv2d(w[i], out, 4, stride=2, padding=1))
         self.blocks = nn.Sequential(*blocks)
         self.mid = ResBlock(w[-1])
         self.out = nn.Conv2d(w[-1], cfg.latent_channels, 1)

@@ -9,7 +9,7 @@ Geometry, with the ``small`` preset as the worked example::
     frame 64x64x3, chunk_frames F = 4 frames per chunk
     codec: spatial 8 -> latent grid 8x8, temporal 2 -> 2 latent frames per chunk, 16 channels
     tokens per chunk = latent_frames (2) * grid (8 * 8) = 128
-    history_chunks K = 3 -> a chunk attends to at most 3 clean chunks (384 tokens) + itself
+    history_chunks K = 2 -> a chunk attends to at most 2 clean chunks (256 tokens) + itself
 """
 
 from __future__ import annotations
@@ -56,10 +56,10 @@ class TextConfig:
 class DenoiserConfig:
     """The chunk-causal diffusion transformer over latent tokens (DESIGN section 2)."""
 
-    dim: int = 256  # model width D
+    dim: int = 192  # model width D
     depth: int = 6  # transformer blocks
-    heads: int = 4  # query heads
-    kv_heads: int = 2  # key/value heads (grouped-query attention when < heads)
+    heads: int = 3  # query heads
+    kv_heads: int = 1  # key/value heads (grouped-query attention when < heads)
     mlp_ratio: float = 3.0  # hidden width of the MLP = mlp_ratio * dim
     patch: int = 1  # latent patch side: tokens per latent frame = (grid / patch) ** 2
     context_frame: bool = True  # direct path: the previous chunk's last latent frame on the input
@@ -89,7 +89,7 @@ class ModelConfig:
 
     name: str = "small"
     chunk_frames: int = 4  # frames per chunk F (a multiple of codec.temporal)
-    history_chunks: int = 3  # reach K: clean chunks a chunk may attend to
+    history_chunks: int = 2  # reach K: clean chunks a chunk may attend to
     fps: float = 15.0  # frames per second the world is meant to be shown at
     actions: tuple[str, ...] = ("noop", "up", "down", "left", "right", "fire")
     codec: CodecConfig = field(default_factory=CodecConfig)

@@ -1,0 +1,600 @@
+"""The dataset format of chunkworld: one format for generated data and for a user's own game.
+
+A dataset is a directory::
+
+    meta.json           format name and version, frame size, fps, chunk_frames, action names,
+                        state column names (optional), generator info
+    clips/000000.npz    one clip per file, written by numpy.savez_compressed, read with
+    clips/000001.npz    allow_pickle=False (no pickle anywhere)
+    ...
+
+A clip file holds
+
+=============  ==============  ===============================================================
+key            dtype, shape    meaning
+=============  ==============  ===============================================================
+frames         uint8 (T,H,W,3)  RGB frames
+actions        int16 (T,)       action id per frame: ``frames[t]`` is the frame produced while
+                                ``actions[t]`` was held (the first frame that shows it)
+captions       uint8 (B,)       UTF-8 JSON list of ``T // chunk_frames`` strings: the caption
+                                of each chunk
+state          float32 (T,S)    optional: one row of ``meta.state_fields`` per frame
+events         uint8 (B,)       UTF-8 JSON list of ``{"frame", "chunk", "prompt", "events"}``
+info           uint8 (B,)       UTF-8 JSON object: free-form facts (seeds, source, ...)
+=============  ==============  ===============================================================
+
+``T`` is a multiple of ``chunk_frames``. Files are written to a temporary name and renamed, so a
+reader never sees half a clip. See docs/DATA.md for the full description and how to record a
+game of one's own.
+
+Generated data (:func:`generate_dataset`, ``python -m world.data generate``): clip ``i`` of a
+dataset with seed base ``s`` is a fresh :class:`world.game.Game` whose seeds come from
+``numpy.random.SeedSequence([s, i])``. Training data uses ``TRAIN_SEED`` (0), evaluation data
+``EVAL_SEED`` (1_000_000): with fewer than a million clips the two never share a game.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from world.actions import ACTIONS, play_like_actions
+from world.captions import sample_chunk_caption
+from world.game import Game, GameConfig, state_fields
+
+FORMAT = "chunkworld-dataset"
+VERSION = 1
+TRAIN_SEED = 0
+EVAL_SEED = 1_000_000
+_JSON_KEYS = ("captions", "events", "info")
+
+
+@dataclass(frozen=True)
+class DatasetMeta:
+    """The contents of ``meta.json``."""
+
+    frame_size: tuple[int, int]  # (H, W) of every frame
+    chunk_frames: int = 4  # frames per chunk: one caption per chunk
+    fps: float = 15.0  # playback rate of the recording
+    actions: tuple[str, ...] = ACTIONS  # action names; the index is the id stored in clips
+    state_fields: tuple[str, ...] | None = None  # column names of ``state``; None: no state
+    clip_frames: int | None = None  # every clip has this many frames (None: lengths may vary)
+    generator: dict[str, Any] = field(default_factory=dict)  # how the data was made
+
+    def __post_init__(self) -> None:
+        h, w = (int(v) for v in self.frame_size)
+        object.__setattr__(self, "frame_size", (h, w))
+        object.__setattr__(self, "actions", tuple(self.actions))
+        if self.state_fields is not None:
+            object.__setattr__(self, "state_fields", tuple(self.state_fields))
+        if h < 1 or w < 1:
+            raise ValueError(f"frame_size must be positive (H, W), got {self.frame_size}")
+        if self.chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be >= 1, got {self.chunk_frames}")
+        if not self.actions or len(self.actions) > 32767:
+            raise ValueError(f"actions must name 1..32767 actions, got {len(self.actions)}")
+        if self.clip_frames is not None and self.clip_frames % self.chunk_frames:
+            raise ValueError(
+                f"clip_frames={self.clip_frames} must be a multiple of chunk_frames={self.chunk_frames}"
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["frame_size"] = list(self.frame_size)
+        d["actions"] = list(self.actions)
+        d["state_fields"] = None if self.state_fields is None else list(self.state_fields)
+        return {"format": FORMAT, "version": VERSION, **d}
+
+    @classmethod
+    def from_json(cls, d: Any, where: str = "meta.json") -> DatasetMeta:
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ValueError(
+                f"{where} is not a chunkworld dataset description (format != {FORMAT!r})"
+            )
+        if d.get("version") != VERSION:
+            raise ValueError(
+                f"{where} has format version {d.get('version')!r}; this chunkworld reads version "
+                f"{VERSION}: regenerate the data or use the chunkworld release that wrote it"
+            )
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names - {"format", "version"}
+        if unknown:
+            raise ValueError(f"{where} has unknown keys {sorted(unknown)}")
+        if "frame_size" not in d:
+            raise ValueError(f"{where} lacks 'frame_size'")
+        try:
+            return cls(**{k: v for k, v in d.items() if k in names})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: {e}") from e
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One clip of a dataset."""
+
+    id: str
+    frames: np.ndarray  # uint8 (T, H, W, 3)
+    actions: np.ndarray  # int64 (T,)
+    captions: tuple[str, ...]  # one per chunk
+    state: np.ndarray | None  # float32 (T, S)
+    events: tuple[dict[str, Any], ...]  # prompts applied during the clip
+    info: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+@dataclass(frozen=True)
+class ClipBatch:
+    """Clips of equal length stacked for training."""
+
+    ids: tuple[str, ...]
+    frames: np.ndarray  # uint8 (N, T, H, W, 3)
+    actions: np.ndarray  # int64 (N, T)
+    captions: list[list[str]]  # (N, T // chunk_frames)
+    state: np.ndarray | None  # float32 (N, T, S), None when any clip has no state
+
+
+def _json_bytes(obj: Any) -> np.ndarray:
+    return np.frombuffer(json.dumps(obj, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _read_meta(path: Path) -> DatasetMeta:
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"no dataset at {path}: make one with `python -m world.data generate --out {path}` "
+            "or world.data.DatasetWriter"
+        )
+    meta_path = path / "meta.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} is missing: {path} is not a chunkworld dataset")
+    try:
+        d = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{meta_path} is not valid JSON ({e}); restore or regenerate it") from e
+    return DatasetMeta.from_json(d, str(meta_path))
+
+
+def _clip_files(path: Path) -> list[Path]:
+    clips = path / "clips"
+    if not clips.is_dir():
+        return []
+    return sorted(p for p in clips.iterdir() if p.suffix == ".npz" and not p.name.startswith("."))
+
+
+class DatasetWriter:
+    """Writes clips into a dataset directory, creating it (and ``meta.json``) if needed.
+
+    Opening an existing dataset appends to it; its ``meta.json`` must agree with ``meta``
+    on frame size, chunk length, actions and state fields.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], meta: DatasetMeta | dict[str, Any]) -> None:
+        self.path = Path(path)
+        if isinstance(meta, dict):
+            meta = DatasetMeta(**meta)
+        self.meta = meta
+        meta_path = self.path / "meta.json"
+        if meta_path.exists():
+            old = _read_meta(self.path)
+            for name in ("frame_size", "chunk_frames", "actions", "state_fields"):
+                if getattr(old, name) != getattr(meta, name):
+                    raise ValueError(
+                        f"{meta_path} has {name}={getattr(old, name)!r} but the writer was given "
+                        f"{getattr(meta, name)!r}: write to a new directory"
+                    )
+            self.meta = old
+        else:
+            (self.path / "clips").mkdir(parents=True, exist_ok=True)
+            text = json.dumps(meta.to_json(), indent=2) + "\n"
+            _write_atomic(meta_path, lambda f: f.write(text.encode("utf-8")))
+        (self.path / "clips").mkdir(exist_ok=True)
+        existing = [int(p.stem) for p in _clip_files(self.path) if p.stem.isdigit()]
+        self._next = max(existing, default=-1) + 1
+
+    def append(
+        self,
+        frames: np.ndarray,
+        actions: np.ndarray | Sequence[int | str],
+        captions: Sequence[str],
+        state: np.ndarray | None = None,
+        events: Sequence[dict[str, Any]] = (),
+        info: dict[str, Any] | None = None,
+    ) -> str:
+        """Validate and write one clip; returns its id (``"000123"``).
+
+        ``actions`` may be ids or names of ``meta.actions``; ``captions`` has one string per
+        chunk (``len(frames) // chunk_frames``).
+        """
+        m = self.meta
+        frames = np.asarray(frames)
+        h, w = m.frame_size
+        if frames.dtype != np.uint8:
+            raise ValueError(
+                f"frames must be uint8, got {frames.dtype}: convert with "
+                "np.clip(x * 255, 0, 255).astype(np.uint8) for floats in [0, 1]"
+            )
+        if frames.ndim != 4 or frames.shape[1:] != (h, w, 3):
+            raise ValueError(
+                f"frames must have shape (T, {h}, {w}, 3) to match meta.frame_size, got "
+                f"{frames.shape}; resize frames or write them to a dataset of their size"
+            )
+        t = len(frames)
+        f = m.chunk_frames
+        if t == 0 or t % f:
+            raise ValueError(
+                f"a clip needs a positive multiple of chunk_frames={f} frames, got {t}: trim to "
+                f"{t - t % f} frames or pad to {t + (-t) % f}"
+            )
+        if m.clip_frames is not None and t != m.clip_frames:
+            raise ValueError(f"every clip of this dataset has {m.clip_frames} frames, got {t}")
+        acts = self._action_ids(actions, t)
+        captions = list(captions)
+        if len(captions) != t // f or not all(isinstance(c, str) for c in captions):
+            raise ValueError(
+                f"captions must be {t // f} strings (one per chunk of {f} frames), got "
+                f"{len(captions)} items; use '' for a chunk without caption"
+            )
+        arrays: dict[str, np.ndarray] = {"frames": frames, "actions": acts}
+        if state is not None:
+            if m.state_fields is None:
+                raise ValueError(
+                    "state given but meta.state_fields is None: create the dataset with "
+                    "DatasetMeta(state_fields=[...column names...])"
+                )
+            st = np.asarray(state, dtype=np.float32)
+            if st.shape != (t, len(m.state_fields)):
+                raise ValueError(
+                    f"state must have shape (T, S) = ({t}, {len(m.state_fields)}) "
+                    f"(one row of meta.state_fields per frame), got {st.shape}"
+                )
+            arrays["state"] = st
+        arrays["captions"] = _json_bytes(captions)
+        arrays["events"] = _json_bytes(list(events))
+        arrays["info"] = _json_bytes(info or {})
+        clip_id = f"{self._next:06d}"
+        _write_atomic(
+            self.path / "clips" / f"{clip_id}.npz", lambda fh: np.savez_compressed(fh, **arrays)
+        )
+        self._next += 1
+        return clip_id
+
+    def _action_ids(self, actions: Any, t: int) -> np.ndarray:
+        names = self.meta.actions
+        a = np.asarray(actions)
+        if a.dtype.kind in "US":
+            lookup = {n: i for i, n in enumerate(names)}
+            bad = sorted({str(x) for x in a.ravel() if str(x) not in lookup})
+            if bad:
+                raise ValueError(f"unknown action names {bad}; valid: {list(names)}")
+            a = np.array([lookup[str(x)] for x in a.ravel()], dtype=np.int64).reshape(a.shape)
+        if a.dtype.kind not in "iu":
+            raise ValueError(
+                f"actions must be integer ids or names of {list(names)}, got dtype {a.dtype}"
+            )
+        if a.shape != (t,):
+            raise ValueError(f"actions must have shape ({t},) (one per frame), got {a.shape}")
+        if t and (a.min() < 0 or a.max() >= len(names)):
+            raise ValueError(
+                f"action ids must be in 0..{len(names) - 1} ({', '.join(names)}), "
+                f"got {int(a.min())}..{int(a.max())}"
+            )
+        return a.astype(np.int16)
+
+
+class Dataset:
+    """Reads a dataset directory: ``len(ds)``, ``ds[i]`` -> :class:`Clip`, ``ds.load_all()``."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.meta = _read_meta(self.path)
+        self._files = _clip_files(self.path)
+        self.ids: tuple[str, ...] = tuple(p.stem for p in self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __iter__(self) -> Iterator[Clip]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __getitem__(self, index: int | str) -> Clip:
+        if isinstance(index, str):
+            if index not in self.ids:
+                raise KeyError(f"no clip {index!r} in {self.path}")
+            index = self.ids.index(index)
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"clip index {index} out of range for {n} clips")
+        return self._load(self._files[index])
+
+    def _load(self, file: Path) -> Clip:
+        m = self.meta
+        try:
+            with np.load(file, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as e:
+            raise ValueError(
+                f"clip file {file} is corrupt or not a chunkworld clip ({type(e).__name__}: {e}); "
+                "delete it or regenerate the dataset"
+            ) from e
+        missing = [k for k in ("frames", "actions", "captions") if k not in data]
+        if missing:
+            raise ValueError(
+                f"clip file {file} lacks {missing}; delete it or regenerate the dataset"
+            )
+        frames, actions = data["frames"], data["actions"]
+        h, w = m.frame_size
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (h, w, 3):
+            raise ValueError(
+                f"clip file {file}: frames are {frames.dtype} {frames.shape}, meta.json says "
+                f"uint8 (T, {h}, {w}, 3)"
+            )
+        t = len(frames)
+        if actions.shape != (t,) or actions.dtype.kind not in "iu":
+            raise ValueError(
+                f"clip file {file}: actions are {actions.dtype} {actions.shape}, expected ({t},) ints"
+            )
+        parsed: dict[str, Any] = {}
+        for key in _JSON_KEYS:
+            if key in data:
+                try:
+                    parsed[key] = json.loads(data[key].tobytes().decode("utf-8"))
+                except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                    raise ValueError(f"clip file {file}: {key} is not UTF-8 JSON ({e})") from e
+        captions = parsed["captions"]
+        if not isinstance(captions, list) or len(captions) != t // m.chunk_frames:
+            raise ValueError(
+                f"clip file {file}: expected {t // m.chunk_frames} captions (one per chunk), got "
+                f"{len(captions) if isinstance(captions, list) else type(captions).__name__}"
+            )
+        state = data.get("state")
+        if state is not None and (
+            m.state_fields is None or state.shape != (t, len(m.state_fields))
+        ):
+            raise ValueError(
+                f"clip file {file}: state shape {state.shape} does not match meta.state_fields"
+            )
+        return Clip(
+            id=file.stem,
+            frames=frames,
+            actions=actions.astype(np.int64),
+            captions=tuple(str(c) for c in captions),
+            state=state,
+            events=tuple(parsed.get("events", [])),
+            info=parsed.get("info", {}),
+        )
+
+    def load_all(self, frames: int | None = None) -> ClipBatch:
+        """Every clip stacked: ``frames`` (N, T, H, W, 3) etc. Clips must have equal length, or
+        pass ``frames`` (a multiple of chunk_frames) to keep the first ``frames`` of each."""
+        if not len(self):
+            raise ValueError(f"dataset {self.path} has no clips")
+        f = self.meta.chunk_frames
+        if frames is not None and (frames <= 0 or frames % f):
+            raise ValueError(
+                f"frames must be a positive multiple of chunk_frames={f}, got {frames}"
+            )
+        clips = list(self)
+        lengths = sorted({len(c) for c in clips})
+        if frames is None and len(lengths) > 1:
+            raise ValueError(
+                f"clips have different lengths {lengths[:5]}: pass load_all(frames=T) with "
+                f"T <= {lengths[0]} to crop them, or read clips one by one"
+            )
+        t = lengths[0] if frames is None else frames
+        if t > lengths[0]:
+            raise ValueError(f"frames={t} is longer than the shortest clip ({lengths[0]} frames)")
+        with_state = all(c.state is not None for c in clips)
+        return ClipBatch(
+            ids=tuple(c.id for c in clips),
+            frames=np.stack([c.frames[:t] for c in clips]),
+            actions=np.stack([c.actions[:t] for c in clips]),
+            captions=[list(c.captions[: t // f]) for c in clips],
+            state=np.stack([c.state[:t] for c in clips]) if with_state else None,  # type: ignore[index]
+        )
+
+
+def clip_seeds(seed: int, index: int) -> tuple[int, int, int]:
+    """Seeds of clip ``index`` of a dataset with seed base ``seed``: (game, actions, captions)."""
+    g, a, c = np.random.SeedSequence([seed, index]).generate_state(3)
+    return int(g), int(a), int(c)
+
+
+def generate_clip(
+    game: Game,
+    index: int,
+    clip_frames: int,
+    chunk_frames: int = 4,
+    seed: int = 0,
+    event_prob: float = 0.12,
+) -> dict[str, Any]:
+    """One clip of generated data, as the keyword arguments of :meth:`DatasetWriter.append`.
+
+    Chunk 0 is captioned with the scene description; every later chunk, with probability
+    ``event_prob``, gets an event prompt that is applied to the game before its first frame,
+    otherwise the (current) scene description.
+    """
+    game_seed, act_seed, cap_seed = clip_seeds(seed, index)
+    game.reset(game_seed)
+    actions = play_like_actions(np.random.default_rng(act_seed), clip_frames)
+    cap_rng = np.random.default_rng(cap_seed)
+    max_balls = game.config.max_balls
+    s = game.config.size
+    frames = np.empty((clip_frames, s, s, 3), dtype=np.uint8)
+    state = np.empty((clip_frames, len(state_fields(max_balls))), dtype=np.float32)
+    captions: list[str] = []
+    events: list[dict[str, Any]] = []
+    for c in range(clip_frames // chunk_frames):
+        if c == 0:
+            caption = game.describe()
+        else:
+            caption, is_event = sample_chunk_caption(cap_rng, game.state(), event_prob, max_balls)
+            if is_event:
+                changed = game.apply_prompt(caption)
+                events.append(
+                    {"frame": c * chunk_frames, "chunk": c, "prompt": caption, "events": changed}
+                )
+        captions.append(caption)
+        for t in range(c * chunk_frames, (c + 1) * chunk_frames):
+            frames[t] = game.step(int(actions[t]))
+            state[t] = game.state_vector()
+    info = {"seed_base": seed, "index": index, "game_seed": game_seed}
+    return dict(
+        frames=frames, actions=actions, captions=captions, state=state, events=events, info=info
+    )
+
+
+def generate_dataset(
+    path: str | os.PathLike[str],
+    n_clips: int,
+    clip_frames: int,
+    chunk_frames: int = 4,
+    seed: int = TRAIN_SEED,
+    size: int = 64,
+    progress: bool = True,
+    event_prob: float = 0.12,
+    fps: float = 15.0,
+    config: GameConfig | None = None,
+) -> Dataset:
+    """Generate ``n_clips`` clips of the built-in game into a new dataset directory.
+
+    Use ``seed=TRAIN_SEED`` (0) for training data and ``seed=EVAL_SEED`` (1_000_000) for held-out
+    evaluation data. ``config`` overrides ``GameConfig.for_size(size)``.
+    """
+    from tqdm import tqdm
+
+    path = Path(path)
+    if n_clips < 0:
+        raise ValueError(f"n_clips must be >= 0, got {n_clips}")
+    if clip_frames <= 0 or clip_frames % chunk_frames:
+        raise ValueError(
+            f"clip_frames must be a positive multiple of chunk_frames={chunk_frames}, got {clip_frames}"
+        )
+    if _clip_files(path) or (path / "meta.json").exists():
+        raise FileExistsError(f"{path} already holds a dataset: choose a new --out or delete it")
+    cfg = config or GameConfig.for_size(size)
+    game = Game(cfg)
+    meta = DatasetMeta(
+        frame_size=(cfg.size, cfg.size),
+        chunk_frames=chunk_frames,
+        fps=fps,
+        actions=ACTIONS,
+        state_fields=tuple(state_fields(cfg.max_balls)),
+        clip_frames=clip_frames,
+        generator={
+            "name": "world.game.Game",
+            "seed_base": seed,
+            "seeds": "clip i: numpy.random.SeedSequence([seed_base, i]).generate_state(3) "
+            "-> (game, actions, captions)",
+            "event_prob": event_prob,
+            "config": dataclasses.asdict(cfg),
+        },
+    )
+    writer = DatasetWriter(path, meta)
+    for i in tqdm(range(n_clips), desc=f"generate {path}", unit="clip", disable=not progress):
+        writer.append(**generate_clip(game, i, clip_frames, chunk_frames, seed, event_prob))
+    return Dataset(path)
+
+
+def summarize(ds: Dataset) -> str:
+    """A few lines about a dataset: clips, frames, size, actions and events."""
+    m = ds.meta
+    n_frames = 0
+    action_counts = np.zeros(len(m.actions), dtype=np.int64)
+    n_events = 0
+    for clip in ds:
+        n_frames += len(clip)
+        action_counts += np.bincount(clip.actions, minlength=len(m.actions))
+        n_events += len(clip.events)
+    size = sum(p.stat().st_size for p in ds._files)
+    share = ", ".join(
+        f"{name} {c / max(n_frames, 1):.0%}"
+        for name, c in zip(m.actions, action_counts, strict=True)
+    )
+    return (
+        f"{ds.path}: {len(ds)} clips, {n_frames} frames of {m.frame_size[0]}x{m.frame_size[1]}, "
+        f"{m.chunk_frames} frames per chunk, {n_events} caption events, {size / 1e6:.1f} MB\n"
+        f"actions: {share}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m world.data generate --out data/train --clips 2000 --frames 32`` or
+    ``python -m world.data info data/train``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m world.data", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="generate clips of the built-in game")
+    gen.add_argument("--out", required=True, help="new dataset directory")
+    gen.add_argument("--clips", type=int, default=2000, help="number of clips (default 2000)")
+    gen.add_argument("--frames", type=int, default=32, help="frames per clip (default 32)")
+    gen.add_argument("--chunk", type=int, default=4, help="frames per chunk (default 4)")
+    gen.add_argument(
+        "--size", type=int, default=64, help="frame side in pixels, 32..256 (default 64)"
+    )
+    group = gen.add_mutually_exclusive_group()
+    group.add_argument(
+        "--seed", type=int, default=TRAIN_SEED, help="seed base (default 0: training)"
+    )
+    group.add_argument("--eval", action="store_true", help=f"held-out seed base {EVAL_SEED}")
+    gen.add_argument("--event-prob", type=float, default=0.12, help="chance of an event per chunk")
+    gen.add_argument("--fps", type=float, default=15.0, help="playback rate stored in meta.json")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    info = sub.add_parser("info", help="summarize a dataset")
+    info.add_argument("path")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "generate":
+            seed = EVAL_SEED if args.eval else args.seed
+            start = time.perf_counter()
+            ds = generate_dataset(
+                args.out,
+                args.clips,
+                args.frames,
+                args.chunk,
+                seed,
+                args.size,
+                progress=not args.quiet,
+                event_prob=args.event_prob,
+                fps=args.fps,
+            )
+            elapsed = time.perf_counter() - start
+            print(summarize(ds))
+            print(
+                f"seed base {seed}; {elapsed:.1f} s, "
+                f"{args.clips * args.frames / max(elapsed, 1e-9):.0f} frames/s"
+            )
+        else:
+            print(summarize(Dataset(args.path)))
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
