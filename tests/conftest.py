@@ -8,6 +8,10 @@ import torch
 from world.config import preset
 from world.model import WorldModel
 
+# Tests use small tensors; one thread avoids OpenMP spin-wait thrashing when the machine is
+# shared (two cores), e.g. with a training run, and changes no result.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def tiny_model() -> WorldModel:

@@ -1,7 +1,7 @@
 """The codec: a small convolutional autoencoder, frames <-> latents.
 
 Compression is what makes generation cheap on a CPU. Space shrinks by ``spatial`` (8: 64x64 ->
-8x8); time shrinks by ``temporal`` by stacking that many consecutive frames on the channel axis,
+8x8): a free pixel-unshuffle by ``patch`` (4), then strided convolutions; time shrinks by ``temporal`` by stacking that many consecutive frames on the channel axis,
 so a chunk of ``chunk_frames`` frames is encoded and decoded on its own (no look-ahead past the
 chunk), which is what streaming needs. Encoding is deterministic (MAGI-1 uses the posterior mean);
 during training small noise is added to the latents so the decoder tolerates the sampler's errors.
@@ -37,33 +37,38 @@ class ResBlock(nn.Module):
 
 
 def _levels(cfg: CodecConfig) -> int:
-    levels = int(round(math.log2(cfg.spatial)))
-    if 2**levels != cfg.spatial or len(cfg.widths) != levels:
+    """Stride-2 levels after the pixel (un)shuffle: log2(spatial / patch)."""
+    levels = int(round(math.log2(cfg.spatial // cfg.patch)))
+    if cfg.spatial % cfg.patch or 2**levels * cfg.patch != cfg.spatial or len(cfg.widths) != levels + 1:
         raise ValueError(
-            f"codec: spatial={cfg.spatial} must be a power of two with one width per level "
-            f"(got widths={cfg.widths}, need {levels})"
+            f"codec: spatial={cfg.spatial} must be patch={cfg.patch} times a power of two, with "
+            f"one width per level (got widths={cfg.widths}, need {levels + 1})"
         )
     return levels
 
 
 class Encoder(nn.Module):
+    """Pixel-unshuffle by ``patch`` (free), then convolutions at low resolution only.
+
+    Working at frame/patch resolution with wide layers is several times cheaper on a CPU than
+    full-resolution convolutions, and a flat-coloured sprite's edges survive it exactly.
+    """
+
     def __init__(self, cfg: CodecConfig) -> None:
         super().__init__()
         levels = _levels(cfg)
         w = cfg.widths
-        self.stem = nn.Conv2d(3 * cfg.temporal, w[0], 3, padding=1)
+        self.unshuffle = nn.PixelUnshuffle(cfg.patch)
+        self.stem = nn.Conv2d(3 * cfg.temporal * cfg.patch**2, w[0], 3, padding=1)
         blocks: list[nn.Module] = []
         for i in range(levels):
-            out = w[min(i + 1, levels - 1)]
-            if i > 0:  # no residual block at full resolution: it is the costliest level
-                blocks.append(ResBlock(w[i]))
-            blocks.append(nn.Conv2d(w[i], out, 4, stride=2, padding=1))
+            blocks += [ResBlock(w[i]), nn.Conv2d(w[i], w[i + 1], 4, stride=2, padding=1)]
         self.blocks = nn.Sequential(*blocks)
         self.mid = ResBlock(w[-1])
         self.out = nn.Conv2d(w[-1], cfg.latent_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3k, H, W) -> (N, C, h, w)
-        return self.out(fn.silu(self.mid(self.blocks(self.stem(x)))))
+        return self.out(fn.silu(self.mid(self.blocks(self.stem(self.unshuffle(x))))))
 
 
 class Decoder(nn.Module):
@@ -75,16 +80,15 @@ class Decoder(nn.Module):
         self.mid = ResBlock(w[-1])
         ups: list[nn.Module] = []
         for i in reversed(range(levels)):
-            src = w[min(i + 1, levels - 1)]
-            ups += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(src, w[i], 3, padding=1)]
-            if i > 0:  # no residual block at full resolution: it is the costliest level
-                ups.append(ResBlock(w[i]))
+            ups += [nn.Upsample(scale_factor=2, mode="nearest"),
+                    nn.Conv2d(w[i + 1], w[i], 3, padding=1), ResBlock(w[i])]
         self.ups = nn.Sequential(*ups)
         self.norm = nn.GroupNorm(min(8, w[0]), w[0])
-        self.out = nn.Conv2d(w[0], 3 * cfg.temporal, 3, padding=1)
+        self.out = nn.Conv2d(w[0], 3 * cfg.temporal * cfg.patch**2, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(cfg.patch)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # (N, C, h, w) -> (N, 3k, H, W)
-        return self.out(fn.silu(self.norm(self.ups(self.mid(self.inp(z))))))
+        return self.shuffle(self.out(fn.silu(self.norm(self.ups(self.mid(self.inp(z)))))))
 
 
 class Codec(nn.Module):

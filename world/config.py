@@ -29,10 +29,11 @@ class CodecConfig:
     """Learned autoencoder frames <-> latents. Each latent frame stands for ``temporal`` frames."""
 
     frame_size: int = 64  # H = W of a frame, pixels
-    spatial: int = 8  # spatial compression factor (a power of two)
+    spatial: int = 8  # spatial compression factor (patch times a power of two)
+    patch: int = 4  # pixel-unshuffle factor before the first convolution
     temporal: int = 2  # frames per latent frame, stacked on channels (1, 2 or 4)
     latent_channels: int = 16  # channels of a latent frame
-    widths: tuple[int, ...] = (32, 64, 128)  # conv width per level, full res first; log2(spatial) levels
+    widths: tuple[int, ...] = (128, 128)  # conv width per level from frame/patch resolution down
     latent_scale: float = 1.0  # multiplies encoder output so latents have about unit std
 
     @property
@@ -171,7 +172,7 @@ PRESETS: dict[str, ModelConfig] = {
         name="tiny",
         chunk_frames=2,
         history_chunks=2,
-        codec=CodecConfig(frame_size=32, spatial=8, temporal=2, latent_channels=4, widths=(8, 16, 16)),
+        codec=CodecConfig(frame_size=32, spatial=8, temporal=2, latent_channels=4, widths=(16, 16)),
         text=TextConfig(vocab=256, dim=32, depth=1, heads=2, max_tokens=16),
         denoiser=DenoiserConfig(dim=64, depth=2, heads=4, kv_heads=2, mlp_ratio=2.0),
         sampler=SamplerConfig(steps=2, in_flight=1),
@@ -184,7 +185,7 @@ PRESETS: dict[str, ModelConfig] = {
         chunk_frames=8,
         history_chunks=4,
         codec=CodecConfig(frame_size=128, spatial=8, temporal=4, latent_channels=16,
-                          widths=(64, 128, 256)),
+                          widths=(192, 256)),
         text=TextConfig(vocab=16384, dim=384, depth=4, heads=6),
         denoiser=DenoiserConfig(dim=768, depth=16, heads=12, kv_heads=4, patch=1),
         sampler=SamplerConfig(steps=8, in_flight=4),
@@ -194,7 +195,7 @@ PRESETS: dict[str, ModelConfig] = {
         chunk_frames=16,
         history_chunks=4,
         codec=CodecConfig(frame_size=256, spatial=8, temporal=4, latent_channels=16,
-                          widths=(64, 128, 256)),
+                          widths=(256, 256)),
         text=TextConfig(vocab=32768, dim=512, depth=6, heads=8),
         denoiser=DenoiserConfig(dim=1536, depth=24, heads=24, kv_heads=8, patch=2),
         sampler=SamplerConfig(steps=16, in_flight=4),

@@ -1,0 +1,163 @@
+"""Bridge benchmark (no model): `python -m bridges.bench` or `chunkworld bench bridge`.
+
+Starts a server with the fake session in a child process on loopback TCP, then measures from
+this process: round-trip latency of `step` carrying one uint8 (4, 64, 64, 3) chunk (p50/p99),
+the latency the bridge adds over calling the fake directly, steps per second, and PUB
+throughput seen by one subscriber while stepping. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from bridges.client import Client, Observer
+from bridges.fake import FakeSession
+
+TARGET_ADDED_P50_MS = 0.3
+TARGET_STEPS_PER_S = 5000.0
+SERVER_CODE = (
+    "import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stderr);"
+    "from bridges import ServerLimits, serve; from bridges.fake import fake_factory;"
+    "serve(fake_factory, control='tcp://127.0.0.1:*', frames='tcp://127.0.0.1:*',"
+    " limits=ServerLimits(engine_threads={engine_threads}))"
+)
+
+
+def _start_server(engine_threads: int) -> tuple[subprocess.Popen[str], str]:
+    code = SERVER_CODE.format(engine_threads=engine_threads)
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        found = re.search(r"serving control (\S+) frames", line)
+        if found:
+            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe empty
+            return proc, found.group(1)
+    raise RuntimeError(f"bench server did not start (exit code {proc.wait()})")
+
+
+def _percentiles(seconds: list[float]) -> tuple[float, float]:
+    ms = np.asarray(seconds) * 1000.0
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def run(steps: int = 3000, warmup: int = 300, height: int = 64, width: int = 64,
+        chunk_frames: int = 4, engine_threads: int = 1) -> dict[str, Any]:  # fmt: skip
+    """Run the benchmark and return its figures."""
+    options = {"height": height, "width": width, "chunk_frames": chunk_frames}
+    local = FakeSession(**options)  # type: ignore[arg-type]
+    local.reset()
+    local_times = []
+    for i in range(steps):
+        started = time.perf_counter()
+        local.step(i % 7)
+        local_times.append(time.perf_counter() - started)
+    proc, control = _start_server(engine_threads)
+    try:
+        with Client(control, timeout_s=5.0) as client:
+            session = client.hello(**options)
+            session.reset()
+            for i in range(warmup):
+                session.step(i % 7)
+                client.ping()
+            pings = []
+            for _ in range(steps // 2):
+                started = time.perf_counter()
+                client.ping()
+                pings.append(time.perf_counter() - started)
+            times = []
+            began = time.perf_counter()
+            for i in range(steps):
+                started = time.perf_counter()
+                session.step(i % 7)
+                times.append(time.perf_counter() - started)
+            elapsed = time.perf_counter() - began
+            pub = _pub_throughput(session, steps)
+            session.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    p50, p99 = _percentiles(times)
+    local_p50, _ = _percentiles(local_times)
+    steps_per_s = steps / elapsed
+    figures = {
+        "chunk": [chunk_frames, height, width, 3],
+        "chunk_bytes": chunk_frames * height * width * 3,
+        "transport": "tcp loopback, server in a child process",
+        "engine_threads": engine_threads,
+        "steps": steps,
+        "local_step_p50_ms": round(local_p50, 4),
+        "step_rtt_p50_ms": round(p50, 4),
+        "step_rtt_p99_ms": round(p99, 4),
+        "added_p50_ms": round(p50 - local_p50, 4),
+        "steps_per_s": round(steps_per_s, 1),
+        "ping_rtt_p50_ms": round(_percentiles(pings)[0], 4),
+        **pub,
+        "targets": {"added_p50_ms": TARGET_ADDED_P50_MS, "steps_per_s": TARGET_STEPS_PER_S},
+    }
+    figures["meets_targets"] = bool(
+        p50 - local_p50 <= TARGET_ADDED_P50_MS and steps_per_s >= TARGET_STEPS_PER_S
+    )
+    return figures
+
+
+def _pub_throughput(session: Any, steps: int) -> dict[str, Any]:
+    """Step while one subscriber (a thread here) counts what the PUB socket delivers."""
+    received = {"chunks": 0, "bytes": 0, "first_seq": -1, "last_seq": -1}
+    stop = threading.Event()
+
+    def listen(observer: Observer) -> None:
+        while not stop.is_set():
+            chunk = observer.recv(0.2)
+            if chunk is not None:
+                received["chunks"] += 1
+                received["bytes"] += chunk.frames.nbytes
+                if received["first_seq"] < 0:
+                    received["first_seq"] = chunk.seq
+                received["last_seq"] = chunk.seq
+
+    with session.observe() as observer:
+        listener = threading.Thread(target=listen, args=(observer,), daemon=True)
+        listener.start()
+        time.sleep(0.3)  # let the subscription reach the server
+        began = time.perf_counter()
+        for i in range(steps):
+            session.step(i % 7)
+        elapsed = time.perf_counter() - began
+        time.sleep(0.3)
+        stop.set()
+        listener.join()
+    span = received["last_seq"] - received["first_seq"] + 1 if received["chunks"] else 0
+    return {
+        "pub_mb_per_s": round(received["bytes"] / elapsed / 1e6, 2),
+        "pub_chunks_received": received["chunks"],
+        "pub_chunks_dropped": max(0, span - received["chunks"]),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="chunkworld bench bridge", description=__doc__)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--height", type=int, default=64)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--chunk-frames", type=int, default=4)
+    parser.add_argument(
+        "--engine-threads", type=int, default=1, help="0: calls on the socket thread"
+    )
+    args = parser.parse_args(argv)
+    figures = run(args.steps, args.warmup, args.height, args.width, args.chunk_frames,
+                  args.engine_threads)  # fmt: skip
+    print(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Engine threads of the bridge server: they call sessions; nothing else does.
+
+The socket thread puts a `Job` on an engine's bounded queue; the engine runs it, encodes the
+reply (and the chunk to publish) off the socket thread, puts a `Result` on a shared queue and
+sends an empty wake-up message on an inproc PUSH socket. With one engine thread (the default),
+one thread owns the model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from bridges.handlers import Context, Op, Outcome, Slot
+from bridges.session_api import SESSION_ERROR_CODES
+from bridges.wire import WireError, encode, error_body
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    op: Op
+    slot: Slot
+    args: Any  # what op.check returned
+    msg_type: str
+    msg_id: int
+    envelope: list[bytes] | None  # routing frames; None: nobody waits (idle expiry, shutdown)
+
+
+@dataclass
+class Result:
+    job: Job
+    reply: list[Any]  # encoded frames, without the envelope
+    publish: list[Any] | None  # [topic, *frames] for the PUB socket
+    drop_slot: bool
+    cacheable: bool  # retryable errors are not cached: a resend should try again
+
+
+def error_code(exc: BaseException) -> tuple[str, str, bool]:
+    """Map an exception from a check or a session call to (code, message, retryable)."""
+    if isinstance(exc, WireError):
+        return exc.code, exc.message, exc.retryable
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and code in SESSION_ERROR_CODES:
+        return code, str(exc), False
+    if isinstance(exc, ValueError | TypeError):
+        return "BAD_REQUEST", str(exc), False
+    log.error("session call failed", exc_info=exc)
+    return "INTERNAL", f"{type(exc).__name__}: {exc}"[:500], False
+
+
+def reply_frames(ids: itertools.count[int], msg_type: str, re: int, sid: str | None,
+                 outcome: Outcome) -> list[Any]:  # fmt: skip
+    """Encode a reply; the server's message counter gives both its id and seq."""
+    n = next(ids)
+    return encode(msg_type, id=n, re=re, session=sid, seq=n, time=time.time(),
+                  body=outcome.body, arrays=outcome.arrays)  # fmt: skip
+
+
+class Engine(threading.Thread):
+    """One engine thread: runs the calls of the sessions pinned to it, one at a time."""
+
+    def __init__(
+        self,
+        index: int,
+        ctx: Context,
+        *,
+        zmq_context: zmq.Context[Any],
+        wake_endpoint: str,
+        results: queue.SimpleQueue[Result],
+        ids: itertools.count[int],
+        depth: int,
+    ) -> None:
+        super().__init__(name=f"bridge-engine-{index}", daemon=True)
+        self.ctx, self.results, self.ids = ctx, results, ids
+        self._zmq, self._wake_endpoint = zmq_context, wake_endpoint
+        self.jobs: queue.Queue[Job | None] = queue.Queue(maxsize=depth)  # None: stop
+
+    def run(self) -> None:
+        wake = self._zmq.socket(zmq.PUSH)
+        wake.connect(self._wake_endpoint)
+        try:
+            while (job := self.jobs.get()) is not None:
+                self.results.put(self.execute(job))
+                try:
+                    wake.send(b"", zmq.NOBLOCK)
+                except zmq.Again:
+                    pass  # the socket thread drains results on its next poll anyway
+        finally:
+            wake.close(linger=0)
+
+    def execute(self, job: Job) -> Result:
+        """Run one job; every failure becomes an error reply and the engine lives on."""
+        slot = job.slot
+        assert job.op.run is not None
+        try:
+            outcome = job.op.run(self.ctx, slot, job.args)
+        except Exception as exc:
+            code, message, retryable = error_code(exc)
+            outcome = Outcome(error_body(code, message, retryable))
+            reply = reply_frames(self.ids, "error", job.msg_id, slot.sid, outcome)
+            # a session that never started is forgotten
+            return Result(job, reply, None, job.msg_type == "hello", not retryable)
+        publish = None
+        if outcome.publish:
+            body = {**outcome.body, "cause": job.msg_type}
+            chunk = encode("chunk", id=next(self.ids), session=slot.sid, seq=slot.chunk_seq,
+                           time=time.time(), body=body, arrays=outcome.arrays)  # fmt: skip
+            publish = [slot.sid.encode(), *chunk]
+            slot.chunk_seq += 1
+        reply = reply_frames(self.ids, job.msg_type, job.msg_id, slot.sid, outcome)
+        return Result(job, reply, publish, outcome.drop_slot, True)

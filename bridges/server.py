@@ -1,0 +1,411 @@
+"""The bridge server: control on a ROUTER socket, chunks on a PUB socket, sessions on engine threads.
+
+Threads and ownership:
+
+    socket thread   owns ROUTER + PUB: decodes, validates, dedups, answers ping/errors itself,
+                    hands session calls to an engine thread, sends replies, publishes chunks.
+    engine threads  `limits.engine_threads` (default 1: one thread owns the model). Each runs the
+                    calls of the sessions pinned to it, in order, and pushes the encoded reply
+                    back through a queue plus an inproc wake-up socket.
+
+A session has at most one call in flight; a second gets BUSY. `Server` is for tests and
+embedding (`with Server(factory) as s:`); `serve()` blocks until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import secrets
+import signal
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+from bridges.engine import Engine, Job, Result, reply_frames
+from bridges.handlers import OPS, Context, Outcome, SessionFactory, Slot
+from bridges.limits import ServerLimits
+from bridges.session_api import RecordSink
+from bridges.wire import MAX_ID, Message, WireError, decode, encode, error_body, unpack_header
+
+DEFAULT_CONTROL = "tcp://127.0.0.1:5555"
+DEFAULT_FRAMES = "tcp://127.0.0.1:5556"
+POLL_MS = 100  # how often the socket thread looks at the clock (idle expiry, stop)
+BATCH = 64  # requests taken from ROUTER before looking at finished results again
+log = logging.getLogger(__name__)
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True for ipc://, inproc:// and tcp:// on 127.x.x.x, localhost or ::1."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme in ("ipc", "inproc"):
+        return True
+    host = rest.rpartition(":")[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class ReplyCache:
+    """Replies by (client routing id, request id), bounded in count and bytes, oldest out first."""
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._items: OrderedDict[tuple[bytes, int], list[Any]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: tuple[bytes, int]) -> list[Any] | None:
+        return self._items.get(key)
+
+    def put(self, key: tuple[bytes, int], frames: list[Any]) -> None:
+        size = sum(len(f) for f in frames)
+        if key in self._items or size > self.max_bytes:
+            return
+        self._items[key] = frames
+        self._bytes += size
+        while len(self._items) > self.max_entries or self._bytes > self.max_bytes:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= sum(len(f) for f in old)
+
+
+class Server:
+    """A bridge server running in a background thread.
+
+    Args:
+        session_factory: makes a session from the `options` map of a `hello` request; raise
+            ValueError/TypeError for bad options (the client gets BAD_REQUEST).
+        control: endpoint the ROUTER binds (requests, replies); `tcp://127.0.0.1:*` picks a port.
+        frames: endpoint the PUB binds (chunks, topic = session id).
+        curve_keys_dir: folder from `bridges.keys.generate_keys`; turns on CURVE encryption and
+            admits only clients whose public key file (`*.key`) is in that folder.
+        insecure: allow a non-loopback endpoint without CURVE.
+        record_sink: where `record` requests land; without one they get UNSUPPORTED.
+        limits: sizes, counts and timeouts.
+    """
+
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        *,
+        control: str = DEFAULT_CONTROL,
+        frames: str = DEFAULT_FRAMES,
+        curve_keys_dir: str | Path | None = None,
+        insecure: bool = False,
+        record_sink: RecordSink | None = None,
+        limits: ServerLimits | None = None,
+    ) -> None:
+        for endpoint in (control, frames):
+            if not (is_loopback(endpoint) or curve_keys_dir is not None or insecure):
+                raise ValueError(
+                    f"{endpoint} is not loopback: pass curve_keys_dir (make keys with "
+                    "`chunkworld keys DIR`) or insecure=True (`--insecure`) to serve on it"
+                )
+        self.factory, self.record_sink = session_factory, record_sink
+        self.limits = limits or ServerLimits()
+        self._control, self._frames_bind = control, frames
+        self._keys = Path(curve_keys_dir) if curve_keys_dir is not None else None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ids = itertools.count(1)
+        self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
+        self._slots: dict[str, Slot] = {}
+        self._pending: set[tuple[bytes, int]] = set()
+        self._cache = ReplyCache(self.limits.reply_cache_entries, self.limits.reply_cache_bytes)
+        self._wake_endpoint = f"inproc://bridge-wake-{secrets.token_hex(6)}"
+        self.control_endpoint = self.frames_endpoint = ""
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> Server:
+        """Bind the sockets and start the threads. Returns self."""
+        assert self._thread is None, "start() once"
+        self._zmq = zmq.Context()
+        self._auth: Any = None
+        self._router = self._socket(zmq.ROUTER, self.limits.rcv_hwm)
+        self._router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its id
+        self._router.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes)
+        self._pub = self._socket(zmq.PUB, self.limits.pub_hwm)
+        self._wake = self._zmq.socket(zmq.PULL)
+        self._wake.bind(self._wake_endpoint)
+        self._router.bind(self._control)
+        self._pub.bind(self._frames_bind)
+        self.control_endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.frames_endpoint = self._pub.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._ctx = Context(self.factory, self.limits, self.record_sink, self.frames_endpoint)
+        self._engines = [
+            Engine(i, self._ctx, zmq_context=self._zmq, wake_endpoint=self._wake_endpoint,
+                   results=self._results, ids=self._ids, depth=2 * self.limits.max_sessions)
+            for i in range(max(1, self.limits.engine_threads))
+        ]  # fmt: skip
+        self._inline = self.limits.engine_threads == 0  # calls run on the socket thread
+        for engine in self._engines:
+            if not self._inline:
+                engine.start()
+        self._thread = threading.Thread(target=self._loop, name="bridge-sockets", daemon=True)
+        self._thread.start()
+        log.info("bridge serving control %s frames %s", self.control_endpoint, self.frames_endpoint)
+        return self
+
+    def _socket(self, kind: int, hwm: int) -> zmq.Socket[Any]:
+        sock = self._zmq.socket(kind)
+        sock.setsockopt(zmq.SNDHWM, hwm)
+        sock.setsockopt(zmq.RCVHWM, hwm)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, self.limits.heartbeat_ms)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * self.limits.heartbeat_ms)
+        sock.setsockopt(zmq.HEARTBEAT_TTL, 3 * self.limits.heartbeat_ms)
+        if self._keys is not None:
+            if self._auth is None:
+                self._auth = ThreadAuthenticator(self._zmq)
+                self._auth.start()
+                self._auth.configure_curve(domain="*", location=str(self._keys))
+            public, secret = zmq.auth.load_certificate(self._keys / "server.key_secret")
+            sock.curve_secretkey, sock.curve_publickey = secret, public  # type: ignore[assignment]
+            sock.curve_server = True
+        return sock
+
+    def request_stop(self) -> None:
+        """Ask the server to stop (safe from a signal handler); `stop()` also waits."""
+        self._stop.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop: answer what is in flight (up to `limits.shutdown_grace_s`), close sessions,
+        close sockets. Safe twice."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout if timeout is not None else self.limits.shutdown_grace_s + 5)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the server to stop; True once it has."""
+        assert self._thread is not None, "start() first"
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ socket thread
+
+    def _loop(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._wake, zmq.POLLIN)
+        deadline = None
+        try:
+            while True:
+                if self._stop.is_set() and deadline is None:
+                    deadline = time.monotonic() + self.limits.shutdown_grace_s
+                if deadline is not None and (not self._pending or time.monotonic() > deadline):
+                    break
+                events = dict(poller.poll(POLL_MS))
+                if self._wake in events:
+                    while self._wake.poll(0):
+                        self._wake.recv()
+                self._collect()
+                if self._router in events:
+                    for _ in range(BATCH):
+                        try:
+                            parts = self._router.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self._on_request(parts, stopping=deadline is not None)
+                self._expire_idle()
+        except Exception:
+            log.exception("bridge socket thread failed; shutting down")
+        finally:
+            self._shutdown()
+
+    def _collect(self) -> None:
+        while True:
+            try:
+                result = self._results.get_nowait()
+            except queue.Empty:
+                return
+            job, slot = result.job, result.job.slot
+            slot.busy, slot.last_used = False, time.monotonic()
+            if result.drop_slot and self._slots.get(slot.sid) is slot:
+                del self._slots[slot.sid]
+            if job.envelope is None:
+                continue
+            key = (job.envelope[0], job.msg_id)
+            self._pending.discard(key)
+            if result.cacheable:
+                self._cache.put(key, result.reply)
+            self._router.send_multipart(job.envelope + result.reply, copy=False)
+            if result.publish is not None:
+                try:
+                    self._pub.send_multipart(result.publish, zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    log.debug("frames for %s dropped", slot.sid)
+
+    def _on_request(self, parts: list[bytes], *, stopping: bool) -> None:
+        identity = parts[0]
+        split = 2 if len(parts) > 1 and parts[1] == b"" else 1  # REQ peers add an empty delimiter
+        envelope, frames = parts[:split], parts[split:]
+        lim = self.limits
+        try:
+            msg = decode(frames, max_header_bytes=lim.max_header_bytes, max_depth=lim.max_depth,
+                         max_message_bytes=lim.max_message_bytes, max_buffers=lim.max_buffers)  # fmt: skip
+        except WireError as exc:
+            log.info("bad message from %s: %s", identity.hex(), exc)
+            re = _peek_id(frames) if exc.code != "TOO_LARGE" else None
+            self._send_error(envelope, re, exc.code, exc.message, exc.retryable)
+            return
+        key = (identity, msg.id)
+        if key in self._pending:
+            log.debug("resent id %d still in flight; its reply will answer", msg.id)
+            return
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._router.send_multipart(envelope + cached, copy=False)
+            return
+        try:
+            if stopping:
+                raise WireError("SHUTTING_DOWN", "the server is stopping", retryable=True)
+            self._dispatch(msg, envelope)
+        except WireError as exc:
+            reply = self._send_error(envelope, msg.id, exc.code, exc.message, exc.retryable)
+            if not exc.retryable:
+                self._cache.put(key, reply)
+
+    def _dispatch(self, msg: Message, envelope: list[bytes]) -> None:
+        op = OPS.get(msg.type)
+        if op is None:
+            raise WireError("UNKNOWN_TYPE", f"unknown type {msg.type!r}; known: {sorted(OPS)}")
+        slot = self._owned_slot(msg, envelope[0]) if op.needs_session else None
+        args = op.check(msg, self._ctx, slot)
+        if op.run is None:
+            assert isinstance(args, Outcome)
+            reply = reply_frames(self._ids, msg.type, msg.id, msg.session, args)
+            self._router.send_multipart(envelope + reply, copy=False)
+            return
+        if slot is None:  # hello makes the slot
+            slot = self._new_slot(envelope[0])
+        self._submit(Job(op, slot, args, msg.type, msg.id, envelope))
+
+    def _owned_slot(self, msg: Message, identity: bytes) -> Slot:
+        slot = self._slots.get(msg.session or "")
+        if slot is None or slot.owner != identity:
+            raise WireError(
+                "UNKNOWN_SESSION",
+                f"this client has no session {msg.session!r}; send hello and use the session id "
+                f"it returns (idle sessions close after {self.limits.idle_ttl_s:g} s)",
+            )
+        if slot.busy:
+            raise WireError("BUSY", "the session is busy with another call", retryable=True)
+        return slot
+
+    def _new_slot(self, identity: bytes) -> Slot:
+        if len(self._slots) >= self.limits.max_sessions:
+            raise WireError("LIMIT", "the server has max_sessions sessions", retryable=True)
+        if (
+            sum(s.owner == identity for s in self._slots.values())
+            >= self.limits.max_sessions_per_client
+        ):
+            raise WireError(
+                "LIMIT",
+                "this client has max_sessions_per_client sessions; close one",
+                retryable=True,
+            )
+        sid = secrets.token_hex(8)
+        slot = Slot(sid, identity, next(self._ids) % len(self._engines), time.monotonic())
+        self._slots[sid] = slot
+        return slot
+
+    def _submit(self, job: Job) -> None:
+        job.slot.busy, job.slot.last_used = True, time.monotonic()
+        if self._inline:
+            self._results.put(self._engines[0].execute(job))
+            self._collect()
+            return
+        try:
+            self._engines[job.slot.worker].jobs.put_nowait(job)
+        except queue.Full:
+            job.slot.busy = False
+            if job.msg_type == "hello":
+                del self._slots[job.slot.sid]
+            raise WireError("BUSY", "the engine queue is full; retry", retryable=True) from None
+        if job.envelope is not None:
+            self._pending.add((job.envelope[0], job.msg_id))
+
+    def _expire_idle(self) -> None:
+        now = time.monotonic()
+        for slot in list(self._slots.values()):
+            if not slot.busy and now - slot.last_used > self.limits.idle_ttl_s:
+                log.info("session %s idle for %.0f s: closing", slot.sid, now - slot.last_used)
+                self._close_slot(slot)
+
+    def _close_slot(self, slot: Slot) -> None:
+        del self._slots[slot.sid]
+        try:
+            self._submit(Job(OPS["close"], slot, None, "close", 0, None))
+        except WireError:
+            log.warning("could not queue close of session %s", slot.sid)
+
+    def _send_error(
+        self, envelope: list[bytes], re: int | None, code: str, message: str, retryable: bool
+    ) -> list[Any]:
+        n = next(self._ids)
+        reply: list[Any] = encode("error", id=n, re=re, seq=n, time=time.time(),
+                       body=error_body(code, message, retryable))  # fmt: skip
+        self._router.send_multipart(envelope + reply, copy=False)
+        return reply
+
+    def _shutdown(self) -> None:
+        for slot in list(self._slots.values()):
+            self._close_slot(slot)  # queued behind any call still in flight
+        started = [e for e in self._engines if e.ident is not None]
+        for engine in started:
+            try:
+                engine.jobs.put(None, timeout=0.1)
+            except queue.Full:
+                pass
+        until = time.monotonic() + self.limits.shutdown_grace_s
+        for engine in started:
+            engine.join(max(0.0, until - time.monotonic()))
+        hung = [e.name for e in self._engines if e.is_alive()]
+        for sock in (self._router, self._pub, self._wake):
+            sock.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+        if hung:
+            log.warning("engine threads %s still busy at shutdown; left running", hung)
+        else:
+            self._zmq.term()
+        log.info("bridge stopped")
+
+
+def _peek_id(frames: list[bytes]) -> int | None:
+    """The request id of a message that failed to decode, if its header says one."""
+    try:
+        value = unpack_header(frames[1]).get("id")
+    except (WireError, IndexError):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
+        return value
+    return None
+
+
+def serve(session_factory: SessionFactory, **kwargs: Any) -> None:
+    """Run a server until SIGINT or SIGTERM (keyword arguments as `Server`)."""
+    server = Server(session_factory, **kwargs)
+    main = threading.current_thread() is threading.main_thread()
+    previous = {}
+    if main:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, frame: server.request_stop())
+    try:
+        with server:
+            while not server.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

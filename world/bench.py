@@ -1,0 +1,136 @@
+"""Benchmark of the world-model core: prints JSON, asserts nothing.
+
+    chunkworld bench                    # default play preset, random weights
+    chunkworld bench --preset tiny --ticks 200
+
+For W = 1 and W = 4 (in flight) it runs ``--ticks`` ticks and reports the median tick latency in
+a window of ticks starting at tick 10 and at the last window (tick 1,000 by default), with the
+ring cache and with the window recomputed without a cache; the FLOPs of one tick (counted by
+``torch.utils.flop_counter``) divided by its median time, beside a float32 matmul peak measured
+in the same run; the peak resident memory of the process; and decode time per chunk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from world.config import preset
+from world.model import WorldModel
+from world.sampler import PipelinedSampler
+
+
+def matmul_peak(n: int = 2048, repeats: int = 8) -> dict[str, float]:
+    """GFLOP/s of an n x n x n matmul, float32 and bfloat16 (median of ``repeats``)."""
+    out = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
+        out[str(dtype).removeprefix("torch.")] = round(2 * n**3 / statistics.median(times) / 1e9, 1)
+    return out
+
+
+def _ticks(model: WorldModel, in_flight: int, steps: int, use_cache: bool, ticks: int,
+           window: int) -> dict[str, Any]:
+    sampler = PipelinedSampler(model, steps=steps, in_flight=in_flight, use_cache=use_cache)
+    state = sampler.new_state(seed=0)
+    text = model.encode_text(["day, clear sky, two red balls, grey walls"])
+    actions = torch.zeros(1, model.cfg.chunk_frames, dtype=torch.long)
+    times: list[float] = []
+    flops = 0
+    cache_bytes = []
+    for i in range(ticks):
+        if i == 12:  # count the FLOPs of one steady-state tick
+            with FlopCounterMode(display=False) as counter:
+                sampler.tick(state, actions, text)
+            flops = counter.get_total_flops()
+            times.append(float("nan"))
+            continue
+        t0 = time.perf_counter()
+        sampler.tick(state, actions, text)
+        times.append(time.perf_counter() - t0)
+        if i in (window, ticks - 1):
+            cache_bytes.append(state.cache.nbytes() + state.context_inputs.nbytes)
+    early = [t for t in times[10 : 10 + window] if t == t]
+    late = [t for t in times[-window:] if t == t]
+    med_early, med_late = statistics.median(early), statistics.median(late)
+    return {
+        "tick_ms_at_10": round(med_early * 1e3, 2),
+        f"tick_ms_at_{ticks - window}": round(med_late * 1e3, 2),
+        "late_over_early": round(med_late / med_early, 3),
+        "gflop_per_tick": round(flops / 1e9, 3),
+        "achieved_gflop_s": round(flops / 1e9 / med_late, 1) if flops else None,
+        "cache_bytes": cache_bytes,
+    }
+
+
+def run(preset_name: str, ticks: int, window: int, steps: int, threads: int) -> dict[str, Any]:
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = preset(preset_name)
+    model = WorldModel(cfg).eval()
+    peak = matmul_peak()
+    result: dict[str, Any] = {
+        "preset": preset_name,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "tokens_per_chunk": cfg.tokens_per_chunk,
+        "chunk_frames": cfg.chunk_frames,
+        "history_chunks": cfg.history_chunks,
+        "steps": steps,
+        "ticks": ticks,
+        "matmul_peak_gflop_s": peak,
+        "parameters": model.parameter_count(),
+    }
+    z = torch.randn(1, cfg.latent_frames, cfg.codec.latent_channels, cfg.codec.grid, cfg.codec.grid)
+    dec = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        model.codec.decode(z)
+        dec.append(time.perf_counter() - t0)
+    result["decode_ms_per_chunk"] = round(statistics.median(dec) * 1e3, 2)
+    for w in (1, 4):
+        for use_cache in (True, False):
+            key = f"W{w}_{'cache' if use_cache else 'recompute'}"
+            n = ticks if use_cache else min(ticks, 10 + 2 * window)  # recompute: no growth to show
+            result[key] = _ticks(model, w, max(steps, w), use_cache, n, window)
+    for w in (1, 4):
+        c, r = result[f"W{w}_cache"], result[f"W{w}_recompute"]
+        result[f"W{w}_cache_speedup"] = round(r["tick_ms_at_10"] / c["tick_ms_at_10"], 2)
+        ms = c[f"tick_ms_at_{ticks - window}"] + result["decode_ms_per_chunk"]
+        result[f"W{w}_frames_per_s"] = round(cfg.chunk_frames / (ms / 1e3), 1)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="chunkworld bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="small", help="model preset (default: small, the play size)")
+    p.add_argument("--ticks", type=int, default=1010, help="ticks per setting (default 1010)")
+    p.add_argument("--window", type=int, default=10, help="ticks per latency median (default 10)")
+    p.add_argument("--steps", type=int, default=4, help="Euler steps per chunk (default 4)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    a = p.parse_args(argv)
+    if a.ticks < 2 * a.window + 13:
+        p.error(f"--ticks must be at least {2 * a.window + 13} for --window {a.window}")
+    print(json.dumps(run(a.preset, a.ticks, a.window, a.steps, a.threads), indent=2))
+
+
+if __name__ == "__main__":
+    main()
