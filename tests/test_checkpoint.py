@@ -46,6 +46,7 @@ def test_unexpected_key(saved):
 def test_shape_mismatch(saved):
     def change(t):
         t["denoiser.out.bias"] = torch.zeros(7)
+
     _rewrite_weights(saved, change)
     with pytest.raises(CheckpointError, match="denoiser.out.bias has shape"):
         load_checkpoint(saved)
@@ -54,6 +55,7 @@ def test_shape_mismatch(saved):
 def test_dtype_mismatch(saved):
     def change(t):
         t["denoiser.out.bias"] = t["denoiser.out.bias"].half()
+
     _rewrite_weights(saved, change)
     with pytest.raises(CheckpointError, match="dtype"):
         load_checkpoint(saved)

@@ -51,14 +51,30 @@ def test_cache_equals_single_masked_forward(tiny_model, history, seed):
     for c in range(history):  # feed clean history chunk by chunk through the cache pass
         lv = torch.full((1, 1), 0.05)
         with torch.no_grad():
-            model.denoiser(x[:, c : c + 1], lv, actions[:, c : c + 1], null_tokens[:, None],
-                           null_mask[:, None], torch.tensor([c]), torch.ones(1, 1, dtype=torch.bool),
-                           cache=state.cache, write_chunk=c)
+            model.denoiser(
+                x[:, c : c + 1],
+                lv,
+                actions[:, c : c + 1],
+                null_tokens[:, None],
+                null_mask[:, None],
+                torch.tensor([c]),
+                torch.ones(1, 1, dtype=torch.bool),
+                cache=state.cache,
+                write_chunk=c,
+            )
     with torch.no_grad():
         cached = model.denoiser(
-            x[:, -1:], torch.full((1, 1), 0.7), actions[:, -1:], text[:, -1:], tmask[:, -1:],
-            torch.tensor([history]), torch.zeros(1, 1, dtype=torch.bool), x[:, -2:-1, -1],
-            torch.ones(1, 1, dtype=torch.bool), cache=state.cache)
+            x[:, -1:],
+            torch.full((1, 1), 0.7),
+            actions[:, -1:],
+            text[:, -1:],
+            tmask[:, -1:],
+            torch.tensor([history]),
+            torch.zeros(1, 1, dtype=torch.bool),
+            x[:, -2:-1, -1],
+            torch.ones(1, 1, dtype=torch.bool),
+            cache=state.cache,
+        )
     # history chunks in the full pass saw their own caption; cached ones the null caption. The
     # cache stores history by the null caption, so compare against a full pass that does too.
     text_hist = text.clone()
@@ -76,8 +92,9 @@ def test_sampler_cache_equals_recompute(tiny_model):
     """The sampler with the ring cache gives the same chunks as recomputing the window."""
     outs = []
     for use_cache in (True, False):
-        sampler = PipelinedSampler(tiny_model, autocast=False, use_cache=use_cache, in_flight=2,
-                                   steps=2)
+        sampler = PipelinedSampler(
+            tiny_model, autocast=False, use_cache=use_cache, in_flight=2, steps=2
+        )
         state = sampler.new_state(seed=3)
         text = tiny_model.encode_text(["night"])
         a = torch.tensor([[1, 3]])
@@ -87,7 +104,12 @@ def test_sampler_cache_equals_recompute(tiny_model):
 
 # 2. causality ---------------------------------------------------------------------------------
 @settings(max_examples=8, deadline=None)
-@given(n=st.integers(2, 6), later=st.integers(1, 5), n_context=st.integers(0, 5), seed=st.integers(0, 99))
+@given(
+    n=st.integers(2, 6),
+    later=st.integers(1, 5),
+    n_context=st.integers(0, 5),
+    seed=st.integers(0, 99),
+)
 def test_later_chunk_never_changes_earlier_output(tiny_model, n, later, n_context, seed):
     later = min(later, n - 1)
     x, actions, text, tmask = _inputs(tiny_model, n, seed)
@@ -115,7 +137,9 @@ def test_history_older_than_reach_has_no_effect(tiny_model, extra, seed):
     torch.testing.assert_close(pert[:, -1], base[:, -1], rtol=0, atol=0)
     x3 = x.clone()
     x3[:, n - 1 - k] += 1.0  # the oldest chunk within reach does matter
-    assert not torch.allclose(_forward(tiny_model, x3, actions, text, tmask, n - 1)[:, -1], base[:, -1])
+    assert not torch.allclose(
+        _forward(tiny_model, x3, actions, text, tmask, n - 1)[:, -1], base[:, -1]
+    )
 
 
 # 4. bounded memory ------------------------------------------------------------------------------

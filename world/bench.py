@@ -43,8 +43,9 @@ def matmul_peak(n: int = 2048, repeats: int = 8) -> dict[str, float]:
     return out
 
 
-def _ticks(model: WorldModel, in_flight: int, steps: int, use_cache: bool, ticks: int,
-           window: int) -> dict[str, Any]:
+def _ticks(
+    model: WorldModel, in_flight: int, steps: int, use_cache: bool, ticks: int, window: int
+) -> dict[str, Any]:
     sampler = PipelinedSampler(model, steps=steps, in_flight=in_flight, use_cache=use_cache)
     state = sampler.new_state(seed=0)
     text = model.encode_text(["day, clear sky, two red balls, grey walls"])
@@ -119,8 +120,11 @@ def run(preset_name: str, ticks: int, window: int, steps: int, threads: int) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="chunkworld bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="chunkworld bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--preset", default="small", help="model preset (default: small, the play size)")
     p.add_argument("--ticks", type=int, default=1010, help="ticks per setting (default 1010)")
     p.add_argument("--window", type=int, default=10, help="ticks per latency median (default 10)")

@@ -28,7 +28,9 @@ class CheckpointError(ValueError):
     """A checkpoint could not be loaded; the message says what is wrong and with which file."""
 
 
-def save_checkpoint(model: WorldModel, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    model: WorldModel, path: str | Path, extra: dict[str, Any] | None = None
+) -> Path:
     """Write ``model`` to directory ``path`` (created); files are replaced atomically."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -47,7 +49,9 @@ def read_config(path: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
     """Read and validate ``config.json``: returns the model config and the whole document."""
     file = Path(path) / CONFIG_FILE
     if not file.is_file():
-        raise CheckpointError(f"{file}: missing; a checkpoint directory holds {CONFIG_FILE} and {WEIGHTS_FILE}")
+        raise CheckpointError(
+            f"{file}: missing; a checkpoint directory holds {CONFIG_FILE} and {WEIGHTS_FILE}"
+        )
     try:
         doc = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -66,7 +70,9 @@ def read_config(path: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
     return cfg, doc
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[WorldModel, dict[str, Any]]:
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[WorldModel, dict[str, Any]]:
     """Rebuild the model from ``path`` and load its weights, checking every key, shape and dtype."""
     path = Path(path)
     cfg, doc = read_config(path)

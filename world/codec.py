@@ -39,7 +39,11 @@ class ResBlock(nn.Module):
 def _levels(cfg: CodecConfig) -> int:
     """Stride-2 levels after the pixel (un)shuffle: log2(spatial / patch)."""
     levels = int(round(math.log2(cfg.spatial // cfg.patch)))
-    if cfg.spatial % cfg.patch or 2**levels * cfg.patch != cfg.spatial or len(cfg.widths) != levels + 1:
+    if (
+        cfg.spatial % cfg.patch
+        or 2**levels * cfg.patch != cfg.spatial
+        or len(cfg.widths) != levels + 1
+    ):
         raise ValueError(
             f"codec: spatial={cfg.spatial} must be patch={cfg.patch} times a power of two, with "
             f"one width per level (got widths={cfg.widths}, need {levels + 1})"
@@ -80,8 +84,11 @@ class Decoder(nn.Module):
         self.mid = ResBlock(w[-1])
         ups: list[nn.Module] = []
         for i in reversed(range(levels)):
-            ups += [nn.Upsample(scale_factor=2, mode="nearest"),
-                    nn.Conv2d(w[i + 1], w[i], 3, padding=1), ResBlock(w[i])]
+            ups += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(w[i + 1], w[i], 3, padding=1),
+                ResBlock(w[i]),
+            ]
         self.ups = nn.Sequential(*ups)
         self.norm = nn.GroupNorm(min(8, w[0]), w[0])
         self.out = nn.Conv2d(w[0], 3 * cfg.temporal * cfg.patch**2, 3, padding=1)
@@ -116,7 +123,9 @@ class Codec(nn.Module):
         b, f, c, h, w = x.shape
         k = self.cfg.temporal
         if f % k:
-            raise ValueError(f"frame count {f} must be a multiple of the codec's temporal factor {k}")
+            raise ValueError(
+                f"frame count {f} must be a multiple of the codec's temporal factor {k}"
+            )
         z = self.encoder(x.reshape(b * f // k, k * c, h, w))
         return (z * self.cfg.latent_scale).reshape(b, f // k, *z.shape[1:])
 

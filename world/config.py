@@ -140,8 +140,12 @@ class ModelConfig:
     @staticmethod
     def from_dict(d: dict[str, Any]) -> ModelConfig:
         """Rebuild from ``to_dict`` output; unknown keys are an error that names them."""
-        sub = {"codec": CodecConfig, "text": TextConfig, "denoiser": DenoiserConfig,
-               "sampler": SamplerConfig}
+        sub = {
+            "codec": CodecConfig,
+            "text": TextConfig,
+            "denoiser": DenoiserConfig,
+            "sampler": SamplerConfig,
+        }
         kwargs: dict[str, Any] = {}
         known = {f.name for f in dataclasses.fields(ModelConfig)}
         unknown = set(d) - known
@@ -184,8 +188,9 @@ PRESETS: dict[str, ModelConfig] = {
         name="base",
         chunk_frames=8,
         history_chunks=4,
-        codec=CodecConfig(frame_size=128, spatial=8, temporal=4, latent_channels=16,
-                          widths=(192, 256)),
+        codec=CodecConfig(
+            frame_size=128, spatial=8, temporal=4, latent_channels=16, widths=(192, 256)
+        ),
         text=TextConfig(vocab=16384, dim=384, depth=4, heads=6),
         denoiser=DenoiserConfig(dim=768, depth=16, heads=12, kv_heads=4, patch=1),
         sampler=SamplerConfig(steps=8, in_flight=4),
@@ -194,8 +199,9 @@ PRESETS: dict[str, ModelConfig] = {
         name="large",
         chunk_frames=16,
         history_chunks=4,
-        codec=CodecConfig(frame_size=256, spatial=8, temporal=4, latent_channels=16,
-                          widths=(256, 256)),
+        codec=CodecConfig(
+            frame_size=256, spatial=8, temporal=4, latent_channels=16, widths=(256, 256)
+        ),
         text=TextConfig(vocab=32768, dim=512, depth=6, heads=8),
         denoiser=DenoiserConfig(dim=1536, depth=24, heads=24, kv_heads=8, patch=2),
         sampler=SamplerConfig(steps=16, in_flight=4),

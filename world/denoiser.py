@@ -57,6 +57,9 @@ class RoPE3D(nn.Module):
         dyx = 2 * ((head_dim - dt) // 4)
         self.rot = dt + 2 * dyx
         freqs = [theta ** (-torch.arange(0, d, 2).float() / d) for d in (dt, dyx, dyx)]
+        self.f_t: torch.Tensor
+        self.f_y: torch.Tensor
+        self.f_x: torch.Tensor
         self.register_buffer("f_t", freqs[0], persistent=False)
         self.register_buffer("f_y", freqs[1], persistent=False)
         self.register_buffer("f_x", freqs[2], persistent=False)
@@ -68,7 +71,7 @@ class RoPE3D(nn.Module):
         )
         return a.cos(), a.sin()
 
-    def apply(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def rotate(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """x (B, heads, N, hd) rotated pairwise: channel i with channel i + rot/2."""
         h = self.rot // 2
         x1, x2, rest = x[..., :h], x[..., h : 2 * h], x[..., 2 * h :]
@@ -85,7 +88,9 @@ def token_positions(
     ``c * latent_frames + j - ref``; RoPE depends only on differences, so any ``ref`` gives the
     same attention, and a small one keeps angles small after 10,000 ticks.
     """
-    t = chunk_index[:, None] * latent_frames + torch.arange(latent_frames, device=chunk_index.device)
+    t = chunk_index[:, None] * latent_frames + torch.arange(
+        latent_frames, device=chunk_index.device
+    )
     t = (t - ref).float()  # (n, Tl)
     r = torch.arange(grid, device=chunk_index.device).float()
     tt = t[:, :, None, None].expand(-1, -1, grid, grid)
@@ -146,8 +151,9 @@ class Block(nn.Module):
         self.post_x = nn.RMSNorm(dim)
         self.norm2 = nn.RMSNorm(dim, elementwise_affine=False)
         hidden = int(d.mlp_ratio * dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(approximate="tanh"),
-                                 nn.Linear(hidden, dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim)
+        )
         self.post2 = nn.RMSNorm(dim)
         # condition -> shift, scale, gate for attention, cross-attention, MLP
         self.mod = nn.Linear(dim, 9 * dim)
@@ -191,15 +197,16 @@ class Block(nn.Module):
         if write is not None:
             cache, layer, chunk = write
             cache.write(layer, chunk, k, v)
-        q = rope.apply(q, cos_q, sin_q)
-        k = rope.apply(k, cos_q, sin_q)
+        q = rope.rotate(q, cos_q, sin_q)
+        k = rope.rotate(k, cos_q, sin_q)
         if hist is not None:
             hk, hv, cos_h, sin_h = hist
-            hk = rope.apply(hk.to(k.dtype), cos_h, sin_h)
+            hk = rope.rotate(hk.to(k.dtype), cos_h, sin_h)
             k = torch.cat([hk, k], dim=2)
             v = torch.cat([hv.to(v.dtype), v], dim=2)
-        a = fn.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                            enable_gqa=self.kv_heads != self.heads)
+        a = fn.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, enable_gqa=self.kv_heads != self.heads
+        )
         a = self.proj(a.transpose(1, 2).reshape(b, big_n, dim))
         x = x + gated(self.post1(a), g1)
 
@@ -208,8 +215,9 @@ class Block(nn.Module):
         t = big_n // n
         xq = self.xq(h).view(b * n, t, self.heads, self.hd).transpose(1, 2)
         xk, xv = self.xkv(text).view(text.shape[0], text.shape[1], 2, self.heads, self.hd).unbind(2)
-        a = fn.scaled_dot_product_attention(xq, xk.transpose(1, 2), xv.transpose(1, 2),
-                                            attn_mask=text_mask)
+        a = fn.scaled_dot_product_attention(
+            xq, xk.transpose(1, 2), xv.transpose(1, 2), attn_mask=text_mask
+        )
         a = self.xproj(a.transpose(1, 2).reshape(b, big_n, dim))
         x = x + gated(self.post_x(a), gx)
 
@@ -263,7 +271,11 @@ class Denoiser(nn.Module):
         """Inverse of ``patchify``."""
         cfg = self.cfg
         b = x.shape[0]
-        p, g, c = cfg.denoiser.patch, cfg.codec.grid // cfg.denoiser.patch, cfg.codec.latent_channels
+        p, g, c = (
+            cfg.denoiser.patch,
+            cfg.codec.grid // cfg.denoiser.patch,
+            cfg.codec.latent_channels,
+        )
         x = x.reshape(b, n, cfg.latent_frames, g, g, c, p, p)
         return x.permute(0, 1, 2, 5, 3, 6, 4, 7).reshape(b, n, cfg.latent_frames, c, g * p, g * p)
 
@@ -343,7 +355,9 @@ class Denoiser(nn.Module):
         if read_history:
             assert cache is not None
             hist_chunks = cache.token_chunks()
-            pos_h = token_positions(cache.index.clamp_min(0), tl, cfg.codec.grid // cfg.denoiser.patch, ref)
+            pos_h = token_positions(
+                cache.index.clamp_min(0), tl, cfg.codec.grid // cfg.denoiser.patch, ref
+            )
             cos_h, sin_h = self.rope.angles(pos_h)
             k_chunks = torch.cat([hist_chunks, cur_chunks])
         else:
@@ -360,12 +374,16 @@ class Denoiser(nn.Module):
                 assert cache is not None
                 hk, hv = cache.read(i)
                 hist = (hk, hv, cos_h, sin_h)
-            write = (cache, i, write_chunk) if write_chunk is not None and cache is not None else None
+            write = (
+                (cache, i, write_chunk) if write_chunk is not None and cache is not None else None
+            )
             h = block(h, cond, self.rope, cos_q, sin_q, hist, mask, txt, txt_mask, n, write)
         if write_chunk is not None and cache is not None:
             cache.commit(write_chunk)
 
         # output: adaptive norm, then the velocity of every patch
         shift, scale = self.out_mod(cond).chunk(2, dim=-1)  # (B, n Tl, 1, D)
-        h = (self.out_norm(h).view(b, n * tl, hw, -1) * (1 + scale) + shift).view(b, n * t_chunk, -1)
+        h = (self.out_norm(h).view(b, n * tl, hw, -1) * (1 + scale) + shift).view(
+            b, n * t_chunk, -1
+        )
         return self.unpatchify(self.out(h), n).float()

@@ -76,8 +76,9 @@ class Episode:
     states: list[Any]  # GameState after each chunk
 
 
-def true_episode(seed: int, chunks: int, chunk_frames: int, size: int,
-                 prompts: dict[int, str] | None = None) -> Episode:
+def true_episode(
+    seed: int, chunks: int, chunk_frames: int, size: int, prompts: dict[int, str] | None = None
+) -> Episode:
     game = Game(GameConfig.for_size(size))
     game.reset(seed)
     actions = play_like_actions(np.random.default_rng(seed + 17), chunks * chunk_frames)
@@ -122,16 +123,22 @@ class Roller:
             self.sampler.add_history(state, self.model.codec.encode(frames), acts)
         return state
 
-    def run(self, state: RolloutState, actions: np.ndarray, captions: list[str | None],
-            progress: bool = False) -> tuple[np.ndarray, float]:
+    def run(
+        self,
+        state: RolloutState,
+        actions: np.ndarray,
+        captions: list[str | None],
+        progress: bool = False,
+    ) -> tuple[np.ndarray, float]:
         """actions (n, F), captions (n,) -> frames (n, F, H, W, 3), seconds spent."""
         w = self.sampler.in_flight
         out, spent = [], 0.0
         for i in tqdm(range(len(actions)), disable=not progress, desc="rollout"):
             j = min(i + w - 1, len(actions) - 1)  # with W in flight, feed actions W-1 ticks ahead
             t0 = time.perf_counter()
-            r = self.sampler.tick(state, torch.from_numpy(actions[j].astype(np.int64))[None],
-                                  self.text(captions[j]))
+            r = self.sampler.tick(
+                state, torch.from_numpy(actions[j].astype(np.int64))[None], self.text(captions[j])
+            )
             frames = self.model.codec.decode(r.latents)[0].numpy()
             spent += time.perf_counter() - t0
             out.append(frames)
@@ -184,7 +191,9 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         for i in range(h):
             for j in range(f):
                 p = find_player(gen[i, j])
-                row.append(p is not None and np.hypot(p[0] - pos[i, j, 0], p[1] - pos[i, j, 1]) <= 2.0)
+                row.append(
+                    p is not None and np.hypot(p[0] - pos[i, j, 0], p[1] - pos[i, j, 1]) <= 2.0
+                )
         follow.append(row)
     psnr_h = np.mean(np.minimum(np.asarray(psnrs), 60.0), axis=0)
     copy_h = np.mean(np.minimum(np.asarray(copy_psnrs), 60.0), axis=0)
@@ -206,15 +215,21 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         ep = true_episode(seed, k + 2, f, size, prompts={k: prompt})
         state = roller.start(ep, seed=t)
         gen, _ = roller.run(state, ep.actions[k * f :].reshape(2, f), ep.captions[k:])
-        hits.setdefault(kind, []).append(_event_seen(kind, ep.states[-1], gen.reshape(-1, *gen.shape[2:])))
+        hits.setdefault(kind, []).append(
+            _event_seen(kind, ep.states[-1], gen.reshape(-1, *gen.shape[2:]))
+        )
 
     # 3. stability over a long rollout
     stability: dict[str, float] = {}
     if ec.long_ticks:
         ep = true_episode(ec.seed + 99_999, k + ec.long_ticks, f, size)
         state = roller.start(ep, seed=99)
-        gen, spent = roller.run(state, ep.actions[k * f :].reshape(-1, f),
-                                [ep.captions[k]] * ec.long_ticks, progress=progress)
+        gen, spent = roller.run(
+            state,
+            ep.actions[k * f :].reshape(-1, f),
+            [ep.captions[k]] * ec.long_ticks,
+            progress=progress,
+        )
         seconds += spent
         frames_gen += gen.shape[0] * f
         flat = gen.reshape(-1, *gen.shape[2:])
@@ -232,8 +247,13 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
 
     result = {
         "model": ec.model,
-        "setting": {"steps": sampler.steps, "in_flight": sampler.in_flight,
-                    "chunk_frames": f, "history_chunks": k, "frame_size": size},
+        "setting": {
+            "steps": sampler.steps,
+            "in_flight": sampler.in_flight,
+            "chunk_frames": f,
+            "history_chunks": k,
+            "frame_size": size,
+        },
         "episodes": ec.episodes,
         "horizon_chunks": h,
         "psnr_db": [round(float(x), 2) for x in psnr_h],
@@ -243,9 +263,13 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         "psnr_avg16_db": round(float(psnr_h[:16].mean()), 2),
         "beats_copy_last_at_every_horizon": bool((psnr_h > copy_h).all()),
         "action_following": round(float(follow_a.mean()), 4),
-        "action_following_per_chunk": [round(float(x), 3) for x in follow_a.reshape(ec.episodes, h, f).mean(axis=(0, 2))],
+        "action_following_per_chunk": [
+            round(float(x), 3) for x in follow_a.reshape(ec.episodes, h, f).mean(axis=(0, 2))
+        ],
         "prompt_success": round(float(np.mean([x for v in hits.values() for x in v])), 4),
-        "prompt_success_by_kind": {kk: round(float(np.mean(v)), 3) for kk, v in sorted(hits.items())},
+        "prompt_success_by_kind": {
+            kk: round(float(np.mean(v)), 3) for kk, v in sorted(hits.items())
+        },
         "stability": stability,
         "fps": round(frames_gen / max(seconds, 1e-9), 1),
         "train_step": doc.get("step"),
@@ -283,18 +307,29 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     ax[0].set(xlabel="chunks ahead", ylabel="PSNR (dB)", title="prediction vs ground truth")
     ax[0].legend()
     ax[1].plot(x, result["action_following_per_chunk"], "o-")
-    ax[1].set(xlabel="chunks ahead", ylabel="share of frames", ylim=(0, 1.05),
-              title="player within 2 px of truth")
+    ax[1].set(
+        xlabel="chunks ahead",
+        ylabel="share of frames",
+        ylim=(0, 1.05),
+        title="player within 2 px of truth",
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="chunkworld eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="chunkworld eval",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     for name, default in asdict(EvalConfig()).items():
-        p.add_argument("--" + name.replace("_", "-"), type=type(default), default=default,
-                       help=f"(default: {default})")
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=type(default),
+            default=default,
+            help=f"(default: {default})",
+        )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = vars(p.parse_args(argv))
     quiet = args.pop("quiet")

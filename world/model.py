@@ -26,6 +26,11 @@ class WorldModel(nn.Module):
         return self.text.encode(captions)
 
     def parameter_count(self) -> dict[str, int]:
-        return {name: sum(p.numel() for p in part.parameters())
-                for name, part in (("codec", self.codec), ("text", self.text),
-                                   ("denoiser", self.denoiser))}
+        return {
+            name: sum(p.numel() for p in part.parameters())
+            for name, part in (
+                ("codec", self.codec),
+                ("text", self.text),
+                ("denoiser", self.denoiser),
+            )
+        }

@@ -51,7 +51,9 @@ class RolloutState:
     generator: torch.Generator
     in_flight: list[InFlight] = field(default_factory=list)
     next_chunk: int = 0  # index the next admitted chunk gets
-    last_clean: torch.Tensor | None = None  # (B, C, h, w) last latent frame of the newest clean chunk
+    last_clean: torch.Tensor | None = (
+        None  # (B, C, h, w) last latent frame of the newest clean chunk
+    )
     last_clean_chunk: int = -1
 
 
@@ -109,18 +111,25 @@ class PipelinedSampler:
         cfg, d = self.cfg, self.cfg.denoiser
         c = cfg.codec
         cache = KVCache.allocate(
-            layers=d.depth, batch=batch, kv_heads=d.kv_heads, slots=cfg.history_chunks,
-            tokens_per_chunk=cfg.tokens_per_chunk, head_dim=d.head_dim, device=self.device,
+            layers=d.depth,
+            batch=batch,
+            kv_heads=d.kv_heads,
+            slots=cfg.history_chunks,
+            tokens_per_chunk=cfg.tokens_per_chunk,
+            head_dim=d.head_dim,
+            device=self.device,
         )
         gen = torch.Generator(device=self.device)
         gen.manual_seed(seed)
         k = cfg.history_chunks
         return RolloutState(
             cache=cache,
-            context_inputs=torch.zeros(k, batch, cfg.latent_frames, c.latent_channels, c.grid,
-                                       c.grid, device=self.device),
-            context_actions=torch.zeros(k, batch, cfg.chunk_frames, dtype=torch.long,
-                                        device=self.device),
+            context_inputs=torch.zeros(
+                k, batch, cfg.latent_frames, c.latent_channels, c.grid, c.grid, device=self.device
+            ),
+            context_actions=torch.zeros(
+                k, batch, cfg.chunk_frames, dtype=torch.long, device=self.device
+            ),
             generator=gen,
         )
 
@@ -135,8 +144,9 @@ class PipelinedSampler:
 
     # --- the cache pass ---------------------------------------------------------------------
     @torch.no_grad()
-    def add_history(self, state: RolloutState, latents: torch.Tensor,
-                    actions: torch.Tensor | None = None) -> int:
+    def add_history(
+        self, state: RolloutState, latents: torch.Tensor, actions: torch.Tensor | None = None
+    ) -> int:
         """Make a clean chunk history: noise it to ``context_level``, encode it into the cache.
 
         Used for every emitted chunk, and directly for image/video starts.
@@ -146,8 +156,14 @@ class PipelinedSampler:
             raise RuntimeError("add_history needs an empty pipeline (no chunks in flight)")
         return self._commit(state, latents, actions, state.next_chunk, advance=True)
 
-    def _commit(self, state: RolloutState, latents: torch.Tensor, actions: torch.Tensor | None,
-                chunk: int, advance: bool) -> int:
+    def _commit(
+        self,
+        state: RolloutState,
+        latents: torch.Tensor,
+        actions: torch.Tensor | None,
+        chunk: int,
+        advance: bool,
+    ) -> int:
         b = latents.shape[0]
         if actions is None:
             actions = torch.zeros(b, self.cfg.chunk_frames, dtype=torch.long, device=self.device)
@@ -160,10 +176,15 @@ class PipelinedSampler:
             tokens, mask = self.null_text(b)
             with self._precision():
                 self.model.denoiser(
-                    x_ctx[:, None], level, actions[:, None], tokens[:, None], mask[:, None],
+                    x_ctx[:, None],
+                    level,
+                    actions[:, None],
+                    tokens[:, None],
+                    mask[:, None],
                     torch.tensor([chunk], device=self.device),
                     torch.ones(b, 1, dtype=torch.bool, device=self.device),
-                    cache=state.cache, write_chunk=chunk,
+                    cache=state.cache,
+                    write_chunk=chunk,
                 )
         else:
             state.cache.index[slot] = chunk  # bookkeeping only: the recompute path reads inputs
@@ -175,8 +196,9 @@ class PipelinedSampler:
 
     # --- one tick ---------------------------------------------------------------------------
     @torch.no_grad()
-    def tick(self, state: RolloutState, actions: torch.Tensor,
-             text: tuple[torch.Tensor, torch.Tensor]) -> TickResult:
+    def tick(
+        self, state: RolloutState, actions: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor]
+    ) -> TickResult:
         """Admit a chunk for these actions/caption, denoise until the oldest is clean, emit it.
 
         Args:
@@ -194,16 +216,25 @@ class PipelinedSampler:
             forwards += 1
         done = state.in_flight.pop(0)
         self._commit(state, done.latent, done.actions, done.chunk, advance=False)
-        return TickResult(latents=done.latent, chunk=done.chunk, forwards=forwards,
-                          trace=tuple(trace))
+        return TickResult(
+            latents=done.latent, chunk=done.chunk, forwards=forwards, trace=tuple(trace)
+        )
 
-    def _admit(self, state: RolloutState, actions: torch.Tensor,
-               text: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def _admit(
+        self, state: RolloutState, actions: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor]
+    ) -> None:
         cfg, c = self.cfg, self.cfg.codec
         b = actions.shape[0]
         shape = (b, cfg.latent_frames, c.latent_channels, c.grid, c.grid)
-        state.in_flight.append(InFlight(chunk=state.next_chunk, latent=self._randn(state, shape),
-                                        step=0, actions=actions, text=text))
+        state.in_flight.append(
+            InFlight(
+                chunk=state.next_chunk,
+                latent=self._randn(state, shape),
+                step=0,
+                actions=actions,
+                text=text,
+            )
+        )
         state.next_chunk += 1
 
     def _precision(self) -> torch.autocast:
@@ -243,9 +274,17 @@ class PipelinedSampler:
             f.step += 1
         return tuple((f.chunk, float(self.grid[f.step - 1])) for f in fl)
 
-    def _velocity(self, state: RolloutState, x: torch.Tensor, levels: torch.Tensor,
-                  actions: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor],
-                  chunks: torch.Tensor, ctx: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def _velocity(
+        self,
+        state: RolloutState,
+        x: torch.Tensor,
+        levels: torch.Tensor,
+        actions: torch.Tensor,
+        text: tuple[torch.Tensor, torch.Tensor],
+        chunks: torch.Tensor,
+        ctx: torch.Tensor,
+        valid: torch.Tensor,
+    ) -> torch.Tensor:
         """The velocity for the in-flight chunks: one pass, or MAGI-1's three-pass guidance."""
         b, n = x.shape[:2]
         no_ctx = torch.zeros(b, n, dtype=torch.bool, device=self.device)
@@ -254,8 +293,17 @@ class PipelinedSampler:
             if self.use_cache or not history:
                 with self._precision():
                     return self.model.denoiser(
-                        x, levels, actions, txt[0], txt[1], chunks, no_ctx, ctx, valid,
-                        cache=state.cache if history else None, use_history=history,
+                        x,
+                        levels,
+                        actions,
+                        txt[0],
+                        txt[1],
+                        chunks,
+                        no_ctx,
+                        ctx,
+                        valid,
+                        cache=state.cache if history else None,
+                        use_history=history,
                     )
             return self._velocity_recompute(state, x, levels, actions, txt, chunks, ctx, valid)
 
@@ -270,10 +318,17 @@ class PipelinedSampler:
         on = (levels >= self.guidance_min_level)[..., None, None, None, None]
         return torch.where(on, guided, v_ht)
 
-    def _velocity_recompute(self, state: RolloutState, x: torch.Tensor, levels: torch.Tensor,
-                            actions: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor],
-                            chunks: torch.Tensor, ctx: torch.Tensor, valid: torch.Tensor
-                            ) -> torch.Tensor:
+    def _velocity_recompute(
+        self,
+        state: RolloutState,
+        x: torch.Tensor,
+        levels: torch.Tensor,
+        actions: torch.Tensor,
+        text: tuple[torch.Tensor, torch.Tensor],
+        chunks: torch.Tensor,
+        ctx: torch.Tensor,
+        valid: torch.Tensor,
+    ) -> torch.Tensor:
         """No cache: run the stored history chunks and the in-flight chunks in one masked pass."""
         b, n = x.shape[:2]
         held = [int(s) for s in torch.argsort(state.cache.index) if state.cache.index[s] >= 0]
@@ -285,18 +340,30 @@ class PipelinedSampler:
         ht = _pad(tokens, length)[:, None].expand(-1, m, -1, -1)
         hm = _pad(mask, length)[:, None].expand(-1, m, -1)
         all_x = torch.cat([hx, x], dim=1)
-        all_levels = torch.cat([torch.full((b, m), self.context_level, device=self.device), levels], 1)
-        is_ctx = torch.cat([torch.ones(b, m, dtype=torch.bool, device=self.device),
-                            torch.zeros(b, n, dtype=torch.bool, device=self.device)], 1)
+        all_levels = torch.cat(
+            [torch.full((b, m), self.context_level, device=self.device), levels], 1
+        )
+        is_ctx = torch.cat(
+            [
+                torch.ones(b, m, dtype=torch.bool, device=self.device),
+                torch.zeros(b, n, dtype=torch.bool, device=self.device),
+            ],
+            1,
+        )
         all_chunks = torch.cat([state.cache.index[held], chunks])
         all_ctx = torch.cat([torch.zeros_like(ctx[:, :1]).expand(-1, m, -1, -1, -1), ctx], 1)
         all_valid = torch.cat([torch.zeros(b, m, dtype=torch.bool, device=self.device), valid], 1)
         with self._precision():
             v = self.model.denoiser(
-                all_x, all_levels, torch.cat([ha, actions], 1),
+                all_x,
+                all_levels,
+                torch.cat([ha, actions], 1),
                 torch.cat([ht, _pad_seq(text[0], length)], 1),
                 torch.cat([hm, _pad_seq(text[1], length)], 1),
-                all_chunks, is_ctx, all_ctx, all_valid,
+                all_chunks,
+                is_ctx,
+                all_ctx,
+                all_valid,
             )
         return v[:, m:]
 

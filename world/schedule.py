@@ -34,7 +34,7 @@ def sampling_grid(steps: int, shift: float = 1.0) -> torch.Tensor:
     return shift_levels(u, shift).to(torch.float32)
 
 
-def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
     """``x_t = (1 - t) x0 + t noise``; ``t`` broadcasts against ``x0`` (e.g. shape (B, N, 1, 1, 1, 1))."""
     return (1.0 - t) * x0 + t * noise
 
@@ -49,7 +49,9 @@ def predict_clean(x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor) -> torch.
     return x_t - t * v
 
 
-def euler_step(x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
+def euler_step(
+    x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor
+) -> torch.Tensor:
     """One Euler step along the velocity from level ``t`` to ``t_next`` (each broadcastable per chunk)."""
     return x_t + (t_next - t) * v
 

@@ -54,8 +54,11 @@ class HashTextEncoder(nn.Module):
 
     def ids(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids (B, L) and mask (B, L); id 0 is the summary token, words map to 1..vocab."""
-        rows = [[0] + [1 + zlib.crc32(w.encode()) % self.cfg.vocab for w in words(c)][: self.cfg.max_tokens]
-                for c in captions]
+        rows = [
+            [0]
+            + [1 + zlib.crc32(w.encode()) % self.cfg.vocab for w in words(c)][: self.cfg.max_tokens]
+            for c in captions
+        ]
         length = max(len(r) for r in rows)
         ids = torch.zeros(len(rows), length, dtype=torch.long)
         mask = torch.zeros(len(rows), length, dtype=torch.bool)

@@ -80,16 +80,37 @@ class Arrays:
     captions: list[list[str]]  # (N, T // chunk_frames)
 
 
-def load_arrays(path: str | Path) -> Arrays:
-    """Load a dataset written by ``world.data`` into memory (clips of equal length)."""
+def load_arrays(path: str | Path, cfg: ModelConfig | None = None) -> Arrays:
+    """Load a dataset written by ``world.data`` into memory (clips of equal length).
+
+    With ``cfg``, the dataset's frame size, chunk length and actions must match the model's.
+    """
     from world.data import Dataset
 
     ds = Dataset(path)
+    if cfg is not None:
+        m = ds.meta
+        want = (cfg.codec.frame_size, cfg.codec.frame_size)
+        if tuple(m.frame_size) != want or m.chunk_frames != cfg.chunk_frames:
+            raise ValueError(
+                f"{path}: frames {tuple(m.frame_size)} with {m.chunk_frames} per chunk, but preset "
+                f"{cfg.name!r} needs {want} with {cfg.chunk_frames} per chunk: generate data with "
+                f"`chunkworld data generate --size {want[0]} --chunk {cfg.chunk_frames}`"
+            )
+        if len(m.actions) != len(cfg.actions):
+            raise ValueError(
+                f"{path}: {len(m.actions)} actions {list(m.actions)}, the model has "
+                f"{len(cfg.actions)} {list(cfg.actions)}"
+            )
     if not len(ds):
-        raise ValueError(f"{path}: the dataset has no clips; generate one with `chunkworld data generate`")
+        raise ValueError(
+            f"{path}: the dataset has no clips; generate one with `chunkworld data generate`"
+        )
     f = ds.meta.chunk_frames
     batch = ds.load_all(frames=min(len(c) for c in ds) // f * f)
-    return Arrays(frames=batch.frames, actions=batch.actions.astype(np.int64), captions=batch.captions)
+    return Arrays(
+        frames=batch.frames, actions=batch.actions.astype(np.int64), captions=batch.captions
+    )
 
 
 # --- distributed helpers -------------------------------------------------------------------------
@@ -143,8 +164,11 @@ def _lr(step: int, total: int, base: float, warmup: int) -> float:
 
 def _save_state(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
-              metadata={"meta": json.dumps(meta)})
+    save_file(
+        {k: v.detach().contiguous().cpu() for k, v in tensors.items()},
+        str(tmp),
+        metadata={"meta": json.dumps(meta)},
+    )
     os.replace(tmp, path)
 
 
@@ -181,8 +205,9 @@ class _Log:
 # --- phase 1: codec ---------------------------------------------------------------------------------
 
 
-def train_codec(model: WorldModel, data: Arrays, tc: TrainConfig, out: Path, rank: int,
-                log: _Log) -> None:
+def train_codec(
+    model: WorldModel, data: Arrays, tc: TrainConfig, out: Path, rank: int, log: _Log
+) -> None:
     codec = model.codec
     k = model.cfg.codec.temporal
     opt = torch.optim.AdamW(codec.parameters(), lr=tc.codec_lr, weight_decay=0.0)
@@ -195,22 +220,31 @@ def train_codec(model: WorldModel, data: Arrays, tc: TrainConfig, out: Path, ran
         start = int(json.loads(open_meta(ck))["step"])
     n, tt = data.frames.shape[:2]
     rng = np.random.default_rng(tc.seed * 1000 + rank + start)
-    bar = tqdm(range(start, tc.codec_steps), desc="codec", disable=rank != 0, initial=start,
-               total=tc.codec_steps)
+    bar = tqdm(
+        range(start, tc.codec_steps),
+        desc="codec",
+        disable=rank != 0,
+        initial=start,
+        total=tc.codec_steps,
+    )
     t0 = time.perf_counter()
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = _lr(step, tc.codec_steps, tc.codec_lr, 50)
         ci = rng.integers(0, n, tc.codec_batch)
         fi = rng.integers(0, tt // k, tc.codec_batch) * k
-        frames = np.stack([data.frames[c, f : f + k] for c, f in zip(ci, fi)])  # (B, k, H, W, 3)
+        frames = np.stack(
+            [data.frames[c, f : f + k] for c, f in zip(ci, fi, strict=True)]
+        )  # (B, k, H, W, 3)
         x = codec.to_unit(torch.from_numpy(frames))  # (B, k, 3, H, W)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(tc.precision)):
             b = x.shape[0]
             z = codec.encoder(x.reshape(b, k * 3, *x.shape[-2:]))
             z_noisy = z + 0.1 * z.detach().float().std() * torch.randn_like(z)
             rec = codec.decoder(z_noisy).float().reshape(x.shape)
-        loss = (rec - x).pow(2).mean() + 0.5 * (rec - x).abs().mean() + 1e-4 * z.float().pow(2).mean()
+        loss = (
+            (rec - x).pow(2).mean() + 0.5 * (rec - x).abs().mean() + 1e-4 * z.float().pow(2).mean()
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         _sync_grads(list(codec.parameters()))
@@ -221,8 +255,11 @@ def train_codec(model: WorldModel, data: Arrays, tc: TrainConfig, out: Path, ran
             bar.set_postfix(loss=f"{loss.item():.4f}", frames_s=f"{rate * k:.0f}")
             log(phase="codec", step=step, loss=loss.item())
         if rank == 0 and ((step + 1) % tc.save_every == 0 or step + 1 == tc.codec_steps):
-            _save_state(ck, {**{"codec." + k2: v for k2, v in codec.state_dict().items()},
-                             **_opt_tensors(opt)}, {"step": step + 1})
+            _save_state(
+                ck,
+                {**{"codec." + k2: v for k2, v in codec.state_dict().items()}, **_opt_tensors(opt)},
+                {"step": step + 1},
+            )
         if dist.is_initialized():
             dist.barrier()
 
@@ -268,13 +305,23 @@ class DenoiseObjective(nn.Module):
         self.cfg = model.cfg
         self.tc = tc
 
-    def forward(self, z: torch.Tensor, actions: torch.Tensor, captions: list[str | None],
-                gen: torch.Generator) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor,
+        actions: torch.Tensor,
+        captions: list[str | None],
+        gen: torch.Generator,
+    ) -> torch.Tensor:
         """z (B, N, Tl, C, h, w) clean latents, actions (B, N, F), captions B*N (None = null)."""
         b, n = z.shape[:2]
-        levels, is_ctx = training_levels(b, n, gen, shift=self.tc.train_shift,
-                                         context_max=self.tc.context_max,
-                                         max_context=self.cfg.history_chunks)
+        levels, is_ctx = training_levels(
+            b,
+            n,
+            gen,
+            shift=self.tc.train_shift,
+            context_max=self.tc.context_max,
+            max_context=self.cfg.history_chunks,
+        )
         noise = torch.randn(z.shape, generator=gen)
         x_t = add_noise(z, noise, levels[..., None, None, None, None])
         ctx = torch.zeros_like(x_t[:, :, -1])
@@ -289,27 +336,36 @@ class DenoiseObjective(nn.Module):
         return flow_loss(v, velocity_target(z, noise), (~is_ctx).float())
 
 
-def _batch(latents: np.ndarray, data: Arrays, cfg: ModelConfig, rng: np.random.Generator,
-           size: int, window: int, dropout: float):
+def _batch(
+    latents: np.ndarray,
+    data: Arrays,
+    cfg: ModelConfig,
+    rng: np.random.Generator,
+    size: int,
+    window: int,
+    dropout: float,
+):
     tl, f = cfg.latent_frames, cfg.chunk_frames
     chunks = latents.shape[1] // tl
     ci = rng.integers(0, len(latents), size)
     si = rng.integers(0, chunks - window + 1, size)
-    z = np.stack([latents[c, s * tl : (s + window) * tl] for c, s in zip(ci, si)])
+    z = np.stack([latents[c, s * tl : (s + window) * tl] for c, s in zip(ci, si, strict=True)])
     z = z.reshape(size, window, tl, *z.shape[2:])
-    a = np.stack([data.actions[c, s * f : (s + window) * f] for c, s in zip(ci, si)])
+    a = np.stack([data.actions[c, s * f : (s + window) * f] for c, s in zip(ci, si, strict=True)])
     caps: list[str | None] = []
-    for c, s in zip(ci, si):
+    for c, s in zip(ci, si, strict=True):
         for j in range(window):
             caps.append(None if rng.random() < dropout else data.captions[c][s + j])
     return torch.from_numpy(z), torch.from_numpy(a).view(size, window, f), caps
 
 
 @torch.no_grad()
-def noise_diagnostic(model: WorldModel, latents: np.ndarray, data: Arrays, clips: int = 16) -> dict[str, float]:
+def noise_diagnostic(
+    model: WorldModel, latents: np.ndarray, data: Arrays, clips: int = 16
+) -> dict[str, float]:
     """PSNR of the clean chunk predicted in one step from pure noise given K clean chunks, vs copy-last."""
     cfg = model.cfg
-    k, tl, f = cfg.history_chunks, cfg.latent_frames, cfg.chunk_frames
+    k, f = cfg.history_chunks, cfg.chunk_frames
     rng = np.random.default_rng(1234)
     z, a, caps = _batch(latents[-clips:], _tail(data, clips), cfg, rng, clips, k + 1, 0.0)
     b, n = z.shape[:2]
@@ -322,10 +378,19 @@ def noise_diagnostic(model: WorldModel, latents: np.ndarray, data: Arrays, clips
     ctx = torch.zeros_like(x_t[:, :, -1])
     ctx[:, 1:] = x_t[:, :-1, -1]
     valid = torch.ones(b, n, dtype=torch.bool)
-    caps_ = [None if j < n - 1 else c for j, c in zip(list(range(n)) * b, caps)]
+    caps_ = [None if j < n - 1 else c for j, c in zip(list(range(n)) * b, caps, strict=True)]
     tokens, mask = model.text.encode(caps_)
-    v = model.denoiser(x_t, levels, a, tokens.view(b, n, *tokens.shape[1:]), mask.view(b, n, -1),
-                       torch.arange(n), is_ctx, ctx, valid)
+    v = model.denoiser(
+        x_t,
+        levels,
+        a,
+        tokens.view(b, n, *tokens.shape[1:]),
+        mask.view(b, n, -1),
+        torch.arange(n),
+        is_ctx,
+        ctx,
+        valid,
+    )
     pred = predict_clean(x_t[:, -1], v[:, -1], torch.tensor(1.0))
     frames_pred = model.codec.decode(pred).numpy()
     truth = model.codec.decode(z[:, -1]).numpy()
@@ -338,15 +403,29 @@ def _tail(data: Arrays, clips: int) -> Arrays:
     return Arrays(data.frames[-clips:], data.actions[-clips:], data.captions[-clips:])
 
 
-def train_denoiser(model: WorldModel, latents: np.ndarray, data: Arrays, tc: TrainConfig, out: Path,
-                   rank: int, world: int, log: _Log) -> WorldModel:
+def train_denoiser(
+    model: WorldModel,
+    latents: np.ndarray,
+    data: Arrays,
+    tc: TrainConfig,
+    out: Path,
+    rank: int,
+    world: int,
+    log: _Log,
+) -> WorldModel:
     cfg = model.cfg
     obj = DenoiseObjective(model, tc)
     params = [p for p in obj.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": tc.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=tc.lr,
+        betas=(0.9, 0.98),
+    )
     ema = {k: v.detach().clone() for k, v in obj.state_dict().items()}
     ck = out / "denoiser_state.safetensors"
     start = 0
@@ -359,7 +438,9 @@ def train_denoiser(model: WorldModel, latents: np.ndarray, data: Arrays, tc: Tra
     window = cfg.history_chunks + 2
     rng = np.random.default_rng(tc.seed * 7919 + rank * 104729 + start)
     gen = torch.Generator().manual_seed(tc.seed * 31 + rank * 17 + start)
-    bar = tqdm(range(start, tc.steps), desc="denoiser", disable=rank != 0, initial=start, total=tc.steps)
+    bar = tqdm(
+        range(start, tc.steps), desc="denoiser", disable=rank != 0, initial=start, total=tc.steps
+    )
     t0, seen = time.perf_counter(), 0
     held_out = max(1, min(16, len(latents) // 10))
     train_n = len(latents) - held_out
@@ -385,19 +466,33 @@ def train_denoiser(model: WorldModel, latents: np.ndarray, data: Arrays, tc: Tra
         if step % 10 == 0:
             rate = seen / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{loss.item():.4f}", clips_s=f"{rate:.1f}", lr=f"{lr:.1e}")
-            log(phase="denoiser", step=step, loss=loss.item(), grad_norm=float(gn), lr=lr,
-                clips_per_s=rate)
+            log(
+                phase="denoiser",
+                step=step,
+                loss=loss.item(),
+                grad_norm=float(gn),
+                lr=lr,
+                clips_per_s=rate,
+            )
         if rank == 0 and (step + 1) % tc.eval_every == 0:
             diag = _with_weights(obj, ema, lambda: noise_diagnostic(model, latents, data))
             log(phase="eval", step=step + 1, **diag)
-            tqdm.write(f"step {step + 1}: from-noise {diag['pred_from_noise_db']:.2f} dB vs "
-                       f"copy-last {diag['copy_last_db']:.2f} dB")
+            tqdm.write(
+                f"step {step + 1}: from-noise {diag['pred_from_noise_db']:.2f} dB vs "
+                f"copy-last {diag['copy_last_db']:.2f} dB"
+            )
         if rank == 0 and ((step + 1) % tc.save_every == 0 or step + 1 == tc.steps):
-            _save_state(ck, {**{"obj." + k: v for k, v in obj.state_dict().items()},
-                             **{"ema." + k: v for k, v in ema.items()}, **_opt_tensors(opt)},
-                        {"step": step + 1})
-            _with_weights(obj, ema, lambda: save_checkpoint(model, out / "model",
-                                                            {"train": asdict(tc), "step": step + 1}))
+            _save_state(
+                ck,
+                {
+                    **{"obj." + k: v for k, v in obj.state_dict().items()},
+                    **{"ema." + k: v for k, v in ema.items()},
+                    **_opt_tensors(opt),
+                },
+                {"step": step + 1},
+            )
+            extra = {"train": asdict(tc), "step": step + 1}
+            _with_weights(obj, ema, lambda e=extra: save_checkpoint(model, out / "model", e))
         if dist.is_initialized():
             dist.barrier()
     obj.load_state_dict(ema)
@@ -426,12 +521,18 @@ def run(tc: TrainConfig) -> WorldModel:
     progress = json.loads(progress_file.read_text()) if progress_file.exists() else {}
     cfg = preset(tc.preset)
     if "latent_scale" in progress:
-        cfg = cfg.replace(codec=cfg.codec.__class__(**{**asdict(cfg.codec), "latent_scale": progress["latent_scale"]}))
+        cfg = cfg.replace(
+            codec=cfg.codec.__class__(
+                **{**asdict(cfg.codec), "latent_scale": progress["latent_scale"]}
+            )
+        )
     model = WorldModel(cfg)
-    data = load_arrays(tc.data)
+    data = load_arrays(tc.data, cfg)
     if rank == 0:
-        tqdm.write(f"data: {data.frames.shape[0]} clips x {data.frames.shape[1]} frames; "
-                   f"model {model.parameter_count()}")
+        tqdm.write(
+            f"data: {data.frames.shape[0]} clips x {data.frames.shape[1]} frames; "
+            f"model {model.parameter_count()}"
+        )
 
     if "latent_scale" not in progress:  # phase 1
         train_codec(model, data, tc, out, rank, log)
@@ -442,11 +543,15 @@ def run(tc: TrainConfig) -> WorldModel:
         progress["codec_psnr_db"] = codec_quality(model, data)
         if rank == 0:
             progress_file.write_text(json.dumps(progress))
-            tqdm.write(f"codec: {progress['codec_psnr_db']:.2f} dB reconstruction, latent std {std:.3f}")
+            tqdm.write(
+                f"codec: {progress['codec_psnr_db']:.2f} dB reconstruction, latent std {std:.3f}"
+            )
     else:
         t = load_file(str(out / "codec_state.safetensors"))
         model.codec.load_state_dict({n[6:]: v for n, v in t.items() if n.startswith("codec.")})
-    cfg = cfg.replace(codec=cfg.codec.__class__(**{**asdict(cfg.codec), "latent_scale": progress["latent_scale"]}))
+    cfg = cfg.replace(
+        codec=cfg.codec.__class__(**{**asdict(cfg.codec), "latent_scale": progress["latent_scale"]})
+    )
     model.cfg = cfg
     model.codec.cfg = cfg.codec
     model.denoiser.cfg = cfg
@@ -461,9 +566,17 @@ def run(tc: TrainConfig) -> WorldModel:
     latents = np.load(lat_file)
 
     model = train_denoiser(model, latents, data, tc, out, rank, world, log)  # phase 3
+    if dist.is_initialized():  # invariant: averaged gradients keep every process's weights equal
+        total = torch.tensor([sum(float(p.double().sum()) for p in model.parameters())])
+        sums = [torch.zeros(1) for _ in range(world)]
+        dist.all_gather(sums, total)
+        log(phase="ddp", world_size=world, checksums=[float(x) for x in sums])
     if rank == 0:
-        save_checkpoint(model, out / "model", {"train": asdict(tc), "step": tc.steps,
-                                               "codec_psnr_db": progress["codec_psnr_db"]})
+        save_checkpoint(
+            model,
+            out / "model",
+            {"train": asdict(tc), "step": tc.steps, "codec_psnr_db": progress["codec_psnr_db"]},
+        )
         if tc.export:
             save_checkpoint(model, tc.export, {"train": asdict(tc), "step": tc.steps})
         plot_metrics(out)
@@ -504,8 +617,12 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for f in fields(TrainConfig):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
-                       help=f"(default: {f.default})")
+        p.add_argument(
+            "--" + f.name.replace("_", "-"),
+            type=type(f.default),
+            default=f.default,
+            help=f"(default: {f.default})",
+        )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = vars(p.parse_args(argv))
     threads = args.pop("threads")

@@ -1,0 +1,69 @@
+"""A scripted agent: it finds the player in each chunk's last frame and walks it to the centre.
+
+Where no player is visible (e.g. the random-weight ``tiny`` model) it patrols: right, down, left,
+up, four ticks each. Prints one line per tick: the action, where the player was seen, timing.
+
+    python samples/agent.py --model tiny --ticks 12
+    python samples/agent.py --ticks 60 --prompt "night, two balls" --out agent.gif
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from sdk import Session
+
+try:  # the built-in game's detector; absent in a trimmed install
+    from world.game import find_player
+except ImportError:  # pragma: no cover
+    find_player = None
+
+PATROL = ["right", "down", "left", "up"]
+
+
+def choose(frame: np.ndarray, tick: int) -> tuple[str, tuple[float, float] | None]:
+    """Step toward the centre along the farther axis; patrol when the player is not found."""
+    seen = find_player(frame) if find_player is not None else None
+    if seen is None:
+        return PATROL[(tick // 4) % len(PATROL)], None
+    dx, dy = frame.shape[1] / 2 - seen[0], frame.shape[0] / 2 - seen[1]
+    if max(abs(dx), abs(dy)) < 2:
+        return "noop", seen
+    if abs(dx) >= abs(dy):
+        return ("right" if dx > 0 else "left"), seen
+    return ("down" if dy > 0 else "up"), seen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", default="default", help="'default', 'tiny' or a checkpoint directory"
+    )
+    parser.add_argument("--prompt", default="day, one ball")
+    parser.add_argument("--ticks", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="also write the rollout to a .gif")
+    args = parser.parse_args()
+
+    with Session.load(args.model, seed=args.seed) as session:
+        chunk = session.reset(prompt=args.prompt)
+        frames = [chunk.frames]
+        for _ in range(args.ticks):
+            action, seen = choose(chunk.last_frame, chunk.tick)
+            chunk = session.step(action)
+            frames.append(chunk.frames)
+            where = "not seen" if seen is None else f"at ({seen[0]:.1f}, {seen[1]:.1f})"
+            print(f"tick {chunk.tick:4d}  {action:<5}  player {where:<16} {chunk.ms:6.1f} ms")
+        if args.out:
+            from sdk.media import write_video
+
+            write_video(args.out, np.concatenate(frames), fps=session.info.fps, scale=4)
+            print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

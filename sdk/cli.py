@@ -1,0 +1,445 @@
+"""The ``chunkworld`` command: generate videos, inspect models, play, serve, and the tools of
+training, evaluation and benchmarking (``chunkworld SUBCOMMAND --help`` for each manual)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sdk.errors import ChunkworldError
+
+# Subcommands owned by other packages: argv after the name is handed to their main(argv).
+DELEGATES: dict[str, tuple[str, str]] = {
+    "train": ("world.train", "train a codec and denoiser on a dataset (chunkworld train --help)"),
+    "eval": (
+        "world.evaluate",
+        "evaluate a model: PSNR, action following, drift (chunkworld eval --help)",
+    ),
+    "bench": ("world.bench", "benchmark tick time and memory; 'bench bridge' for the bridge"),
+    "data": ("world.data", "make datasets from the built-in game (chunkworld data --help)"),
+}
+
+MAIN_HELP = """\
+Run an autoregressive video world model like a game engine.
+
+Examples:
+  chunkworld info --model tiny
+  chunkworld generate --model tiny --prompt "night, two balls" --actions "right*8,up*4" --out run.gif
+  chunkworld play --model default
+  chunkworld serve --model default          # ZeroMQ bridge on tcp://127.0.0.1:5555
+"""
+
+GENERATE_HELP = """\
+Roll a world out for a number of ticks and write the frames to a video.
+
+The world starts from a caption (--prompt), one image (--image), a video (--video) or a saved
+snapshot (--restore). Each tick makes one chunk of frames; the first chunk (tick 0) is the start.
+Images and videos must already have the model's frame size (see `chunkworld info`): they are
+rejected, not resized.
+
+Action scripts (--actions), one entry per tick, comma separated:
+  right*8,up*4,fire      8 ticks holding right, 4 holding up, 1 firing
+  noop,up|up             a per-frame tick: exactly chunk_frames keys joined by '|'
+  actions.json           a JSON list of keys or lists of per-frame keys
+Ticks past the end of the script are noop. --prompt-at TICK:CAPTION sets the caption from the
+chunk of that tick on; ticks are the world's (after --restore they continue from the snapshot's).
+
+Examples:
+  chunkworld generate --model tiny --prompt "night, two balls" --ticks 16 --out world.gif
+  chunkworld generate --image start.png --actions "right*8,left*8" --prompt-at 8:snow --out run.gif
+  chunkworld generate --video clip.gif --actions script.json --seed 3 --out run.mp4
+  chunkworld generate --model tiny --ticks 10 --save-snapshot world.safetensors --out a.gif
+  chunkworld generate --model tiny --restore world.safetensors --ticks 10 --out b.gif
+"""
+
+INFO_HELP = """\
+Print the model card, the action space, the chunk size, frame size and fps of a model.
+
+Examples:
+  chunkworld info                     # the shipped default model
+  chunkworld info --model tiny --json # machine-readable
+  chunkworld info --model runs/my-checkpoint
+"""
+
+PLAY_HELP = """\
+Play a world interactively in a pygame window (needs pygame: pip install 'chunkworld[play]').
+
+Keys: arrows/WASD move, space fire, P pause, N single tick while paused, R reset,
+F5 quick-save, F9 quick-load, Esc or Q quit. Held keys are read once per chunk.
+
+Examples:
+  chunkworld play
+  chunkworld play --model tiny --prompt "night, two balls" --scale 12
+  chunkworld play --image start.png --in-flight 2 --steps 4
+"""
+
+SERVE_HELP = """\
+Serve worlds over the ZeroMQ bridge (see bridges/PROTOCOL.md). Each client `hello` opens a
+session on the loaded model; hello options may set "seed", "steps" and "in_flight".
+
+Binds loopback by default. Serving on another interface needs CURVE keys (--keys DIR, made by
+`chunkworld keys DIR`) or an explicit --insecure.
+
+Examples:
+  chunkworld serve --model default
+  chunkworld serve --model tiny --control tcp://127.0.0.1:7000 --frames tcp://127.0.0.1:7001
+  chunkworld keys ./keys && chunkworld serve --control tcp://0.0.0.0:5555 \\
+      --frames tcp://0.0.0.0:5556 --keys ./keys
+"""
+
+KEYS_HELP = """\
+Make CURVE key pairs for serving beyond loopback: server.key / server.key_secret and
+CLIENT.key / CLIENT.key_secret in DIR. Give clients server.key and their own secret file.
+
+Examples:
+  chunkworld keys ./keys
+  chunkworld keys ./keys --client-name godot
+"""
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def _model_args(p: argparse.ArgumentParser, *, sampler: bool = True) -> None:
+    p.add_argument(
+        "--model",
+        default="default",
+        help="'default', a preset ('tiny' = random weights) or a checkpoint directory "
+        "(default: %(default)s)",
+    )
+    p.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    if sampler:
+        p.add_argument(
+            "--steps", type=int, default=None, help="Euler steps per chunk (model default)"
+        )
+        p.add_argument(
+            "--in-flight",
+            type=int,
+            default=None,
+            help="chunks denoised together; steps must be a multiple (model default)",
+        )
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chunkworld", description=MAIN_HELP, formatter_class=_formatter
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    g = sub.add_parser(
+        "generate",
+        help="roll out a world and write a gif/mp4",
+        description=GENERATE_HELP,
+        formatter_class=_formatter,
+    )
+    _model_args(g)
+    start = g.add_mutually_exclusive_group()
+    start.add_argument(
+        "--image", metavar="PATH", help="start image (png/jpg/.npy), model frame size"
+    )
+    start.add_argument(
+        "--video", metavar="PATH", help="start video (gif/.npy; mp4 needs imageio-ffmpeg)"
+    )
+    start.add_argument("--restore", metavar="PATH", help="start from a snapshot file")
+    g.add_argument("--prompt", default="", help="caption at the start ('' = null caption)")
+    g.add_argument(
+        "--prompt-at",
+        action="append",
+        default=[],
+        metavar="TICK:CAPTION",
+        help="change the caption at a tick (repeatable), e.g. 12:night",
+    )
+    g.add_argument(
+        "--actions", default="", metavar="SCRIPT", help="action script or .json file (see above)"
+    )
+    g.add_argument(
+        "--ticks",
+        type=int,
+        default=None,
+        help="steps after the start (default: length of the script, or 32)",
+    )
+    g.add_argument("--seed", type=int, default=0, help="RNG seed (default: %(default)s)")
+    g.add_argument("--scale", type=int, default=1, help="upscale the output by this factor")
+    g.add_argument("--out", required=True, metavar="PATH", help="output .gif, .mp4 or .npy")
+    g.add_argument("--save-snapshot", metavar="PATH", help="save the final world state here")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=cmd_generate)
+
+    i = sub.add_parser(
+        "info",
+        help="model card, action space, chunk size, fps",
+        description=INFO_HELP,
+        formatter_class=_formatter,
+    )
+    _model_args(i, sampler=False)
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(func=cmd_info)
+
+    p = sub.add_parser(
+        "play",
+        help="play interactively in a pygame window",
+        description=PLAY_HELP,
+        formatter_class=_formatter,
+    )
+    _model_args(p)
+    p.add_argument("--prompt", default="", help="caption of the world")
+    p.add_argument("--image", metavar="PATH", help="start image (model frame size)")
+    p.add_argument("--seed", type=int, default=0, help="RNG seed (default: %(default)s)")
+    p.add_argument("--scale", type=int, default=0, help="window pixels per frame pixel (0: auto)")
+    p.add_argument("--max-ticks", type=int, default=None, help="quit after this many ticks")
+    p.set_defaults(func=cmd_play)
+
+    s = sub.add_parser(
+        "serve",
+        help="serve worlds over the ZeroMQ bridge",
+        description=SERVE_HELP,
+        formatter_class=_formatter,
+    )
+    _model_args(s)
+    s.add_argument(
+        "--control", default="tcp://127.0.0.1:5555", help="ROUTER endpoint (default: %(default)s)"
+    )
+    s.add_argument(
+        "--frames", default="tcp://127.0.0.1:5556", help="PUB endpoint (default: %(default)s)"
+    )
+    s.add_argument("--keys", metavar="DIR", help="CURVE key folder (chunkworld keys DIR)")
+    s.add_argument("--insecure", action="store_true", help="allow non-loopback without CURVE")
+    s.add_argument("--max-sessions", type=int, default=None, help="live sessions on the server")
+    s.add_argument(
+        "--idle-ttl", type=float, default=None, help="close sessions idle this many seconds"
+    )
+    s.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
+    s.set_defaults(func=cmd_serve)
+
+    k = sub.add_parser(
+        "keys",
+        help="make CURVE keys for serving beyond loopback",
+        description=KEYS_HELP,
+        formatter_class=_formatter,
+    )
+    k.add_argument("dir", help="folder for the key files (created)")
+    k.add_argument("--client-name", default="client", help="name of the client key pair")
+    k.set_defaults(func=cmd_keys)
+
+    for name, (_, text) in DELEGATES.items():
+        sub.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+# --- commands ---------------------------------------------------------------------------------
+def _session(args: argparse.Namespace, seed: int = 0) -> Any:
+    from sdk.session import Session
+
+    return Session.load(
+        args.model,
+        device=args.device,
+        seed=seed,
+        steps=args.steps,
+        in_flight=args.in_flight,
+        threads=args.threads,
+    )
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from sdk.media import parse_actions, parse_prompt_at, read_image, read_video, write_video
+    from sdk.snapshot import Snapshot
+
+    script = parse_actions(args.actions) if args.actions else []
+    prompts = parse_prompt_at(args.prompt_at)
+    ticks = args.ticks if args.ticks is not None else (len(script) or 32)
+    if ticks < 0:
+        raise SystemExit("chunkworld generate: error: --ticks must be >= 0")
+    with _session(args, args.seed) as s:
+        if args.restore:
+            s.restore(Snapshot.load(args.restore))
+            first = None
+            if args.prompt:
+                s.set_prompt(args.prompt)
+        else:
+            image = read_image(args.image) if args.image else None
+            video = read_video(args.video) if args.video else None
+            first = s.reset(prompt=args.prompt, image=image, video=video, seed=args.seed)
+        frames = [first.frames] if first is not None else []
+        actions = [script[i] if i < len(script) else None for i in range(ticks)]
+        bar = tqdm(total=ticks, unit="tick", disable=args.quiet, file=sys.stderr)
+        for chunk in s.stream(actions, prompts=prompts):
+            frames.append(chunk.frames)
+            bar.update(1)
+            bar.set_postfix(ms=f"{chunk.ms:.0f}")
+        bar.close()
+        if args.save_snapshot:
+            s.snapshot().save(args.save_snapshot)
+        fps = s.info.fps
+    if not frames:
+        raise SystemExit("chunkworld generate: error: nothing to write (give --ticks > 0)")
+    out = write_video(args.out, np.concatenate(frames), fps=fps, scale=args.scale)
+    if not args.quiet:
+        print(f"wrote {out} ({sum(len(f) for f in frames)} frames at {fps:g} fps)")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from sdk.session import Session
+
+    with Session.load(args.model, device=args.device) as s:
+        info = s.info
+        doc = {
+            **s.describe(),
+            "fingerprint": info.fingerprint,
+            "trained": info.trained,
+            "parameters": info.parameters,
+            "action_latency_ticks": info.action_latency_ticks,
+            "card": info.card,
+        }
+    if args.json:
+        print(json.dumps(doc, indent=2, sort_keys=True))
+        return 0
+    params = sum(info.parameters.values())
+    lines = [
+        f"model          {info.model}{'' if info.trained else '  (random weights, untrained)'}",
+        f"fingerprint    {info.fingerprint}",
+        f"frames         {info.frame_height}x{info.frame_width} RGB, {info.chunk_frames} per chunk "
+        f"(one chunk per tick) at {info.fps:g} fps",
+        "actions        " + ", ".join(f"{i}={n}" for i, n in enumerate(info.actions)),
+        f"history        {info.history_chunks} chunks in the KV cache",
+        f"sampler        {info.steps} steps per chunk, {info.in_flight} in flight "
+        f"(an action shows {info.action_latency_ticks} tick(s) later)",
+        f"prompt         up to {info.max_prompt_chars} characters",
+        f"parameters     {params:,} ("
+        + ", ".join(f"{k} {v:,}" for k, v in info.parameters.items())
+        + ")",
+    ]
+    for key, value in info.card.items():
+        lines.append(f"{key:<14} {json.dumps(value) if not isinstance(value, str) else value}")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from sdk.media import read_image
+    from sdk.play import PlayOptions, play
+
+    image = read_image(args.image) if args.image else None
+    with _session(args, args.seed) as s:
+        play(
+            s,
+            PlayOptions(
+                prompt=args.prompt,
+                seed=args.seed,
+                scale=args.scale,
+                image=image,
+                max_ticks=args.max_ticks,
+            ),
+        )
+    return 0
+
+
+def session_factory(args: argparse.Namespace) -> Callable[[dict[str, Any]], Any]:
+    """One model loaded once; each client's ``hello`` options make a Session on it."""
+    from sdk.models import load_model
+    from sdk.session import Session
+
+    loaded = load_model(args.model, device=args.device)
+    allowed = {"seed": int, "steps": int, "in_flight": int}
+
+    def factory(options: dict[str, Any]) -> Session:
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown session options {unknown}; allowed: {sorted(allowed)}")
+        for key, value in options.items():
+            if not isinstance(value, allowed[key]) or isinstance(value, bool):
+                raise ValueError(f"option {key!r} must be an int, got {value!r}")
+        return Session(
+            loaded,
+            seed=options.get("seed", 0),
+            steps=options.get("steps", args.steps),
+            in_flight=options.get("in_flight", args.in_flight),
+        )
+
+    return factory
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import dataclasses
+    import logging
+
+    from bridges.limits import ServerLimits
+    from bridges.server import serve
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    limits = ServerLimits()
+    changes = {
+        k: v
+        for k, v in (("max_sessions", args.max_sessions), ("idle_ttl_s", args.idle_ttl))
+        if v is not None
+    }
+    limits = dataclasses.replace(limits, **changes)
+    serve(
+        session_factory(args),
+        control=args.control,
+        frames=args.frames,
+        curve_keys_dir=args.keys,
+        insecure=args.insecure,
+        limits=limits,
+    )
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from bridges.keys import generate_keys
+
+    for role, path in generate_keys(args.dir, client_name=args.client_name).items():
+        print(f"{role:<14} {path}")
+    return 0
+
+
+def _delegate(command: str, rest: list[str]) -> int:
+    module_name = DELEGATES[command][0]
+    if command == "bench" and rest[:1] == ["bridge"]:
+        module_name, rest = "bridges.bench", rest[1:]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name != module_name:
+            raise
+        print(
+            f"chunkworld {command}: {module_name} is not part of this installation yet",
+            file=sys.stderr,
+        )
+        return 2
+    result = module.main(rest)
+    return int(result) if isinstance(result, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``chunkworld`` command; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in DELEGATES:
+        return _delegate(args_list[0], args_list[1:])
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except ChunkworldError as e:
+        print(f"chunkworld {args.command}: error ({e.code}): {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

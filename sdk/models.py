@@ -1,0 +1,124 @@
+"""Finding and loading a model by name: presets, the shipped default, checkpoint directories.
+
+- a preset name from ``world.config.PRESETS`` (``"tiny"``, ``"small"``, ...): random weights,
+  seeded and deterministic (the same name always gives the same weights). Only ``"tiny"`` is
+  meant for this: other presets warn that their weights are untrained.
+- ``"default"``: the checkpoint shipped in ``world/models/default/``.
+- anything else: a checkpoint directory (``config.json`` + ``model.safetensors``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import world
+from sdk.errors import ArgumentError, CheckpointLoadError, UnknownModelError
+from world.checkpoint import CheckpointError, load_checkpoint
+from world.config import PRESETS
+from world.model import WorldModel
+
+DEFAULT_DIR = Path(world.__file__).resolve().parent / "models" / "default"
+WEIGHT_SEED = 0  # seed of random-weight presets
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for a session, with the facts a session reports about it."""
+
+    model: WorldModel
+    name: str
+    fingerprint: str
+    trained: bool
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+def model_names() -> list[str]:
+    """Names ``load_model`` accepts besides checkpoint paths."""
+    return ["default", *sorted(PRESETS)]
+
+
+def _device(device: str | torch.device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ArgumentError(f"device {device!r} is not a torch device; use 'cpu' or 'cuda'") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ArgumentError(f"device {device!r} asked for, but CUDA is not available; use 'cpu'")
+    return dev
+
+
+def random_model(name: str) -> WorldModel:
+    """The preset with deterministic random weights.
+
+    Zero-initialised gates and output layers get small random values, so that frames depend on
+    every input (actions, captions, history) as they would in a trained model.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(WEIGHT_SEED)
+        model = WorldModel(PRESETS[name]).eval()
+        with torch.no_grad():
+            for pname, p in model.named_parameters():
+                if pname.endswith(("mod.weight", "out.weight", "out_mod.weight")):
+                    p.normal_(0, 0.05)
+    return model
+
+
+def fingerprint(model: WorldModel) -> str:
+    """Hash of the config and of the first 4096 values of every weight (16 hex digits)."""
+    h = hashlib.sha256(json.dumps(model.cfg.to_dict(), sort_keys=True).encode())
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().flatten()[:4096].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def load_model(
+    name_or_path: str | Path = "default", *, device: str | torch.device = "cpu"
+) -> LoadedModel:
+    """Resolve ``name_or_path`` (see the module docstring) and load the model onto ``device``.
+
+    Raises:
+        UnknownModelError: no such preset, missing default checkpoint, or no such directory.
+        CheckpointLoadError: the directory exists but its checkpoint is broken (the message
+            names the file and the problem).
+        ArgumentError: a bad device.
+    """
+    dev = _device(device)
+    name = str(name_or_path)
+    if name in PRESETS and not Path(name).is_dir():
+        if name != "tiny":
+            warnings.warn(
+                f"model {name!r} is a preset with random (untrained) weights; its frames are noise. "
+                f"Load 'default' or a trained checkpoint directory for a real world.",
+                UserWarning,
+                stacklevel=3,
+            )
+        model = random_model(name).to(dev)
+        return LoadedModel(model, name, fingerprint(model), trained=False)
+    if name == "default":
+        path = DEFAULT_DIR
+        if not (path / "config.json").is_file():
+            raise UnknownModelError(
+                f"the default model is not installed (expected a checkpoint in {path}); train or "
+                f"copy one there, or use Session.load('tiny') for a random-weight test world"
+            )
+    else:
+        path = Path(name).expanduser()
+        if not path.is_dir():
+            raise UnknownModelError(
+                f"unknown model {name!r}: not a preset and not a checkpoint directory; use one of "
+                f"{model_names()} or a directory holding config.json and model.safetensors"
+            )
+    try:
+        model, doc = load_checkpoint(path, device=dev)
+    except CheckpointError as e:
+        raise CheckpointLoadError(f"cannot load checkpoint: {e}") from None
+    card = {k: v for k, v in doc.items() if k not in ("format_version", "model")}
+    return LoadedModel(model.eval(), name, fingerprint(model), trained=True, card=card)

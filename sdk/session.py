@@ -1,0 +1,523 @@
+"""``Session``: the front door. Owns a model, its sampler, the rollout state (KV cache, in-flight
+chunks, RNG) and the caption encoder, and advances the world exactly one chunk per ``step``.
+
+>>> from sdk import Session
+>>> with Session.load("tiny", seed=0) as s:
+...     c = s.reset(prompt="night, two balls")
+...     c = s.step("right")
+...     c.frames.shape, c.tick
+((2, 32, 32, 3), 1)
+
+Timing of actions: with ``in_flight = W`` chunks in the pipeline, the action given to the step
+that returns tick ``n`` first shapes the frames returned at tick ``n + W - 1`` (``Chunk.action_tick``);
+with ``W = 1`` (the default of the shipped presets) an action shows in the chunk its step returns.
+
+Prompts: the caption in effect when a chunk is admitted conditions that chunk. ``step(prompt=...)``
+and ``set_prompt`` change it from the chunk admitted at that step on; history in the KV cache is
+stored under the null caption, so a prompt change never invalidates it. An empty or absent prompt
+is the null caption. Captions longer than ``max_prompt_chars`` characters are rejected; the text
+encoder reads at most its ``max_tokens`` first words.
+
+Start images and videos must be uint8 arrays of exactly the model's frame size (``(H, W, 3)`` per
+frame): other sizes are rejected with ``ImageError`` naming the expected size, never resized.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import torch
+
+from sdk.errors import (
+    ArgumentError,
+    ClosedError,
+    ImageError,
+    NotResetError,
+    PromptError,
+    SnapshotError,
+)
+from sdk.models import LoadedModel, fingerprint, load_model
+from sdk.snapshot import Snapshot, capture, rebuild
+from sdk.spaces import Action, ActionSpace
+from sdk.types import Chunk, Footprint, SessionInfo
+from world.model import WorldModel
+from world.sampler import PipelinedSampler, RolloutState
+
+TEXT_CACHE_SIZE = 64  # encoded captions kept; a bounded LRU so memory stays flat
+
+
+class Session:
+    """A running world. Make one with :meth:`load` (or :meth:`from_model`), then ``reset`` and
+    ``step``. Not re-entrant: one thread at a time (calls are serialised by a lock)."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        seed: int = 0,
+        steps: int | None = None,
+        in_flight: int | None = None,
+        threads: int | None = None,
+    ) -> None:
+        """Prefer :meth:`load`. ``loaded`` is a model with its name and fingerprint."""
+        self._seed = _check_seed(seed)
+        if threads is not None:
+            if not isinstance(threads, int) or threads < 1:
+                raise ArgumentError(f"threads must be a positive int, got {threads!r}")
+            torch.set_num_threads(threads)
+        for key, value in (("steps", steps), ("in_flight", in_flight)):
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1
+            ):
+                raise ArgumentError(f"{key} must be a positive int or None, got {value!r}")
+        try:
+            self._sampler = PipelinedSampler(loaded.model, steps=steps, in_flight=in_flight)
+        except ValueError as e:
+            raise ArgumentError(str(e)) from None
+        self._loaded = loaded
+        self._model: WorldModel | None = loaded.model
+        cfg = loaded.model.cfg
+        self._cfg = cfg
+        self._space = ActionSpace(tuple(cfg.actions), cfg.chunk_frames)
+        self._state: RolloutState | None = None
+        self._tick = -1
+        self._prompt = ""
+        self._captions: dict[int, str] = {}  # in-flight chunk index -> its caption
+        self._text: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._lock = threading.RLock()
+        self._closed = False
+
+    # --- construction -------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str | Path = "default",
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        steps: int | None = None,
+        in_flight: int | None = None,
+        threads: int | None = None,
+    ) -> Session:
+        """Load a model and open a session on it.
+
+        Args:
+            name_or_path: ``"default"`` (the shipped checkpoint), a preset name (``"tiny"``:
+                random weights, for tests and examples), or a checkpoint directory.
+            device: torch device, ``"cpu"`` or ``"cuda"``.
+            seed: the seed ``reset`` uses when given none.
+            steps: Euler steps per chunk (default: the model's sampler config).
+            in_flight: chunks denoised together; ``steps`` must be a multiple of it.
+            threads: if given, ``torch.set_num_threads(threads)`` (process-wide).
+
+        Raises:
+            UnknownModelError: unknown name, default model not installed, or broken checkpoint.
+            ArgumentError: bad device, seed, steps or in_flight.
+        """
+        return cls(
+            load_model(name_or_path, device=device),
+            seed=seed,
+            steps=steps,
+            in_flight=in_flight,
+            threads=threads,
+        )
+
+    @classmethod
+    def from_model(
+        cls,
+        model: WorldModel,
+        *,
+        name: str = "custom",
+        seed: int = 0,
+        steps: int | None = None,
+        in_flight: int | None = None,
+    ) -> Session:
+        """Open a session on a model already in memory (training, evaluation); puts it in eval mode."""
+        loaded = LoadedModel(model.eval(), name, fingerprint(model), trained=True)
+        return cls(loaded, seed=seed, steps=steps, in_flight=in_flight)
+
+    # --- facts --------------------------------------------------------------------------------
+    @property
+    def action_space(self) -> ActionSpace:
+        """Named keys and ``chunk_frames``; ``action_space.gym_space()`` is a gymnasium space."""
+        return self._space
+
+    @property
+    def info(self) -> SessionInfo:
+        """Model and sampler facts (frame size, chunk size, fps, actions, parameter counts...)."""
+        cfg, lm = self._cfg, self._loaded
+        return SessionInfo(
+            model=lm.name,
+            fingerprint=lm.fingerprint,
+            frame_height=cfg.codec.frame_size,
+            frame_width=cfg.codec.frame_size,
+            chunk_frames=cfg.chunk_frames,
+            fps=float(cfg.fps),
+            actions=tuple(cfg.actions),
+            history_chunks=cfg.history_chunks,
+            steps=self._sampler.steps,
+            in_flight=self._sampler.in_flight,
+            max_prompt_chars=cfg.max_prompt_chars,
+            parameters=lm.model.parameter_count(),
+            trained=lm.trained,
+            card=dict(lm.card),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The facts the bridge sends to clients (a JSON-ready dict; see the bridge protocol)."""
+        i = self.info
+        return {
+            "model": i.model,
+            "frame_height": i.frame_height,
+            "frame_width": i.frame_width,
+            "chunk_frames": i.chunk_frames,
+            "fps": i.fps,
+            "actions": list(i.actions),
+            "max_prompt_chars": i.max_prompt_chars,
+            "history_chunks": i.history_chunks,
+            "in_flight": i.in_flight,
+            "steps": i.steps,
+        }
+
+    @property
+    def seed(self) -> int:
+        """The seed ``reset`` uses when given none."""
+        return self._seed
+
+    @property
+    def tick(self) -> int | None:
+        """The tick of the last chunk returned, or None before ``reset``."""
+        return None if self._tick < 0 else self._tick
+
+    @property
+    def prompt(self) -> str:
+        """The caption in effect ("" = null caption)."""
+        return self._prompt
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def footprint(self) -> Footprint:
+        """Memory held by the rollout state; flat once the cache ring is full."""
+        with self._lock:
+            state = self._require_state("footprint")
+            tensors = [
+                state.cache.k,
+                state.cache.v,
+                state.cache.index,
+                state.context_inputs,
+                state.context_actions,
+                state.generator.get_state(),
+            ]
+            tensors += [f.latent for f in state.in_flight] + [f.actions for f in state.in_flight]
+            if state.last_clean is not None:
+                tensors.append(state.last_clean)
+            held = sorted(int(c) for c in state.cache.index if int(c) >= 0)
+            return Footprint(
+                cache_bytes=state.cache.nbytes(),
+                state_bytes=sum(t.numel() * t.element_size() for t in tensors),
+                in_flight=len(state.in_flight),
+                cached_chunks=tuple(held),
+                text_entries=len(self._text),
+            )
+
+    # --- the loop -----------------------------------------------------------------------------
+    def reset(
+        self,
+        *,
+        prompt: str | None = None,
+        image: np.ndarray | None = None,
+        video: np.ndarray | None = None,
+        seed: int | None = None,
+    ) -> Chunk:
+        """Start a new world and return its first chunk (tick 0).
+
+        Args:
+            prompt: caption of the world ("" or None: the null caption); stays in effect.
+            image: uint8 (H, W, 3) start frame. It is repeated over one chunk, encoded, and
+                becomes clean history; tick 0 is its reconstruction by the codec.
+            video: uint8 (T, H, W, 3), any T >= 1. Left-padded by repeating its first frame to
+                a multiple of ``chunk_frames``; only the last ``history_chunks`` chunks are kept
+                (older ones could not be attended to anyway). Each becomes clean history; tick 0
+                is the codec's reconstruction of the last chunk.
+            seed: RNG seed of this world (default: the session's seed).
+
+        Without image or video the world starts from the caption: tick 0 is a generated chunk.
+
+        Raises:
+            ImageError: wrong dtype, shape or frame size (sizes are never resized).
+            PromptError, ArgumentError, ClosedError.
+        """
+        started = time.perf_counter()
+        with self._lock:
+            model = self._require_open()
+            caption = _check_prompt(prompt, self._cfg.max_prompt_chars)
+            use_seed = self._seed if seed is None else _check_seed(seed)
+            if image is not None and video is not None:
+                raise ArgumentError("give image= or video=, not both")
+            clip = None
+            if image is not None:
+                clip = self._check_frames(image, "image", 3)[None]  # (1, H, W, 3)
+                clip = np.repeat(clip, self._cfg.chunk_frames, axis=0)
+            elif video is not None:
+                clip = self._check_frames(video, "video", 4)
+            state = self._sampler.new_state(seed=use_seed)
+            self._captions = {}
+            self._prompt = caption
+            noop = np.zeros(self._cfg.chunk_frames, dtype=np.int64)
+            if clip is None:
+                frames = self._advance(state, noop)
+            else:
+                frames = self._start_from_frames(model, state, clip)
+            self._state = state
+            self._tick = 0
+            return self._chunk(frames, noop, started)
+
+    def step(self, action: Action = None, *, prompt: str | None = None) -> Chunk:
+        """Advance one chunk and return it.
+
+        Args:
+            action: a key name or id held for the whole chunk, a sequence of exactly
+                ``chunk_frames`` keys (one per frame), or None (noop).
+            prompt: if given, the new caption from this chunk on (same as ``set_prompt``).
+
+        Raises:
+            NotResetError, ClosedError, ActionError, PromptError.
+        """
+        started = time.perf_counter()
+        with self._lock:
+            self._require_open()
+            state = self._require_state("step")
+            ids = self._space.parse(action)
+            if prompt is not None:
+                self._prompt = _check_prompt(prompt, self._cfg.max_prompt_chars)
+            frames = self._advance(state, ids)
+            self._tick += 1
+            return self._chunk(frames, ids, started)
+
+    def set_prompt(self, prompt: str | None) -> None:
+        """Change the caption from the next admitted chunk on ("" or None: null caption).
+        Before ``reset`` this has no lasting effect: ``reset`` sets its own prompt."""
+        with self._lock:
+            self._require_open()
+            self._prompt = _check_prompt(prompt, self._cfg.max_prompt_chars)
+
+    def stream(
+        self, actions: Iterable[Action], *, prompts: Mapping[int, str] | None = None
+    ) -> Iterator[Chunk]:
+        """Step once per action and yield each chunk as it is made.
+
+        Args:
+            actions: any iterable of actions (a list, a generator reading a controller...).
+            prompts: tick -> caption; the caption is set by the step that returns that tick.
+
+        Example: ``for c in s.stream(["right"] * 8, prompts={4: "night"}): show(c.frames)``.
+        """
+        prompts = dict(prompts or {})
+        for action in actions:
+            if self._tick < 0:
+                raise NotResetError("call reset() before stream(); stream steps a running world")
+            yield self.step(action, prompt=prompts.get(self._tick + 1))
+
+    # --- save games ---------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """A copy of the whole world state; ``restore`` it to continue exactly from here."""
+        with self._lock:
+            self._require_open()
+            state = self._require_state("snapshot")
+            lm = self._loaded
+            return capture(
+                state,
+                model=lm.name,
+                fingerprint=lm.fingerprint,
+                steps=self._sampler.steps,
+                in_flight=self._sampler.in_flight,
+                tick=self._tick,
+                prompt=self._prompt,
+                captions=self._captions,
+            )
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Return the world to ``snapshot`` (from this or any session of the same model and
+        sampler settings, or read back with ``Snapshot.load``). Works before ``reset`` too.
+
+        Raises:
+            SnapshotError: not a Snapshot, another model, other steps/in_flight, or damaged.
+        """
+        with self._lock:
+            self._require_open()
+            if not isinstance(snapshot, Snapshot):
+                raise SnapshotError(
+                    f"restore() takes a Snapshot from snapshot() or Snapshot.load(path), "
+                    f"got {type(snapshot).__name__}"
+                )
+            lm = self._loaded
+            if snapshot.fingerprint != lm.fingerprint:
+                raise SnapshotError(
+                    f"snapshot was made by model {snapshot.model!r} (fingerprint "
+                    f"{snapshot.fingerprint}), this session runs model {lm.name!r} (fingerprint "
+                    f"{lm.fingerprint}); load the snapshot's model to restore it"
+                )
+            want = (self._sampler.steps, self._sampler.in_flight)
+            if (snapshot.steps, snapshot.in_flight) != want:
+                raise SnapshotError(
+                    f"snapshot was taken with steps={snapshot.steps}, in_flight="
+                    f"{snapshot.in_flight}; this session uses steps={want[0]}, in_flight="
+                    f"{want[1]}; open the session with the snapshot's settings"
+                )
+            state = rebuild(snapshot, self._sampler.new_state(seed=0), self._encode)
+            self._state = state
+            self._captions = {c: p for c, _, p in snapshot.inflight}
+            self._tick = snapshot.tick
+            self._prompt = snapshot.prompt
+
+    # --- lifetime -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the model and state. Safe to call more than once."""
+        with self._lock:
+            self._closed = True
+            self._state = None
+            self._model = None
+            self._text.clear()
+            self._captions = {}
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = (
+            "closed" if self._closed else ("not reset" if self._tick < 0 else f"tick {self._tick}")
+        )
+        return f"Session(model={self._loaded.name!r}, {state})"
+
+    # --- internals ----------------------------------------------------------------------------
+    def _require_open(self) -> WorldModel:
+        if self._closed or self._model is None:
+            raise ClosedError("this session is closed; open a new one with Session.load(...)")
+        return self._model
+
+    def _require_state(self, what: str) -> RolloutState:
+        self._require_open()
+        if self._state is None:
+            raise NotResetError(f"call reset() (or restore a snapshot) before {what}()")
+        return self._state
+
+    def _encode(self, caption: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Caption -> (tokens (1, L, Dt), mask (1, L)), cached in a bounded LRU."""
+        hit = self._text.get(caption)
+        if hit is not None:
+            self._text.move_to_end(caption)
+            return hit
+        assert self._model is not None
+        with torch.no_grad():
+            enc = self._model.encode_text([caption or None])
+        self._text[caption] = enc
+        if len(self._text) > TEXT_CACHE_SIZE:
+            self._text.popitem(last=False)
+        return enc
+
+    def _advance(self, state: RolloutState, ids: np.ndarray) -> np.ndarray:
+        """One sampler tick with the current caption; returns decoded frames (F, H, W, 3)."""
+        assert self._model is not None
+        device = self._sampler.device
+        actions = torch.as_tensor(ids, dtype=torch.long, device=device)[None]  # (1, F)
+        result = self._sampler.tick(state, actions, self._encode(self._prompt))
+        for f in state.in_flight:  # chunks admitted this tick carry the current caption
+            self._captions.setdefault(f.chunk, self._prompt)
+        live = {f.chunk for f in state.in_flight}
+        self._captions = {c: p for c, p in self._captions.items() if c in live}
+        return self._decode(result.latents)
+
+    def _decode(self, latents: torch.Tensor) -> np.ndarray:
+        assert self._model is not None
+        out = self._model.codec.decode(latents)  # (1, F, H, W, 3) uint8
+        return np.ascontiguousarray(out[0].cpu().numpy())
+
+    def _start_from_frames(
+        self, model: WorldModel, state: RolloutState, clip: np.ndarray
+    ) -> np.ndarray:
+        """Encode (T, H, W, 3) as clean history chunks; return the last one decoded."""
+        f, k = self._cfg.chunk_frames, self._cfg.history_chunks
+        pad = (-len(clip)) % f
+        if pad:
+            clip = np.concatenate([np.repeat(clip[:1], pad, axis=0), clip])
+        chunks = clip.reshape(-1, f, *clip.shape[1:])[-k:]  # (n, F, H, W, 3), n <= K
+        device = self._sampler.device
+        latents = None
+        for frames in chunks:
+            x = torch.from_numpy(np.ascontiguousarray(frames)).to(device)[None]  # (1, F, H, W, 3)
+            latents = model.codec.encode(x)
+            self._sampler.add_history(state, latents)
+        assert latents is not None
+        return self._decode(latents)
+
+    def _check_frames(self, array: Any, name: str, ndim: int) -> np.ndarray:
+        h = w = self._cfg.codec.frame_size
+        want = "(H, W, 3)" if ndim == 3 else "(T, H, W, 3)"
+        if not isinstance(array, np.ndarray):
+            raise ImageError(
+                f"{name} must be a numpy uint8 array {want}, got {type(array).__name__}"
+            )
+        if array.dtype != np.uint8:
+            raise ImageError(
+                f"{name} must be uint8 (0..255), got {array.dtype}; convert floats in [0, 1] with "
+                f"(x * 255).round().astype(np.uint8)"
+            )
+        if array.ndim != ndim or array.shape[-3:] != (h, w, 3) or (ndim == 4 and len(array) == 0):
+            raise ImageError(
+                f"{name} has shape {array.shape}; this model needs {want} with H = {h}, W = {w}"
+                f"{', T >= 1' if ndim == 4 else ''} (frames are not resized: resize to {h}x{w} "
+                f"RGB first)"
+            )
+        return array
+
+    def _chunk(self, frames: np.ndarray, ids: np.ndarray, started: float) -> Chunk:
+        ms = (time.perf_counter() - started) * 1000.0
+        return Chunk(
+            frames=frames,
+            tick=self._tick,
+            action_tick=self._tick + self._sampler.in_flight - 1,
+            ms=ms,
+            actions=ids.copy(),
+            prompt=self._prompt,
+        )
+
+
+def _check_prompt(prompt: Any, limit: int) -> str:
+    if prompt is None:
+        return ""
+    if not isinstance(prompt, str):
+        raise PromptError(
+            f"prompt must be a str (or None for the null caption), got {type(prompt).__name__}"
+        )
+    if len(prompt) > limit:
+        raise PromptError(
+            f"prompt has {len(prompt)} characters; this model takes at most {limit}, shorten it"
+        )
+    return prompt
+
+
+def _check_seed(seed: Any) -> int:
+    if (
+        isinstance(seed, (bool, np.bool_))
+        or not isinstance(seed, (int, np.integer))
+        or not 0 <= int(seed) < 2**63
+    ):
+        raise ArgumentError(f"seed must be an int in 0 .. 2**63 - 1, got {seed!r}")
+    return int(seed)

@@ -1,0 +1,301 @@
+"""The ``chunkworld`` command: manuals, generate, info, serve's factory, play, delegation."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import types
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from sdk import ArgumentError, Session
+from sdk.cli import DELEGATES, build_parser, main, session_factory
+from sdk.media import parse_actions, parse_prompt_at
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    "command, words",
+    [
+        (
+            "generate",
+            ["Examples:", "--actions", "--prompt-at", "right*8,up*4,fire", "rejected, not resized"],
+        ),
+        ("info", ["Examples:", "--json", "--model"]),
+        ("play", ["Examples:", "P pause", "N single tick", "arrows/WASD"]),
+        ("serve", ["Examples:", "--keys", "--insecure", "loopback"]),
+        ("keys", ["Examples:", "--client-name"]),
+    ],
+)
+def test_help_is_a_manual(command: str, words: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and all(w in out for w in words), out
+
+
+def test_top_level_help_lists_every_command(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name in ("generate", "info", "play", "serve", "keys", *DELEGATES):
+        assert f"    {name}" in out
+
+
+def test_parse_actions_and_prompts(tmp_path) -> None:
+    assert parse_actions("right*3,up,fire*0, 2 ,noop|fire") == ["right"] * 3 + [
+        "up",
+        2,
+        ["noop", "fire"],
+    ]
+    file = tmp_path / "a.json"
+    file.write_text(json.dumps(["up", ["left", 4]]))
+    assert parse_actions(str(file)) == ["up", ["left", 4]]
+    file.write_text(json.dumps({"up": 1}))
+    with pytest.raises(ArgumentError, match="JSON list"):
+        parse_actions(str(file))
+    with pytest.raises(ArgumentError, match="write KEY\\*N"):
+        parse_actions("right*x")
+    assert parse_prompt_at(["3:night, rain", "0:"]) == {3: "night, rain", 0: ""}
+    with pytest.raises(ArgumentError, match="TICK:CAPTION"):
+        parse_prompt_at(["night"])
+
+
+def test_generate_matches_the_session(tmp_path) -> None:
+    out = tmp_path / "run.npy"
+    rc = main(
+        [
+            "generate",
+            "--model",
+            "tiny",
+            "--prompt",
+            "day",
+            "--actions",
+            "right*2,up|fire",
+            "--prompt-at",
+            "2:night",
+            "--ticks",
+            "4",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    with Session.load("tiny", seed=3) as s:
+        want = [s.reset(prompt="day").frames]
+        want += [
+            s.step(a, prompt=p).frames
+            for a, p in (("right", None), ("right", "night"), (["up", "fire"], None), (None, None))
+        ]
+    assert np.array_equal(np.load(out), np.concatenate(want))
+
+
+def test_generate_gif_snapshot_and_restore(tmp_path) -> None:
+    snap = tmp_path / "w.safetensors"
+    main(
+        [
+            "generate",
+            "--model",
+            "tiny",
+            "--ticks",
+            "2",
+            "--out",
+            str(tmp_path / "a.npy"),
+            "--save-snapshot",
+            str(snap),
+            "--quiet",
+        ]
+    )
+    main(
+        [
+            "generate",
+            "--model",
+            "tiny",
+            "--restore",
+            str(snap),
+            "--actions",
+            "left*2",
+            "--out",
+            str(tmp_path / "b.npy"),
+            "--quiet",
+        ]
+    )
+    main(
+        [
+            "generate",
+            "--model",
+            "tiny",
+            "--actions",
+            "noop*2,left*2",
+            "--out",
+            str(tmp_path / "c.npy"),
+            "--quiet",
+        ]
+    )
+    whole = np.load(tmp_path / "c.npy")
+    assert np.array_equal(
+        np.concatenate([np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")]), whole
+    )
+    import imageio.v3 as iio
+
+    gif = tmp_path / "a.gif"
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                "tiny",
+                "--ticks",
+                "3",
+                "--scale",
+                "2",
+                "--out",
+                str(gif),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert iio.imread(gif, index=None).shape == (8, 64, 64, 3)
+
+
+def test_generate_from_image_and_video_files(tmp_path) -> None:
+    frames = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    np.save(tmp_path / "v.npy", frames)
+    np.save(tmp_path / "i.npy", frames[0])
+    for flag, name in (("--video", "v.npy"), ("--image", "i.npy")):
+        out = tmp_path / f"out-{name}"
+        assert (
+            main(
+                [
+                    "generate",
+                    "--model",
+                    "tiny",
+                    flag,
+                    str(tmp_path / name),
+                    "--ticks",
+                    "1",
+                    "--out",
+                    str(out),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
+        assert np.load(out).shape == (4, 32, 32, 3)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--actions", "jump"], "error (BAD_ACTION): unknown action 'jump'"),
+        (
+            ["--image", "IMG"],
+            "error (BAD_IMAGE): image has shape (8, 8, 3); this model needs (H, W, 3) with H = 32",
+        ),
+        (["--model", "nope"], "error (UNKNOWN_MODEL): unknown model 'nope'"),
+        (["--out", "x.avi"], "unknown output type '.avi'"),
+    ],
+)
+def test_generate_errors(argv: list[str], message: str, tmp_path, capsys) -> None:
+    np.save(tmp_path / "img.npy", np.zeros((8, 8, 3), np.uint8))
+    argv = [str(tmp_path / "img.npy") if a == "IMG" else a for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "o.gif")]
+    else:
+        argv[argv.index("--out") + 1] = str(tmp_path / argv[argv.index("--out") + 1])
+    rc = main(["generate", "--model", "tiny", "--ticks", "1", "--quiet", *argv])
+    assert rc == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("imageio_ffmpeg") is not None, reason="ffmpeg installed"
+)
+def test_mp4_without_ffmpeg_suggests_gif(tmp_path, capsys) -> None:
+    rc = main(
+        ["generate", "--model", "tiny", "--ticks", "1", "--quiet", "--out", str(tmp_path / "a.mp4")]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "needs imageio-ffmpeg" in err and "or write a .gif instead" in err
+
+
+def test_info(capsys) -> None:
+    assert main(["info", "--model", "tiny", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    with Session.load("tiny") as s:
+        assert {k: doc[k] for k in s.describe()} == s.describe()
+        assert (doc["trained"], doc["fingerprint"]) == (False, s.info.fingerprint)
+    assert main(["info", "--model", "tiny"]) == 0
+    text = capsys.readouterr().out
+    assert "0=noop, 1=up, 2=down, 3=left, 4=right, 5=fire" in text and "2 per chunk" in text
+
+
+def test_serve_factory_makes_sessions() -> None:
+    args = argparse.Namespace(model="tiny", device="cpu", steps=None, in_flight=None)
+    factory = session_factory(args)
+    a, b = factory({"seed": 4}), factory({"seed": 4, "in_flight": 2, "steps": 2})
+    assert a.describe()["in_flight"] == 1 and b.describe()["in_flight"] == 2
+    assert a._loaded.model is b._loaded.model  # the model is loaded once
+    with Session.load("tiny", seed=4) as ref:
+        assert np.array_equal(a.reset().frames, ref.reset().frames)
+    with pytest.raises(ValueError, match="unknown session options \\['colour'\\]"):
+        factory({"colour": 1})
+    with pytest.raises(ValueError, match="must be an int"):
+        factory({"seed": "1"})
+
+
+def test_serve_end_to_end_over_the_bridge() -> None:
+    server_mod = pytest.importorskip("bridges.server")
+    client_mod = pytest.importorskip("bridges.client")
+    args = argparse.Namespace(model="tiny", device="cpu", steps=None, in_flight=None)
+    with server_mod.Server(
+        session_factory(args), control="tcp://127.0.0.1:*", frames="tcp://127.0.0.1:*"
+    ) as server:
+        remote = client_mod.connect(server.control_endpoint, seed=2)
+        try:
+            got = [remote.reset(prompt="night").frames, remote.step("right").frames]
+        finally:
+            remote.close()
+    with Session.load("tiny", seed=2) as s:
+        want = [s.reset(prompt="night").frames, s.step("right").frames]
+    assert all(np.array_equal(x, y) for x, y in zip(got, want, strict=True))
+
+
+def test_play_with_dummy_display(monkeypatch) -> None:
+    pytest.importorskip("pygame")
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    from sdk.play import PlayOptions, play
+
+    with Session.load("tiny") as s:
+        assert play(s, PlayOptions(max_ticks=3, scale=2)) == 3
+        assert s.tick == 3
+
+
+def test_delegation(monkeypatch, capsys) -> None:
+    seen: list[list[str]] = []
+    fake = types.ModuleType("fake_train")
+    fake.main = lambda argv: seen.append(argv)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_train", fake)
+    monkeypatch.setitem(DELEGATES, "train", ("fake_train", "x"))
+    assert main(["train", "--steps", "5", "--help"]) == 0 and seen == [["--steps", "5", "--help"]]
+    monkeypatch.setitem(DELEGATES, "eval", ("no_such_module_xyz", "x"))
+    assert (
+        main(["eval"]) == 2
+        and "no_such_module_xyz is not part of this installation" in capsys.readouterr().err
+    )
+    assert build_parser().parse_args(["info"]).command == "info"
