@@ -247,3 +247,36 @@ def test_euler_on_curved_field_converges():
             x = euler_step(x, x, grid[i], grid[i + 1])
         errs.append(abs(float(x) - float(torch.exp(torch.tensor(-1.0)))))
     assert errs[1] < errs[0] / 6
+
+
+# guidance ---------------------------------------------------------------------------------------
+def test_guidance_scales_of_one_are_the_one_pass_model(tiny_model):
+    text = tiny_model.encode_text(["night"])
+    a = torch.tensor([[2, 2]])
+    outs = []
+    for scales in ((1.0, 1.0), (1.0, 1.0 + 1e-9), (1.0, 3.0)):
+        sampler = PipelinedSampler(
+            tiny_model, guidance_history=scales[0], guidance_text=scales[1], guidance_min_level=0.0
+        )
+        state = sampler.new_state(seed=1)
+        outs.append(torch.stack([sampler.tick(state, a, text).latents for _ in range(3)]))
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-4)  # 3 passes, same sum
+    assert not torch.allclose(outs[0], outs[2], atol=1e-3)  # text guidance changes the chunk
+
+
+def test_guidance_with_zero_scales_ignores_history_and_text(tiny_model):
+    """u + 0 (c_h - u) + 0 (c_ht - c_h) = u: the chunk must not depend on history or caption."""
+    a = torch.tensor([[1, 1]])
+    outs = []
+    for caption, history_seed in (("night", 1), ("day", 2)):
+        sampler = PipelinedSampler(
+            tiny_model, guidance_history=0.0, guidance_text=0.0, guidance_min_level=0.0
+        )
+        state = sampler.new_state(seed=0)
+        g = torch.Generator().manual_seed(history_seed)
+        c = tiny_model.cfg.codec
+        hist = torch.randn(1, tiny_model.cfg.latent_frames, c.latent_channels, c.grid, c.grid, generator=g)
+        sampler.add_history(state, hist)
+        state.generator.manual_seed(5)  # same noise for the new chunk in both runs
+        outs.append(sampler.tick(state, a, tiny_model.encode_text([caption])).latents)
+    torch.testing.assert_close(outs[0], outs[1])
