@@ -275,7 +275,9 @@ def test_guidance_with_zero_scales_ignores_history_and_text(tiny_model):
         state = sampler.new_state(seed=0)
         g = torch.Generator().manual_seed(history_seed)
         c = tiny_model.cfg.codec
-        hist = torch.randn(1, tiny_model.cfg.latent_frames, c.latent_channels, c.grid, c.grid, generator=g)
+        hist = torch.randn(
+            1, tiny_model.cfg.latent_frames, c.latent_channels, c.grid, c.grid, generator=g
+        )
         sampler.add_history(state, hist)
         state.generator.manual_seed(5)  # same noise for the new chunk in both runs
         outs.append(sampler.tick(state, a, tiny_model.encode_text([caption])).latents)
