@@ -61,6 +61,9 @@ class EvalConfig:
     long_ticks: int = 1000  # 0 skips the stability rollout
     steps: int = 0  # 0 = the checkpoint's default
     in_flight: int = 1
+    shift: float = 0.0  # sampling-grid shift; 0 = the checkpoint's default
+    guidance_history: float = 1.0  # MAGI-1 guidance scales (1, 1 = one pass)
+    guidance_text: float = 1.0
     seed: int = EVAL_SEED
 
 
@@ -145,6 +148,47 @@ class Roller:
         return np.stack(out), spent
 
 
+# --- action latency ---------------------------------------------------------------------------------
+
+
+def action_latency(
+    model: WorldModel, in_flight: int, steps: int, trials: int, seed: int
+) -> list[int | None]:
+    """Ticks between pressing a direction and the first generated tick that shows the move.
+
+    From a true start the player idles (noop) for 3 ticks, then a direction away from the nearest
+    wall is held. Latency = index of the first tick whose last frame has the player moved >= 2 px
+    that way, counted from the tick the key was first given (0 = the same tick). None = never
+    within ``in_flight + 4`` ticks.
+    """
+    cfg = model.cfg
+    f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
+    sampler = PipelinedSampler(model, steps=steps, in_flight=in_flight)
+    roller = Roller(model, sampler)
+    out: list[int | None] = []
+    for t in range(trials):
+        ep = true_episode(seed + t, k, f, size)
+        state = roller.start(ep, seed=t)
+        x0 = float(ep.player[-1, 0])
+        key, sign = (4, 1.0) if x0 < size / 2 else (3, -1.0)  # right or left, away from the wall
+        caption = ep.captions[-1]
+        xs = []
+        plan = [0] * 3 + [key] * (in_flight + 4)
+        for a in plan:  # the user's action at each tick, no look-ahead
+            r = sampler.tick(state, torch.full((1, f), a, dtype=torch.long), roller.text(caption))
+            p = find_player(model.codec.decode(r.latents)[0, -1].numpy())
+            xs.append(None if p is None else p[0])
+        base = xs[2]
+        found = None
+        if base is not None:
+            for i in range(3, len(plan)):
+                if xs[i] is not None and sign * (xs[i] - base) >= 2.0:
+                    found = i - 3
+                    break
+        out.append(found)
+    return out
+
+
 # --- the evaluation ---------------------------------------------------------------------------------
 
 
@@ -167,7 +211,14 @@ def _event_seen(kind: str, truth: Any, frames: np.ndarray) -> bool:
 def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
     model, doc = load_checkpoint(ec.model)
     cfg = model.cfg
-    sampler = PipelinedSampler(model, steps=ec.steps or None, in_flight=ec.in_flight)
+    sampler = PipelinedSampler(
+        model,
+        steps=ec.steps or None,
+        in_flight=ec.in_flight,
+        shift=ec.shift or None,
+        guidance_history=ec.guidance_history,
+        guidance_text=ec.guidance_text,
+    )
     roller = Roller(model, sampler)
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
     h = ec.horizon
@@ -245,6 +296,16 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
             "std_true": float(true.astype(np.float64).std()),
         }
 
+    # 4. how many ticks pass between an action and the first frame that shows it
+    latency: dict[str, Any] = {}
+    for w in (1, 2, 4):
+        lat = action_latency(model, w, max(sampler.steps, w) // w * w, 8, ec.seed + 50_000)
+        seen_lat = [x for x in lat if x is not None]
+        latency[f"W{w}"] = {
+            "median_ticks": float(np.median(seen_lat)) if seen_lat else None,
+            "shown": f"{len(seen_lat)}/{len(lat)}",
+        }
+
     result = {
         "model": ec.model,
         "setting": {
@@ -271,6 +332,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
             kk: round(float(np.mean(v)), 3) for kk, v in sorted(hits.items())
         },
         "stability": stability,
+        "action_latency": latency,
         "fps": round(frames_gen / max(seconds, 1e-9), 1),
         "train_step": doc.get("step"),
         "config": asdict(ec),

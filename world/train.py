@@ -24,17 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
@@ -43,257 +40,21 @@ from world.config import ModelConfig, preset
 from world.metrics import psnr
 from world.model import WorldModel
 from world.schedule import add_noise, flow_loss, predict_clean, training_levels, velocity_target
-
-
-@dataclass
-class TrainConfig:
-    data: str = "data/train"  # dataset directory (world/data.py format)
-    out: str = "runs/default"  # run directory: checkpoints, metrics, latents
-    preset: str = "small"  # model preset (world/config.py)
-    codec_steps: int = 1200
-    codec_batch: int = 32  # latent frames per codec step
-    codec_lr: float = 2e-3
-    steps: int = 4000  # denoiser steps
-    batch: int = 16  # clips per denoiser step (per process)
-    lr: float = 1e-3
-    warmup: int = 100
-    weight_decay: float = 0.01
-    ema: float = 0.998
-    clip_grad: float = 1.0
-    caption_dropout: float = 0.1
-    train_shift: float = 3.0  # SD3 shift of training levels toward noise
-    context_max: float = 0.1  # max noise level on context chunks (against drift)
-    eval_every: int = 250
-    save_every: int = 100
-    seed: int = 0
-    precision: str = "auto"  # "auto" (bf16 only where the CPU has native bf16), "fp32", "bf16"
-    export: str = ""  # when set, export the final EMA model to this checkpoint directory
-
-
-# --- data -------------------------------------------------------------------------------------
-
-
-@dataclass
-class Arrays:
-    frames: np.ndarray  # (N, T, H, W, 3) uint8
-    actions: np.ndarray  # (N, T) int64
-    captions: list[list[str]]  # (N, T // chunk_frames)
-
-
-def load_arrays(path: str | Path, cfg: ModelConfig | None = None) -> Arrays:
-    """Load a dataset written by ``world.data`` into memory (clips of equal length).
-
-    With ``cfg``, the dataset's frame size, chunk length and actions must match the model's.
-    """
-    from world.data import Dataset
-
-    ds = Dataset(path)
-    if cfg is not None:
-        m = ds.meta
-        want = (cfg.codec.frame_size, cfg.codec.frame_size)
-        if tuple(m.frame_size) != want or m.chunk_frames != cfg.chunk_frames:
-            raise ValueError(
-                f"{path}: frames {tuple(m.frame_size)} with {m.chunk_frames} per chunk, but preset "
-                f"{cfg.name!r} needs {want} with {cfg.chunk_frames} per chunk: generate data with "
-                f"`chunkworld data generate --size {want[0]} --chunk {cfg.chunk_frames}`"
-            )
-        if len(m.actions) != len(cfg.actions):
-            raise ValueError(
-                f"{path}: {len(m.actions)} actions {list(m.actions)}, the model has "
-                f"{len(cfg.actions)} {list(cfg.actions)}"
-            )
-    if not len(ds):
-        raise ValueError(
-            f"{path}: the dataset has no clips; generate one with `chunkworld data generate`"
-        )
-    f = ds.meta.chunk_frames
-    batch = ds.load_all(frames=min(len(c) for c in ds) // f * f)
-    return Arrays(
-        frames=batch.frames, actions=batch.actions.astype(np.int64), captions=batch.captions
-    )
-
-
-# --- distributed helpers -------------------------------------------------------------------------
-
-
-def _dist() -> tuple[int, int]:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _sync_grads(params: list[nn.Parameter]) -> None:
-    """Average gradients over processes (DDP's job, done by hand so frozen parts need no care)."""
-    if not dist.is_initialized():
-        return
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        dist.all_reduce(p.grad)
-        p.grad /= dist.get_world_size()
-
-
-def bf16_enabled(precision: str) -> bool:
-    """bf16 autocast only pays with native bf16 matmuls (AVX512-BF16/AMX or a GPU).
-
-    Measured on this project's CPU (AVX-512 without BF16), 2048^3 matmul: fp32 212 GFLOP/s,
-    bf16 47 GFLOP/s; a denoiser training step was 3.5x slower under bf16 autocast.
-    """
-    if precision in ("fp32", "bf16"):
-        return precision == "bf16"
-    if precision != "auto":
-        raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def _lr(step: int, total: int, base: float, warmup: int) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    p = (step - warmup) / max(1, total - warmup)
-    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
-
-
-# --- checkpoints of a run (resumable) -------------------------------------------------------------
-
-
-def _save_state(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    save_file(
-        {k: v.detach().contiguous().cpu() for k, v in tensors.items()},
-        str(tmp),
-        metadata={"meta": json.dumps(meta)},
-    )
-    os.replace(tmp, path)
-
-
-def _opt_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    out = {}
-    for i, st in opt.state_dict()["state"].items():
-        for k, v in st.items():
-            out[f"opt.{i}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
-    return out
-
-
-def _load_opt(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    sd = opt.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, i, name = k.split(".", 2)
-            state.setdefault(int(i), {})[name] = v
-    sd["state"] = state
-    opt.load_state_dict(sd)
-
-
-class _Log:
-    def __init__(self, out: Path, rank: int) -> None:
-        self.file = out / "metrics.jsonl"
-        self.rank = rank
-
-    def __call__(self, **row: Any) -> None:
-        if self.rank == 0:
-            with self.file.open("a") as f:
-                f.write(json.dumps({"time": time.time(), **row}) + "\n")
-
-
-# --- phase 1: codec ---------------------------------------------------------------------------------
-
-
-def train_codec(
-    model: WorldModel, data: Arrays, tc: TrainConfig, out: Path, rank: int, log: _Log
-) -> None:
-    codec = model.codec
-    k = model.cfg.codec.temporal
-    opt = torch.optim.AdamW(codec.parameters(), lr=tc.codec_lr, weight_decay=0.0)
-    ck = out / "codec_state.safetensors"
-    start = 0
-    if ck.exists():
-        t = load_file(str(ck))
-        codec.load_state_dict({n[6:]: v for n, v in t.items() if n.startswith("codec.")})
-        _load_opt(opt, t)
-        start = int(json.loads(open_meta(ck))["step"])
-    n, tt = data.frames.shape[:2]
-    rng = np.random.default_rng(tc.seed * 1000 + rank + start)
-    bar = tqdm(
-        range(start, tc.codec_steps),
-        desc="codec",
-        disable=rank != 0,
-        initial=start,
-        total=tc.codec_steps,
-    )
-    t0 = time.perf_counter()
-    for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, tc.codec_steps, tc.codec_lr, 50)
-        ci = rng.integers(0, n, tc.codec_batch)
-        fi = rng.integers(0, tt // k, tc.codec_batch) * k
-        frames = np.stack(
-            [data.frames[c, f : f + k] for c, f in zip(ci, fi, strict=True)]
-        )  # (B, k, H, W, 3)
-        x = codec.to_unit(torch.from_numpy(frames))  # (B, k, 3, H, W)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(tc.precision)):
-            b = x.shape[0]
-            z = codec.encoder(x.reshape(b, k * 3, *x.shape[-2:]))
-            z_noisy = z + 0.02 * z.detach().float().std() * torch.randn_like(z)
-            rec = codec.decoder(z_noisy).float().reshape(x.shape)
-        # Sprites are a few percent of the pixels but all of the game: pixels away from the
-        # frame's dominant (median) colour weigh 5x, so the codec does not settle for blur.
-        med = x.flatten(-2).median(dim=-1).values[..., None, None]  # (B, k, 3, 1, 1)
-        weight = 1.0 + 4.0 * ((x - med).abs().sum(2, keepdim=True) > 0.15).float()
-        err = rec - x
-        loss = (weight * (err.pow(2) + 0.5 * err.abs())).mean() + 1e-4 * z.float().pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        _sync_grads(list(codec.parameters()))
-        nn.utils.clip_grad_norm_(codec.parameters(), tc.clip_grad)
-        opt.step()
-        if step % 10 == 0:
-            rate = (step + 1 - start) * tc.codec_batch / (time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{loss.item():.4f}", frames_s=f"{rate * k:.0f}")
-            log(phase="codec", step=step, loss=loss.item())
-        if rank == 0 and ((step + 1) % tc.save_every == 0 or step + 1 == tc.codec_steps):
-            _save_state(
-                ck,
-                {**{"codec." + k2: v for k2, v in codec.state_dict().items()}, **_opt_tensors(opt)},
-                {"step": step + 1},
-            )
-        if dist.is_initialized():
-            dist.barrier()
-
-
-def open_meta(path: Path) -> str:
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        return f.metadata()["meta"]
-
-
-@torch.no_grad()
-def codec_quality(model: WorldModel, data: Arrays, clips: int = 8) -> float:
-    """Median PSNR (dB) of codec reconstructions of the first chunks of a few clips."""
-    f = model.cfg.chunk_frames
-    scores = []
-    for c in range(min(clips, len(data.frames))):
-        frames = torch.from_numpy(data.frames[c : c + 1, :f])
-        rec = model.codec.decode(model.codec.encode(frames))
-        scores.append(psnr(rec.numpy(), frames.numpy()))
-    return float(np.median(scores))
-
-
-@torch.no_grad()
-def encode_dataset(model: WorldModel, data: Arrays, batch: int = 8) -> np.ndarray:
-    """All frames -> latents (N, T/k, C, h, w) float32 (scaled)."""
-    out = []
-    for i in tqdm(range(0, len(data.frames), batch), desc="encode"):
-        out.append(model.codec.encode(torch.from_numpy(data.frames[i : i + batch])).numpy())
-    return np.concatenate(out)
-
+from world.train_codec import codec_quality, encode_dataset, train_codec
+from world.trainkit import (
+    Arrays,
+    MetricsLog,
+    TrainConfig,
+    bf16_enabled,
+    init_dist,
+    load_arrays,
+    load_opt,
+    lr_at,
+    open_meta,
+    opt_tensors,
+    save_state,
+    sync_grads,
+)
 
 # --- phase 3: denoiser ---------------------------------------------------------------------------------
 
@@ -414,7 +175,7 @@ def train_denoiser(
     out: Path,
     rank: int,
     world: int,
-    log: _Log,
+    log: MetricsLog,
 ) -> WorldModel:
     cfg = model.cfg
     obj = DenoiseObjective(model, tc)
@@ -436,7 +197,7 @@ def train_denoiser(
         t = load_file(str(ck))
         obj.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("obj.")})
         ema = {k[4:]: v for k, v in t.items() if k.startswith("ema.")}
-        _load_opt(opt, t)
+        load_opt(opt, t)
         start = int(json.loads(open_meta(ck))["step"])
     window = cfg.history_chunks + 2
     rng = np.random.default_rng(tc.seed * 7919 + rank * 104729 + start)
@@ -448,7 +209,7 @@ def train_denoiser(
     held_out = max(1, min(16, len(latents) // 10))
     train_n = len(latents) - held_out
     for step in bar:
-        lr = _lr(step, tc.steps, tc.lr, tc.warmup)
+        lr = lr_at(step, tc.steps, tc.lr, tc.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
         z, a, caps = _batch(latents[:train_n], data, cfg, rng, tc.batch, window, tc.caption_dropout)
@@ -456,7 +217,7 @@ def train_denoiser(
             loss = obj(z, a, caps, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        _sync_grads(params)
+        sync_grads(params)
         gn = nn.utils.clip_grad_norm_(params, tc.clip_grad)
         opt.step()
         with torch.no_grad():
@@ -485,12 +246,12 @@ def train_denoiser(
                 f"copy-last {diag['copy_last_db']:.2f} dB"
             )
         if rank == 0 and ((step + 1) % tc.save_every == 0 or step + 1 == tc.steps):
-            _save_state(
+            save_state(
                 ck,
                 {
                     **{"obj." + k: v for k, v in obj.state_dict().items()},
                     **{"ema." + k: v for k, v in ema.items()},
-                    **_opt_tensors(opt),
+                    **opt_tensors(opt),
                 },
                 {"step": step + 1},
             )
@@ -515,11 +276,11 @@ def _with_weights(obj: nn.Module, weights: dict[str, torch.Tensor], fn):
 
 
 def run(tc: TrainConfig) -> WorldModel:
-    rank, world = _dist()
+    rank, world = init_dist()
     torch.manual_seed(tc.seed)
     out = Path(tc.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = _Log(out, rank)
+    log = MetricsLog(out, rank)
     progress_file = out / "progress.json"
     progress = json.loads(progress_file.read_text()) if progress_file.exists() else {}
     cfg = preset(tc.preset)

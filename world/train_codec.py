@@ -1,0 +1,116 @@
+"""Phase 1 of training: the codec (autoencoder), then encoding the dataset to latents.
+
+MSE + L1 with 5x weight on pixels away from the frame's dominant colour (the sprites), and a
+little noise on the latents so the decoder tolerates the sampler's small errors.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file
+from torch import nn
+from tqdm import tqdm
+
+from world.metrics import psnr
+from world.model import WorldModel
+from world.trainkit import (
+    Arrays,
+    MetricsLog,
+    TrainConfig,
+    bf16_enabled,
+    load_opt,
+    lr_at,
+    open_meta,
+    opt_tensors,
+    save_state,
+    sync_grads,
+)
+
+
+def train_codec(
+    model: WorldModel, data: Arrays, tc: TrainConfig, out: Path, rank: int, log: MetricsLog
+) -> None:
+    codec = model.codec
+    k = model.cfg.codec.temporal
+    opt = torch.optim.AdamW(codec.parameters(), lr=tc.codec_lr, weight_decay=0.0)
+    ck = out / "codec_state.safetensors"
+    start = 0
+    if ck.exists():
+        t = load_file(str(ck))
+        codec.load_state_dict({n[6:]: v for n, v in t.items() if n.startswith("codec.")})
+        load_opt(opt, t)
+        start = int(json.loads(open_meta(ck))["step"])
+    n, tt = data.frames.shape[:2]
+    rng = np.random.default_rng(tc.seed * 1000 + rank + start)
+    bar = tqdm(
+        range(start, tc.codec_steps),
+        desc="codec",
+        disable=rank != 0,
+        initial=start,
+        total=tc.codec_steps,
+    )
+    t0 = time.perf_counter()
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, tc.codec_steps, tc.codec_lr, 50)
+        ci = rng.integers(0, n, tc.codec_batch)
+        fi = rng.integers(0, tt // k, tc.codec_batch) * k
+        frames = np.stack(
+            [data.frames[c, f : f + k] for c, f in zip(ci, fi, strict=True)]
+        )  # (B, k, H, W, 3)
+        x = codec.to_unit(torch.from_numpy(frames))  # (B, k, 3, H, W)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(tc.precision)):
+            b = x.shape[0]
+            z = codec.encoder(x.reshape(b, k * 3, *x.shape[-2:]))
+            z_noisy = z + 0.02 * z.detach().float().std() * torch.randn_like(z)
+            rec = codec.decoder(z_noisy).float().reshape(x.shape)
+        # Sprites are a few percent of the pixels but all of the game: pixels away from the
+        # frame's dominant (median) colour weigh 5x, so the codec does not settle for blur.
+        med = x.flatten(-2).median(dim=-1).values[..., None, None]  # (B, k, 3, 1, 1)
+        weight = 1.0 + 4.0 * ((x - med).abs().sum(2, keepdim=True) > 0.15).float()
+        err = rec - x
+        loss = (weight * (err.pow(2) + 0.5 * err.abs())).mean() + 1e-4 * z.float().pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sync_grads(list(codec.parameters()))
+        nn.utils.clip_grad_norm_(codec.parameters(), tc.clip_grad)
+        opt.step()
+        if step % 10 == 0:
+            rate = (step + 1 - start) * tc.codec_batch / (time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{loss.item():.4f}", frames_s=f"{rate * k:.0f}")
+            log(phase="codec", step=step, loss=loss.item())
+        if rank == 0 and ((step + 1) % tc.save_every == 0 or step + 1 == tc.codec_steps):
+            save_state(
+                ck,
+                {**{"codec." + k2: v for k2, v in codec.state_dict().items()}, **opt_tensors(opt)},
+                {"step": step + 1},
+            )
+        if dist.is_initialized():
+            dist.barrier()
+
+
+@torch.no_grad()
+def codec_quality(model: WorldModel, data: Arrays, clips: int = 8) -> float:
+    """Median PSNR (dB) of codec reconstructions of the first chunks of a few clips."""
+    f = model.cfg.chunk_frames
+    scores = []
+    for c in range(min(clips, len(data.frames))):
+        frames = torch.from_numpy(data.frames[c : c + 1, :f])
+        rec = model.codec.decode(model.codec.encode(frames))
+        scores.append(psnr(rec.numpy(), frames.numpy()))
+    return float(np.median(scores))
+
+
+@torch.no_grad()
+def encode_dataset(model: WorldModel, data: Arrays, batch: int = 8) -> np.ndarray:
+    """All frames -> latents (N, T/k, C, h, w) float32 (scaled)."""
+    out = []
+    for i in tqdm(range(0, len(data.frames), batch), desc="encode"):
+        out.append(model.codec.encode(torch.from_numpy(data.frames[i : i + batch])).numpy())
+    return np.concatenate(out)
