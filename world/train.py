@@ -39,7 +39,14 @@ from world.checkpoint import save_checkpoint
 from world.config import ModelConfig, preset
 from world.metrics import psnr
 from world.model import WorldModel
-from world.schedule import add_noise, flow_loss, predict_clean, training_levels, velocity_target
+from world.schedule import (
+    add_noise,
+    flow_loss,
+    predict_clean,
+    salience_weight,
+    training_levels,
+    velocity_target,
+)
 from world.train_codec import codec_quality, encode_dataset, train_codec
 from world.trainkit import (
     Arrays,
@@ -97,7 +104,9 @@ class DenoiseObjective(nn.Module):
         tokens = tokens.view(b, n, *tokens.shape[1:])
         mask = mask.view(b, n, -1)
         v = self.denoiser(x_t, levels, actions, tokens, mask, torch.arange(n), is_ctx, ctx, valid)
-        return flow_loss(v, velocity_target(z, noise), (~is_ctx).float())
+        return flow_loss(
+            v, velocity_target(z, noise), (~is_ctx).float(), salience_weight(z, self.tc.salience)
+        )
 
 
 def _batch(

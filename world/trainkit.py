@@ -39,6 +39,9 @@ class TrainConfig:
     ema: float = 0.998
     clip_grad: float = 1.0
     caption_dropout: float = 0.1
+    salience: float = (
+        4.0  # extra loss weight on latent tokens that differ from their frame's median
+    )
     train_shift: float = 3.0  # SD3 shift of training levels toward noise
     context_max: float = 0.1  # max noise level on context chunks (against drift)
     eval_every: int = 250
