@@ -16,20 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from sdk.errors import ERROR_CODES
+
 __all__ = ["CheckFailed", "CheckReport", "check_session", "SESSION_CODES"]
 
-SESSION_CODES = frozenset(
-    {
-        "NOT_RESET",
-        "CLOSED",
-        "BAD_ACTION",
-        "BAD_PROMPT",
-        "BAD_IMAGE",
-        "BAD_SNAPSHOT",
-        "BAD_ARGUMENT",
-        "UNKNOWN_MODEL",
-    }
-)
+# The error codes of the session contract (shared with the bridge's SessionLike).
+SESSION_CODES = ERROR_CODES
 FACT_TYPES: dict[str, tuple[type, ...]] = {
     "model": (str,),
     "frame_height": (int,),
