@@ -282,3 +282,21 @@ def test_guidance_with_zero_scales_ignores_history_and_text(tiny_model):
         state.generator.manual_seed(5)  # same noise for the new chunk in both runs
         outs.append(sampler.tick(state, a, tiny_model.encode_text([caption])).latents)
     torch.testing.assert_close(outs[0], outs[1])
+
+
+@settings(max_examples=6, deadline=None)
+@given(w=st.sampled_from([1, 2, 4]), before=st.integers(0, 5))
+def test_state_clone_replays_identically_and_leaves_the_original(tiny_model, w, before):
+    """A cloned rollout state ticks to the same chunks as the original, which it never touches."""
+    sampler = PipelinedSampler(tiny_model, steps=4, in_flight=w)
+    state = sampler.new_state(seed=5)
+    text = tiny_model.encode_text(["rain"])
+    a = torch.tensor([[2, 4]])
+    for _ in range(before):
+        sampler.tick(state, a, text)
+    copy = state.clone()
+    from_copy = [sampler.tick(copy, a, text).latents for _ in range(3)]
+    assert copy.next_chunk == state.next_chunk + 3
+    from_original = [sampler.tick(state, a, text).latents for _ in range(3)]
+    for x, y in zip(from_copy, from_original, strict=True):
+        assert torch.equal(x, y)

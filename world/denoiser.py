@@ -126,6 +126,22 @@ def chunk_mask(
     return same | earlier
 
 
+def additive_mask(mask: torch.Tensor) -> torch.Tensor | None:
+    """Bool attention mask -> additive float mask (0 attend, -inf not), or None when all attend.
+
+    Built once per forward: handing SDPA a bool mask makes it convert the mask again in every
+    attention call (measured: ~8% of a tick), and an all-True mask is no mask at all. Every row
+    must keep one True (a chunk always sees itself; a caption always has its summary token).
+    """
+    if bool(mask.all()):
+        return None
+    return torch.zeros(mask.shape, device=mask.device).masked_fill_(~mask, float("-inf"))
+
+
+def _as(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
+    return None if mask is None else mask.to(like.dtype)
+
+
 # ---------------------------------------------------------------------------------------------
 # The block
 # ---------------------------------------------------------------------------------------------
@@ -172,9 +188,9 @@ class Block(nn.Module):
         cos_q: torch.Tensor,  # (N, rot/2)
         sin_q: torch.Tensor,
         hist: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None,
-        mask: torch.Tensor,  # (B, 1, N, M) bool over [history tokens, current tokens]
+        mask: torch.Tensor | None,  # (B, 1, N, M) additive over [history, current] tokens
         text: torch.Tensor,  # (B * n, L, Dt)
-        text_mask: torch.Tensor,  # (B * n, 1, 1, L)
+        text_mask: torch.Tensor | None,  # (B * n, 1, 1, L) additive
         n: int,
         write: tuple[KVCache, int, int] | None,  # (cache, layer, chunk index) for the cache pass
     ) -> torch.Tensor:
@@ -205,7 +221,7 @@ class Block(nn.Module):
             k = torch.cat([hk, k], dim=2)
             v = torch.cat([hv.to(v.dtype), v], dim=2)
         a = fn.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, enable_gqa=self.kv_heads != self.heads
+            q, k, v, attn_mask=_as(mask, q), enable_gqa=self.kv_heads != self.heads
         )
         a = self.proj(a.transpose(1, 2).reshape(b, big_n, dim))
         x = x + gated(self.post1(a), g1)
@@ -216,7 +232,7 @@ class Block(nn.Module):
         xq = self.xq(h).view(b * n, t, self.heads, self.hd).transpose(1, 2)
         xk, xv = self.xkv(text).view(text.shape[0], text.shape[1], 2, self.heads, self.hd).unbind(2)
         a = fn.scaled_dot_product_attention(
-            xq, xk.transpose(1, 2), xv.transpose(1, 2), attn_mask=text_mask
+            xq, xk.transpose(1, 2), xv.transpose(1, 2), attn_mask=_as(text_mask, xq)
         )
         a = self.xproj(a.transpose(1, 2).reshape(b, big_n, dim))
         x = x + gated(self.post_x(a), gx)
@@ -362,10 +378,11 @@ class Denoiser(nn.Module):
             k_chunks = torch.cat([hist_chunks, cur_chunks])
         else:
             k_chunks = cur_chunks
-        mask = chunk_mask(q_chunks, q_ctx, k_chunks, cfg.history_chunks, use_history)[:, None]
-
+        mask = additive_mask(
+            chunk_mask(q_chunks, q_ctx, k_chunks, cfg.history_chunks, use_history)[:, None]
+        )
         txt = text.reshape(b * n, *text.shape[2:])
-        txt_mask = text_mask.reshape(b * n, 1, 1, -1)
+        txt_mask = additive_mask(text_mask.reshape(b * n, 1, 1, -1))
         if write_chunk is not None:
             assert cache is not None and n == 1, "the cache pass encodes one chunk at a time"
         for i, block in enumerate(self.blocks):

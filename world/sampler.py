@@ -56,6 +56,24 @@ class RolloutState:
     )
     last_clean_chunk: int = -1
 
+    def clone(self) -> RolloutState:
+        """An independent copy: ticking the copy leaves this state as it was."""
+        gen = torch.Generator(device=self.generator.device)
+        gen.set_state(self.generator.get_state())
+        return RolloutState(
+            cache=self.cache.clone(),
+            context_inputs=self.context_inputs.clone(),
+            context_actions=self.context_actions.clone(),
+            generator=gen,
+            in_flight=[
+                InFlight(f.chunk, f.latent.clone(), f.step, f.actions.clone(), f.text)
+                for f in self.in_flight
+            ],
+            next_chunk=self.next_chunk,
+            last_clean=None if self.last_clean is None else self.last_clean.clone(),
+            last_clean_chunk=self.last_clean_chunk,
+        )
+
 
 @dataclass(frozen=True)
 class TickResult:
