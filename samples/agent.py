@@ -16,7 +16,7 @@ import numpy as np
 from sdk import Session
 
 try:  # the built-in game's detector; absent in a trimmed install
-    from world.game import find_player
+    from world.detect import find_player
 except ImportError:  # pragma: no cover
     find_player = None
 

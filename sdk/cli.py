@@ -20,7 +20,7 @@ DELEGATES: dict[str, tuple[str, str]] = {
         "evaluate a model: PSNR, action following, drift (chunkworld eval --help)",
     ),
     "bench": ("world.bench", "benchmark tick time and memory; 'bench bridge' for the bridge"),
-    "data": ("world.data", "make datasets from the built-in game (chunkworld data --help)"),
+    "data": ("world.datagen", "make datasets from the built-in game (chunkworld data --help)"),
 }
 
 MAIN_HELP = """\

@@ -38,14 +38,13 @@ import torch
 from sdk.errors import (
     ArgumentError,
     ClosedError,
-    ImageError,
     NotResetError,
-    PromptError,
     SnapshotError,
 )
 from sdk.models import LoadedModel, fingerprint, load_model
 from sdk.snapshot import Snapshot, capture, rebuild
 from sdk.spaces import Action, ActionSpace
+from sdk.starts import check_prompt, check_seed, history_chunks, start_clip
 from sdk.types import Chunk, Footprint, SessionInfo
 from world.model import WorldModel
 from world.sampler import PipelinedSampler, RolloutState
@@ -67,7 +66,7 @@ class Session:
         threads: int | None = None,
     ) -> None:
         """Prefer :meth:`load`. ``loaded`` is a model with its name and fingerprint."""
-        self._seed = _check_seed(seed)
+        self._seed = check_seed(seed)
         if threads is not None:
             if not isinstance(threads, int) or threads < 1:
                 raise ArgumentError(f"threads must be a positive int, got {threads!r}")
@@ -259,24 +258,23 @@ class Session:
         started = time.perf_counter()
         with self._lock:
             model = self._require_open()
-            caption = _check_prompt(prompt, self._cfg.max_prompt_chars)
-            use_seed = self._seed if seed is None else _check_seed(seed)
-            if image is not None and video is not None:
-                raise ArgumentError("give image= or video=, not both")
-            clip = None
-            if image is not None:
-                clip = self._check_frames(image, "image", 3)[None]  # (1, H, W, 3)
-                clip = np.repeat(clip, self._cfg.chunk_frames, axis=0)
-            elif video is not None:
-                clip = self._check_frames(video, "video", 4)
+            caption = check_prompt(prompt, self._cfg.max_prompt_chars)
+            use_seed = self._seed if seed is None else check_seed(seed)
+            clip = start_clip(image, video, self._cfg.codec.frame_size, self._cfg.chunk_frames)
             state = self._sampler.new_state(seed=use_seed)
             self._captions = {}
             self._prompt = caption
             noop = np.zeros(self._cfg.chunk_frames, dtype=np.int64)
             if clip is None:
                 frames = self._advance(state, noop)
-            else:
-                frames = self._start_from_frames(model, state, clip)
+            else:  # the clip becomes clean history; tick 0 shows the last chunk's reconstruction
+                latents = None
+                for part in history_chunks(clip, self._cfg.chunk_frames, self._cfg.history_chunks):
+                    x = torch.from_numpy(part).to(self._sampler.device)[None]  # (1, F, H, W, 3)
+                    latents = model.codec.encode(x)
+                    self._sampler.add_history(state, latents)
+                assert latents is not None
+                frames = self._decode(latents)
             self._state = state
             self._tick = 0
             return self._chunk(frames, noop, started)
@@ -298,7 +296,7 @@ class Session:
             state = self._require_state("step")
             ids = self._space.parse(action)
             if prompt is not None:
-                self._prompt = _check_prompt(prompt, self._cfg.max_prompt_chars)
+                self._prompt = check_prompt(prompt, self._cfg.max_prompt_chars)
             frames = self._advance(state, ids)
             self._tick += 1
             return self._chunk(frames, ids, started)
@@ -308,7 +306,7 @@ class Session:
         Before ``reset`` this has no lasting effect: ``reset`` sets its own prompt."""
         with self._lock:
             self._require_open()
-            self._prompt = _check_prompt(prompt, self._cfg.max_prompt_chars)
+            self._prompt = check_prompt(prompt, self._cfg.max_prompt_chars)
 
     def stream(
         self, actions: Iterable[Action], *, prompts: Mapping[int, str] | None = None
@@ -449,44 +447,6 @@ class Session:
         out = self._model.codec.decode(latents)  # (1, F, H, W, 3) uint8
         return np.ascontiguousarray(out[0].cpu().numpy())
 
-    def _start_from_frames(
-        self, model: WorldModel, state: RolloutState, clip: np.ndarray
-    ) -> np.ndarray:
-        """Encode (T, H, W, 3) as clean history chunks; return the last one decoded."""
-        f, k = self._cfg.chunk_frames, self._cfg.history_chunks
-        pad = (-len(clip)) % f
-        if pad:
-            clip = np.concatenate([np.repeat(clip[:1], pad, axis=0), clip])
-        chunks = clip.reshape(-1, f, *clip.shape[1:])[-k:]  # (n, F, H, W, 3), n <= K
-        device = self._sampler.device
-        latents = None
-        for frames in chunks:
-            x = torch.from_numpy(np.ascontiguousarray(frames)).to(device)[None]  # (1, F, H, W, 3)
-            latents = model.codec.encode(x)
-            self._sampler.add_history(state, latents)
-        assert latents is not None
-        return self._decode(latents)
-
-    def _check_frames(self, array: Any, name: str, ndim: int) -> np.ndarray:
-        h = w = self._cfg.codec.frame_size
-        want = "(H, W, 3)" if ndim == 3 else "(T, H, W, 3)"
-        if not isinstance(array, np.ndarray):
-            raise ImageError(
-                f"{name} must be a numpy uint8 array {want}, got {type(array).__name__}"
-            )
-        if array.dtype != np.uint8:
-            raise ImageError(
-                f"{name} must be uint8 (0..255), got {array.dtype}; convert floats in [0, 1] with "
-                f"(x * 255).round().astype(np.uint8)"
-            )
-        if array.ndim != ndim or array.shape[-3:] != (h, w, 3) or (ndim == 4 and len(array) == 0):
-            raise ImageError(
-                f"{name} has shape {array.shape}; this model needs {want} with H = {h}, W = {w}"
-                f"{', T >= 1' if ndim == 4 else ''} (frames are not resized: resize to {h}x{w} "
-                f"RGB first)"
-            )
-        return array
-
     def _chunk(self, frames: np.ndarray, ids: np.ndarray, started: float) -> Chunk:
         ms = (time.perf_counter() - started) * 1000.0
         return Chunk(
@@ -497,27 +457,3 @@ class Session:
             actions=ids.copy(),
             prompt=self._prompt,
         )
-
-
-def _check_prompt(prompt: Any, limit: int) -> str:
-    if prompt is None:
-        return ""
-    if not isinstance(prompt, str):
-        raise PromptError(
-            f"prompt must be a str (or None for the null caption), got {type(prompt).__name__}"
-        )
-    if len(prompt) > limit:
-        raise PromptError(
-            f"prompt has {len(prompt)} characters; this model takes at most {limit}, shorten it"
-        )
-    return prompt
-
-
-def _check_seed(seed: Any) -> int:
-    if (
-        isinstance(seed, (bool, np.bool_))
-        or not isinstance(seed, (int, np.integer))
-        or not 0 <= int(seed) < 2**63
-    ):
-        raise ArgumentError(f"seed must be an int in 0 .. 2**63 - 1, got {seed!r}")
-    return int(seed)

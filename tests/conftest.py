@@ -1,12 +1,16 @@
-"""Shared fixtures: the random-weight tiny model (fast) and a seeded torch."""
+"""Shared fixtures: the random-weight tiny model (fast), a seeded torch, a fake text backend."""
 
 from __future__ import annotations
 
+import zlib
+
+import numpy as np
 import pytest
 import torch
 
 from world.config import preset
 from world.model import WorldModel
+from world.text import words
 
 # Tests use small tensors; one thread avoids OpenMP spin-wait thrashing when the machine is
 # shared (two cores), e.g. with a training run, and changes no result.
@@ -23,3 +27,25 @@ def tiny_model() -> WorldModel:
             if name.endswith(("mod.weight", "out.weight", "out_mod.weight")):
                 p.normal_(0, 0.05)
     return model
+
+
+class FakeSentenceModel:
+    """A stand-in for a sentence-transformers model: a fixed vector per bag of words."""
+
+    def __init__(self, width: int = 24) -> None:
+        self.width = width
+        self.calls: list[list[str]] = []
+
+    def encode(self, sentences: list[str]) -> np.ndarray:
+        self.calls.append(list(sentences))
+        out = np.zeros((len(sentences), self.width), np.float32)
+        for i, s in enumerate(sentences):
+            for w in words(s):
+                out[i, zlib.crc32(w.encode()) % self.width] += 1.0
+        return out
+
+
+@pytest.fixture
+def fake_sentence_model() -> type[FakeSentenceModel]:
+    """The class of a fake frozen text backend (width 24 by default)."""
+    return FakeSentenceModel

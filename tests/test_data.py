@@ -8,17 +8,10 @@ import numpy as np
 import pytest
 
 from world.actions import ACTIONS
-from world.data import (
-    EVAL_SEED,
-    FORMAT,
-    VERSION,
-    Dataset,
-    DatasetMeta,
-    DatasetWriter,
-    generate_dataset,
-    main,
-)
-from world.game import Game, GameConfig, find_player
+from world.data import FORMAT, VERSION, Dataset, DatasetMeta, DatasetWriter
+from world.datagen import EVAL_SEED, generate_dataset, main
+from world.detect import find_player
+from world.game import Game, GameConfig
 
 
 def random_clip(rng: np.random.Generator, t: int = 8, size: int = 16, s: int | None = 3):

@@ -16,6 +16,7 @@ from world.captions import (
     possible_events,
     sample_chunk_caption,
 )
+from world.detect import detect_events, find_player
 from world.game import (
     PLAYER_RGB,
     PROJECTILE_RGB,
@@ -23,8 +24,6 @@ from world.game import (
     Game,
     GameConfig,
     describe_scene,
-    detect_events,
-    find_player,
     state_fields,
 )
 

@@ -34,7 +34,7 @@ def _agent():
 def test_agent_walks_to_centre(top_left: tuple[int, int], action: str) -> None:
     agent = _agent()
     if agent.find_player is None:
-        pytest.skip("world.game.find_player not available")
+        pytest.skip("world.detect.find_player not available")
     frame = np.zeros((32, 32, 3), np.uint8)
     y, x = top_left
     frame[y : y + 6, x : x + 6] = (255, 220, 0)  # the player's yellow, 6 px square

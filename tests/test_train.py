@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from world.checkpoint import load_checkpoint
-from world.data import generate_dataset
+from world.datagen import generate_dataset
+from world.model import WorldModel
 from world.train import TrainConfig, run
 
 
@@ -55,6 +57,21 @@ def test_train_end_to_end_then_resume(tiny_data, tmp_path):
     den = [r["step"] for r in rows if r["phase"] == "denoiser"]
     assert den.count(0) == 1 and max(den) <= 5
     assert load_checkpoint(out / "model")[1]["step"] == 6
+
+
+def test_train_with_a_frozen_text_encoder(tiny_data, tmp_path, monkeypatch, fake_sentence_model):
+    """``--text-encoder sentence-transformers:...``: the projection trains, the config records it."""
+    fake = fake_sentence_model()
+    monkeypatch.setattr("world.train.load_backend", lambda spec: fake)
+    out = tmp_path / "run"
+    run(_config(tiny_data, out, text_encoder="sentence-transformers:fake"))
+    model, _ = load_checkpoint(out / "model")
+    assert model.cfg.text.encoder == "sentence-transformers:fake"
+    assert model.cfg.text.frozen_dim == fake.width
+    torch.manual_seed(0)  # run() seeds with TrainConfig.seed before building the model
+    init = WorldModel(model.cfg).text
+    assert not torch.equal(model.text.proj.weight, init.proj.weight)  # the adapter trained
+    assert len(fake.calls) > 1  # captions reached the frozen encoder during training
 
 
 def test_mismatched_dataset_is_a_clear_error(tmp_path):

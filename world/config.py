@@ -44,13 +44,17 @@ class CodecConfig:
 
 @dataclass(frozen=True)
 class TextConfig:
-    """The self-contained text encoder: hashed words -> a small transformer -> tokens."""
+    """The text encoder: self-contained (hashed words -> a small transformer) or a frozen one."""
 
     vocab: int = 4096  # hash buckets for words
     dim: int = 128  # width of text tokens handed to cross-attention
     depth: int = 2  # transformer layers
     heads: int = 4
     max_tokens: int = 32  # words kept from a caption (a leading summary token is added)
+    # "hash" (self-contained, trained with the model) or "sentence-transformers:<name or path>":
+    # a frozen pretrained encoder installed locally, of output width ``frozen_dim``
+    encoder: str = "hash"
+    frozen_dim: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,14 @@ class ModelConfig:
             raise ValueError("dim must divide by heads, and heads by kv_heads")
         if self.history_chunks < 1:
             raise ValueError("history_chunks must be >= 1")
+        t = self.text
+        if t.encoder != "hash" and not (
+            t.encoder.startswith("sentence-transformers:") and t.frozen_dim > 0
+        ):
+            raise ValueError(
+                f"text.encoder must be 'hash' or 'sentence-transformers:<name or path>' with "
+                f"text.frozen_dim > 0, got encoder={t.encoder!r}, frozen_dim={t.frozen_dim}"
+            )
 
     # --- derived geometry -------------------------------------------------------------------
     @property

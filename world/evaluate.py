@@ -35,8 +35,9 @@ from tqdm import tqdm
 from world.actions import play_like_actions
 from world.captions import event_prompt, possible_events
 from world.checkpoint import load_checkpoint
-from world.data import EVAL_SEED
-from world.game import Game, GameConfig, detect_events, find_player
+from world.datagen import EVAL_SEED
+from world.detect import detect_events, find_player
+from world.game import Game, GameConfig
 from world.metrics import psnr, ssim
 from world.model import WorldModel
 from world.sampler import PipelinedSampler, RolloutState
@@ -62,6 +63,7 @@ class EvalConfig:
     steps: int = 0  # 0 = the checkpoint's default
     in_flight: int = 1
     shift: float = 0.0  # sampling-grid shift; 0 = the checkpoint's default
+    context_level: float = -1.0  # noise level history is cached at; < 0 = the checkpoint's default
     guidance_history: float = 1.0  # MAGI-1 guidance scales (1, 1 = one pass)
     guidance_text: float = 1.0
     seed: int = EVAL_SEED
@@ -216,6 +218,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         steps=ec.steps or None,
         in_flight=ec.in_flight,
         shift=ec.shift or None,
+        context_level=ec.context_level if ec.context_level >= 0 else None,
         guidance_history=ec.guidance_history,
         guidance_text=ec.guidance_text,
     )

@@ -8,7 +8,7 @@ from torch import nn
 from world.codec import Codec
 from world.config import ModelConfig
 from world.denoiser import Denoiser
-from world.text import HashTextEncoder
+from world.text import build_text_encoder
 
 
 class WorldModel(nn.Module):
@@ -18,7 +18,7 @@ class WorldModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.codec = Codec(cfg.codec)
-        self.text = HashTextEncoder(cfg.text)
+        self.text = build_text_encoder(cfg.text)
         self.denoiser = Denoiser(cfg, cfg.text.dim)
 
     def encode_text(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,8 +3,9 @@
 The interface is the ``TextEncoder`` protocol: ``encode(captions) -> (tokens, mask)``. The
 default, ``HashTextEncoder``, is self-contained (no downloads): words are hashed into buckets,
 embedded and passed through a small transformer trained with the world model. A frozen
-pretrained sentence encoder (MAGI-1 uses a frozen T5) fits the same protocol; see
-``FrozenSentenceEncoder``.
+pretrained sentence encoder (MAGI-1 uses a frozen T5) fits the same protocol:
+``FrozenTextEncoder``, chosen by ``TextConfig.encoder = "sentence-transformers:<name or path>"``
+(optional extra ``chunkworld[text]``; the model must be installed locally).
 
 Every encoding starts with one summary token, so the null caption ("" or None) is a sequence of
 one token and cross-attention never sees an empty key set.
@@ -12,10 +13,13 @@ one token and cross-attention never sees an empty key set.
 
 from __future__ import annotations
 
+import os
 import re
 import zlib
-from typing import Protocol
+from collections import OrderedDict
+from typing import Any, Protocol, cast
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -77,28 +81,92 @@ class HashTextEncoder(nn.Module):
         return self(ids.to(self.pos.device), mask.to(self.pos.device)), mask.to(self.pos.device)
 
 
-class FrozenSentenceEncoder:
-    """A frozen pretrained sentence encoder (optional extra) behind the same protocol.
+class EmbeddingBackend(Protocol):
+    """A pretrained sentence encoder: sentences -> one vector each, (B, D) array-like."""
 
-    Uses ``sentence_transformers`` with a model that is installed locally (no download at run
-    time), returning one token per caption plus a summary slot, projected by a trained linear map
-    in the model when widths differ. Not used by the shipped default.
+    def encode(self, sentences: list[str]) -> Any: ...
+
+
+SENTENCE_TRANSFORMERS = "sentence-transformers:"
+
+
+def load_backend(spec: str, device: str = "cpu") -> EmbeddingBackend:
+    """The backend named by ``TextConfig.encoder``: ``"sentence-transformers:<name or path>"``.
+
+    The model must already be installed locally (nothing is downloaded: ``HF_HUB_OFFLINE=1``).
+    """
+    if not spec.startswith(SENTENCE_TRANSFORMERS):
+        raise ValueError(
+            f"unknown text encoder {spec!r}; use 'sentence-transformers:<name or path>'"
+        )
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
+    except ImportError as e:
+        raise ImportError(
+            f"text encoder {spec!r} needs the optional package sentence-transformers: "
+            "pip install 'chunkworld[text]', and install the model locally"
+        ) from e
+    return cast(
+        EmbeddingBackend,
+        SentenceTransformer(spec.removeprefix(SENTENCE_TRANSFORMERS), device=device),
+    )
+
+
+class FrozenTextEncoder(nn.Module):
+    """A frozen pretrained sentence encoder behind the same protocol (MAGI-1 freezes T5).
+
+    A caption becomes two tokens: a learned summary token, then the frozen embedding through a
+    trained linear map and norm (the only weights saved). The null caption is the summary token
+    alone. Embeddings are memoised per caption (the backend is frozen), so a training loop that
+    sees the same captions again does not run the big encoder again.
     """
 
-    def __init__(self, model_name_or_path: str, device: str = "cpu") -> None:
-        try:
-            from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
-        except ImportError as e:  # pragma: no cover - optional dependency
-            raise ImportError(
-                "FrozenSentenceEncoder needs the optional package sentence-transformers: "
-                "pip install sentence-transformers (and a locally installed model)"
-            ) from e
-        self.model = SentenceTransformer(model_name_or_path, device=device)
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+    memo_size = 4096
 
-    @torch.no_grad()
+    def __init__(self, cfg: TextConfig, backend: EmbeddingBackend | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.dim = cfg.dim
+        self.proj = nn.Linear(cfg.frozen_dim, cfg.dim)
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.summary = nn.Parameter(torch.zeros(cfg.dim))
+        self.backend = backend  # None: loaded from cfg.encoder at first use
+        self._memo: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def embed(self, captions: list[str]) -> torch.Tensor:
+        """Frozen embeddings (B, frozen_dim) float32, no gradient."""
+        todo = [c for c in dict.fromkeys(captions) if c not in self._memo]
+        if todo:
+            if self.backend is None:
+                self.backend = load_backend(self.cfg.encoder)
+            out = torch.as_tensor(np.asarray(self.backend.encode(todo)), dtype=torch.float32)
+            if out.shape != (len(todo), self.cfg.frozen_dim):
+                raise ValueError(
+                    f"text backend returned shape {tuple(out.shape)} for {len(todo)} captions; "
+                    f"this model was built for width frozen_dim={self.cfg.frozen_dim}"
+                )
+            for c, e in zip(todo, out, strict=True):
+                self._memo[c] = e
+        for c in captions:
+            self._memo.move_to_end(c)
+        rows = torch.stack([self._memo[c] for c in captions])
+        while len(self._memo) > self.memo_size:
+            self._memo.popitem(last=False)
+        return rows
+
     def encode(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
-        emb = torch.as_tensor(self.model.encode([c or "" for c in captions]))  # (B, dim)
-        null = torch.tensor([not c for c in captions])
-        emb = torch.where(null[:, None], torch.zeros_like(emb), emb)
-        return emb[:, None, :], torch.ones(len(captions), 1, dtype=torch.bool)
+        device = self.summary.device
+        real = [bool(c) for c in captions]
+        tokens = self.summary.expand(len(captions), 2, -1).clone()  # (B, 2, dim)
+        if any(real):
+            emb = self.embed([c for c in captions if c]).to(device)
+            idx = torch.tensor([i for i, r in enumerate(real) if r], device=device)
+            tokens[idx, 1] = self.norm(self.proj(emb))
+        mask = torch.tensor([[True, r] for r in real], device=device)  # (B, 2)
+        return tokens, mask
+
+
+def build_text_encoder(cfg: TextConfig) -> nn.Module:
+    """The text encoder a config names (``cfg.encoder``)."""
+    return HashTextEncoder(cfg) if cfg.encoder == "hash" else FrozenTextEncoder(cfg)

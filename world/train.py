@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,7 @@ from world.schedule import (
     training_levels,
     velocity_target,
 )
+from world.text import FrozenTextEncoder, load_backend
 from world.train_codec import codec_quality, encode_dataset, train_codec
 from world.trainkit import (
     Arrays,
@@ -293,6 +294,13 @@ def run(tc: TrainConfig) -> WorldModel:
     progress_file = out / "progress.json"
     progress = json.loads(progress_file.read_text()) if progress_file.exists() else {}
     cfg = preset(tc.preset)
+    backend = None
+    if tc.text_encoder != "hash":  # the frozen encoder's width sizes the trained projection
+        backend = load_backend(tc.text_encoder)
+        width = backend.encode(["a probe caption"])
+        cfg = cfg.replace(
+            text=replace(cfg.text, encoder=tc.text_encoder, frozen_dim=int(np.shape(width)[-1]))
+        )
     if "latent_scale" in progress:
         cfg = cfg.replace(
             codec=cfg.codec.__class__(
@@ -300,6 +308,9 @@ def run(tc: TrainConfig) -> WorldModel:
             )
         )
     model = WorldModel(cfg)
+    if backend is not None:
+        assert isinstance(model.text, FrozenTextEncoder)
+        model.text.backend = backend
     data = load_arrays(tc.data, cfg)
     if rank == 0:
         tqdm.write(

@@ -49,6 +49,8 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"  # "auto" (bf16 only where the CPU has native bf16), "fp32", "bf16"
     export: str = ""  # when set, export the final EMA model to this checkpoint directory
+    # "hash" (self-contained) or "sentence-transformers:<name or path>" (frozen, installed locally)
+    text_encoder: str = "hash"
 
 
 # --- data -------------------------------------------------------------------------------------
