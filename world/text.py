@@ -167,6 +167,6 @@ class FrozenTextEncoder(nn.Module):
         return tokens, mask
 
 
-def build_text_encoder(cfg: TextConfig) -> nn.Module:
+def build_text_encoder(cfg: TextConfig) -> HashTextEncoder | FrozenTextEncoder:
     """The text encoder a config names (``cfg.encoder``)."""
     return HashTextEncoder(cfg) if cfg.encoder == "hash" else FrozenTextEncoder(cfg)
