@@ -1,0 +1,232 @@
+"""The C# / Unity client (bridges/clients/unity) against a fake-backed bridge server.
+
+Compiles `Chunkworld/*.cs` and `Tests/TestClient.cs` with `mcs` and runs the console program on
+`mono` once per module; it decodes and re-encodes the cwb/1 vectors and a spread of msgpack
+values, then drives a fake session over its own ZMTP: hello, reset, steps, published chunks,
+errors, snapshot/restore, heartbeats. The Unity-only files (`#if UNITY_5_3_OR_NEWER`) compile to
+nothing here. Skipped where `mcs` or `mono` is not on PATH.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+from bridges.fake import FakeSession
+from bridges.testing import local_server
+
+ROOT = Path(__file__).resolve().parents[1]
+UNITY_DIR = ROOT / "bridges" / "clients" / "unity"
+VECTORS = json.loads((ROOT / "tests" / "vectors" / "cwb1.json").read_text())
+MCS, MONO = shutil.which("mcs"), shutil.which("mono")
+TIMEOUT_S = 60
+
+pytestmark = pytest.mark.skipif(
+    MCS is None or MONO is None,
+    reason="no C# compiler and runtime on PATH (mcs and mono); "
+    "install them with `apt-get install mono-mcs mono-runtime`",
+)
+
+# Every msgpack width the encoder picks, and the types the protocol uses.
+VALUES: list[Any] = [
+    0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1,
+    -1, -32, -33, -128, -129, -32768, -32769, -(2**31), -(2**31) - 1, -(2**63),
+    "", "x" * 31, "x" * 32, "x" * 255, "x" * 256, "y" * 65536, "héllo ✓", "😀 outside the BMP",
+    b"", b"\x00\xff", bytes(range(256)) * 2, b"z" * 65536,
+    True, False, None, 0.5, -2.75, 1048576.125, 3.0, 1e300,
+    list(range(16)), {f"k{i}": i for i in range(16)}, {"nested": [[], {}, [1, [2, {"a": None}]]]},
+]  # fmt: skip
+BAD_HEX = {
+    "d40100": "extension",  # fixext 1
+    "c70100": "extension",  # ext 8
+    "c1": "never used",
+    "9201": "truncated",
+    "0102": "trailing",
+    "810102": "keys must be strings",
+    "91" * 40 + "c0": "nesting",
+    "a2fffe": "UTF-8",
+    "cfffffffffffffffff": "uint64",
+}
+
+
+def _jsonable(value: Any) -> Any:
+    """VALUES as the C# program reports them (bin as {"bin": hex})."""
+    if isinstance(value, bytes):
+        return {"bin": value.hex()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _compile(tmp: Path) -> Path:
+    """Build the client and the test program into one console exe (the core, no Unity)."""
+    exe = tmp / "test_client.exe"
+    sources = sorted(str(p) for p in (UNITY_DIR / "Chunkworld").glob("*.cs"))
+    assert MCS is not None
+    proc = subprocess.run(
+        [MCS, "-warnaserror+", f"-out:{exe}", *sources, str(UNITY_DIR / "Tests" / "TestClient.cs")],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert proc.returncode == 0, f"mcs failed:\n{proc.stdout}\n{proc.stderr}"
+    return exe
+
+
+def _run_client(tmp: Path, control: str) -> dict[str, Any]:
+    inp = tmp / "input.txt"
+    lines = [" ".join(["vector", v["name"], *v["frames"]]) for v in VECTORS]
+    lines.append("values " + msgpack.packb(VALUES, use_bin_type=True).hex())
+    lines += [f"bad {h}" for h in BAD_HEX]
+    inp.write_text("\n".join(lines) + "\n")
+    assert MONO is not None
+    proc = subprocess.run(
+        [MONO, str(_compile(tmp))],
+        env={**os.environ, "CWB_INPUT": str(inp), "CWB_CONTROL": control},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    out = [ln for ln in proc.stdout.splitlines() if ln.startswith("CWB_RESULT ")]
+    assert proc.returncode == 0 and out, f"mono failed:\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(out[-1].removeprefix("CWB_RESULT "))  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One run of the C# program against a fresh fake-backed server; its frames endpoint is added."""
+    with local_server() as server:
+        out = _run_client(tmp_path_factory.mktemp("unity"), server.control_endpoint)
+        out["frames_endpoint"] = server.frames_endpoint
+    return out
+
+
+def _expected() -> tuple[FakeSession, list[Any]]:
+    """What the C# program's session does, run locally: hello options, reset(7), 3 steps."""
+    local = FakeSession(height=24, width=32, chunk_frames=2)
+    chunks = [local.reset(seed=7)]
+    chunks += [local.step(action) for action in ["left", 3, ["jump", 0]]]
+    return local, chunks
+
+
+def _sha(frames: Any) -> str:
+    return hashlib.sha256(frames.tobytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- msgpack and cwb/1
+
+
+def test_unity_decodes_and_reencodes_the_cwb1_vectors(result: dict[str, Any]) -> None:
+    vectors = result["codec"]["vectors"]
+    assert [v["name"] for v in vectors] == [v["name"] for v in VECTORS]
+    for mine, vector in zip(vectors, VECTORS, strict=True):
+        assert mine["error"] == "" and mine["wire"]["error"] == "", mine["name"]
+        assert mine["header"] == vector["header"], mine["name"]
+        assert mine["reencoded"] == vector["frames"][1], mine["name"]  # byte for byte
+        header, wire = vector["header"], mine["wire"]
+        for key in ("type", "id", "re", "session", "seq", "time", "body"):
+            assert wire[key] == header[key], (mine["name"], key)
+    reply = vectors[[v["name"] for v in VECTORS].index("step_reply")]["wire"]
+    assert reply["arrays"] == {
+        "frames": {"dtype": "uint8", "shape": [1, 2, 2, 3], "hex": "1065ba156abf1368bd186dc2"}
+    }
+
+
+def test_unity_builds_requests_byte_for_byte(result: dict[str, Any]) -> None:
+    by_name = {v["name"]: v["frames"] for v in VECTORS}
+    assert result["codec"]["built"] == {name: by_name[name] for name in ("ping", "hello", "step")}
+
+
+def test_unity_msgpack_round_trips_every_width(result: dict[str, Any]) -> None:
+    codec = result["codec"]
+    assert codec["values_error"] == ""
+    assert codec["values"] == _jsonable(VALUES)
+    assert codec["values_reencoded"] == msgpack.packb(VALUES, use_bin_type=True).hex()
+
+
+def test_unity_msgpack_refuses_what_the_server_refuses(result: dict[str, Any]) -> None:
+    errors = result["codec"]["bad"]
+    assert len(errors) == len(BAD_HEX)
+    for error, (data, why) in zip(errors, BAD_HEX.items(), strict=True):
+        assert why in error, (data, error)
+
+
+# ---------------------------------------------------------------- a session on the fake
+
+
+def test_unity_client_says_hello(result: dict[str, Any]) -> None:
+    got = result["session"]
+    local, _ = _expected()
+    assert (got["open"], got["ping"], got["hello_ok"]) == (True, True, True)
+    assert got["bad_hello"] == "BAD_REQUEST"  # unknown factory option
+    assert got["facts"] == local.describe()
+    assert sorted(got["limit_keys"]) == sorted(
+        ["max_message_bytes", "max_header_bytes", "max_buffers", "max_depth",
+         "max_prompt_chars", "max_frames", "max_sessions_per_client", "idle_ttl_s",
+         "max_snapshots"]
+    )  # fmt: skip
+    assert got["frames_endpoint"] == result["frames_endpoint"]
+    assert len(got["session"]) > 0
+
+
+def test_unity_client_reset_and_steps_give_the_fakes_bytes(result: dict[str, Any]) -> None:
+    got = result["session"]
+    _, chunks = _expected()
+    assert got["step_before_reset"] == "NOT_RESET"
+    replies = got["replies"]
+    assert [r["ok"] for r in replies] == [True] * 4
+    assert [(r["tick"], r["action_tick"]) for r in replies] == [(0, 0), (1, 1), (2, 2), (3, 3)]
+    assert [r["shape"] for r in replies] == [[2, 24, 32, 3]] * 4
+    assert [r["sha256"] for r in replies] == [_sha(c.frames) for c in chunks]
+    assert {r["session"] for r in replies} == {got["session"]}
+
+
+def test_unity_client_receives_published_chunks(result: dict[str, Any]) -> None:
+    got = result["session"]
+    _, chunks = _expected()
+    assert got["observe"] is True
+    published = got["published"]
+    assert [p["seq"] for p in published] == [0, 1, 2, 3]
+    assert [p["tick"] for p in published] == [0, 1, 2, 3]
+    assert [p["cause"] for p in published] == ["reset", "step", "step", "step"]
+    assert [p["sha256"] for p in published] == [_sha(c.frames) for c in chunks]
+    assert {p["session"] for p in published} == {got["session"]}
+    assert got["published_events"] == 4  # ChunkPublished raised once per chunk
+
+
+def test_unity_client_gets_error_replies(result: dict[str, Any]) -> None:
+    got = result["session"]
+    assert got["bad_actions"] == ["BAD_ACTION"] * 3  # id 99, name "fly", 1 of 2 per-frame
+    assert got["close"] is True
+    assert got["step_after_close"] == "UNKNOWN_SESSION"
+
+
+def test_unity_client_lays_out_frames_for_textures(result: dict[str, Any]) -> None:
+    image = result["session"]["image"]
+    frames = _expected()[1][0].frames  # reset chunk, uint8 (2, 24, 32, 3)
+    assert (image["frames"], image["width"], image["height"]) == (2, 32, 24)
+    assert image["rgb_bytes"] == 24 * 32 * 3
+    assert image["frame0_x1_y0"] == frames[0, 0, 1].tolist()  # row y=0, column x=1
+    assert image["last_x31_y23"] == frames[-1, 23, 31].tolist()
+    # Texture2D rows go bottom-up: the image's top row is the texture's last.
+    assert image["unity_frame0_x1_row23"] == frames[0, 0, 1].tolist()
+    assert image["unity_last_x31_row0"] == frames[-1, 23, 31].tolist()
+
+
+def test_unity_client_restores_and_survives_heartbeats(result: dict[str, Any]) -> None:
+    got = result["session"]
+    assert (got["restore_ok"], got["same_after_restore"]) == (True, True)
+    # 4.5 s of Poll() alone: without PONG answers the server would drop both connections.
+    assert got["heartbeats_answered"] >= 4
+    assert got["ping_after_idle"] is True
+    assert (got["tick_after_idle"], got["published_after_idle"]) == (5, 5)
