@@ -100,17 +100,24 @@ def _run_godot(tmp: Path, control: str) -> dict[str, Any]:
             }
         )
     )
-    env = {**os.environ, "CWB_INPUT": str(inp), "CWB_CONTROL": control, "LANG": "en_US.UTF-8"}
     assert GODOT is not None
-    proc = subprocess.run(
+    return _client_result(
         [GODOT, "--no-window", "--path", str(GODOT_DIR), "-s", "test_client.gd"],
-        env=env,
+        {"CWB_INPUT": str(inp), "CWB_CONTROL": control, "LANG": "en_US.UTF-8"},
+    )
+
+
+def _client_result(command: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run a client's check program; its result is the last ``CWB_RESULT {json}`` line."""
+    proc = subprocess.run(
+        command,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("CWB_RESULT ")]
-    assert proc.returncode == 0 and lines, f"godot failed:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0 and lines, f"{command[0]} failed:\n{proc.stdout}\n{proc.stderr}"
     return json.loads(lines[-1].removeprefix("CWB_RESULT "))  # type: ignore[no-any-return]
 
 
@@ -136,16 +143,9 @@ def _run_unity(tmp: Path, control: str) -> dict[str, Any]:
     lines += [f"bad {h}" for h in BAD_HEX]
     inp.write_text("\n".join(lines) + "\n")
     assert MONO is not None
-    proc = subprocess.run(
-        [MONO, str(_compile(tmp))],
-        env={**os.environ, "CWB_INPUT": str(inp), "CWB_CONTROL": control},
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
+    return _client_result(
+        [MONO, str(_compile(tmp))], {"CWB_INPUT": str(inp), "CWB_CONTROL": control}
     )
-    out = [ln for ln in proc.stdout.splitlines() if ln.startswith("CWB_RESULT ")]
-    assert proc.returncode == 0 and out, f"mono failed:\n{proc.stdout}\n{proc.stderr}"
-    return json.loads(out[-1].removeprefix("CWB_RESULT "))  # type: ignore[no-any-return]
 
 
 RUNNERS = {

@@ -53,55 +53,19 @@ static func _write_value(buf: StreamPeerBuffer, value, depth: int) -> String:
 			buf.put_double(value)
 		TYPE_STRING:
 			var utf8: PoolByteArray = value.to_utf8()
-			var n := utf8.size()
-			if n < 32:
-				buf.put_u8(0xa0 | n)
-			elif n < 0x100:
-				buf.put_u8(0xd9)
-				buf.put_u8(n)
-			elif n < 0x10000:
-				buf.put_u8(0xda)
-				buf.put_u16(n)
-			else:
-				buf.put_u8(0xdb)
-				buf.put_u32(n)
+			_put_length(buf, utf8.size(), 0xa0, 32, 0xd9, 0xda, 0xdb)
 			buf.put_data(utf8)
 		TYPE_RAW_ARRAY:
-			var n: int = value.size()
-			if n < 0x100:
-				buf.put_u8(0xc4)
-				buf.put_u8(n)
-			elif n < 0x10000:
-				buf.put_u8(0xc5)
-				buf.put_u16(n)
-			else:
-				buf.put_u8(0xc6)
-				buf.put_u32(n)
+			_put_length(buf, value.size(), 0, 0, 0xc4, 0xc5, 0xc6)
 			buf.put_data(value)
 		TYPE_ARRAY, TYPE_INT_ARRAY, TYPE_REAL_ARRAY, TYPE_STRING_ARRAY:
-			var n: int = value.size()
-			if n < 16:
-				buf.put_u8(0x90 | n)
-			elif n < 0x10000:
-				buf.put_u8(0xdc)
-				buf.put_u16(n)
-			else:
-				buf.put_u8(0xdd)
-				buf.put_u32(n)
+			_put_length(buf, value.size(), 0x90, 16, -1, 0xdc, 0xdd)
 			for item in value:
 				var error = _write_value(buf, item, depth + 1)
 				if error != "":
 					return error
 		TYPE_DICTIONARY:
-			var n: int = value.size()
-			if n < 16:
-				buf.put_u8(0x80 | n)
-			elif n < 0x10000:
-				buf.put_u8(0xde)
-				buf.put_u16(n)
-			else:
-				buf.put_u8(0xdf)
-				buf.put_u32(n)
+			_put_length(buf, value.size(), 0x80, 16, -1, 0xde, 0xdf)
 			for key in value:  # Godot dictionaries keep insertion order
 				var error = _write_value(buf, key, depth + 1)
 				if error == "":
@@ -111,6 +75,23 @@ static func _write_value(buf: StreamPeerBuffer, value, depth: int) -> String:
 		_:
 			return "cannot encode a value of Godot type %d (%s)" % [typeof(value), str(value)]
 	return ""
+
+
+# The smallest length header: fixed (n < fix_limit, OR-ed into fix), then 8-, 16- or 32-bit.
+# A code of -1 (or a fix_limit of 0) means the format has no such width: str has all four,
+# bin no fixed form, array and map no 8-bit form.
+static func _put_length(buf: StreamPeerBuffer, n: int, fix: int, fix_limit: int, c8: int, c16: int, c32: int) -> void:
+	if n < fix_limit:
+		buf.put_u8(fix | n)
+	elif n < 0x100 and c8 >= 0:
+		buf.put_u8(c8)
+		buf.put_u8(n)
+	elif n < 0x10000:
+		buf.put_u8(c16)
+		buf.put_u16(n)
+	else:
+		buf.put_u8(c32)
+		buf.put_u32(n)
 
 
 static func _put_int(buf: StreamPeerBuffer, n: int) -> void:
