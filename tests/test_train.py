@@ -59,6 +59,16 @@ def test_train_end_to_end_then_resume(tiny_data, tmp_path):
     assert load_checkpoint(out / "model")[1]["step"] == 6
 
 
+def test_train_with_self_rollout(tiny_data, tmp_path):
+    out = tmp_path / "roll"
+    run(_config(tiny_data, out, rollout=1.0, steps=4, save_every=4, eval_every=4))
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    den = [r for r in rows if r["phase"] == "denoiser"]
+    assert den and all(0 <= r["rolled_out"] <= 2 for r in den)  # batch=2
+    assert all(r["loss"] == r["loss"] for r in den)
+    assert load_checkpoint(out / "model")[1]["train"]["rollout"] == 1.0
+
+
 def test_train_with_a_frozen_text_encoder(tiny_data, tmp_path, monkeypatch, fake_sentence_model):
     """``--text-encoder sentence-transformers:...``: the projection trains, the config records it."""
     fake = fake_sentence_model()

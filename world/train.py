@@ -39,6 +39,7 @@ from world.checkpoint import save_checkpoint
 from world.config import ModelConfig, preset
 from world.metrics import psnr
 from world.model import WorldModel
+from world.rollout import rollout_windows
 from world.schedule import (
     add_noise,
     flow_loss,
@@ -77,16 +78,9 @@ class DenoiseObjective(nn.Module):
         self.cfg = model.cfg
         self.tc = tc
 
-    def forward(
-        self,
-        z: torch.Tensor,
-        actions: torch.Tensor,
-        captions: list[str | None],
-        gen: torch.Generator,
-    ) -> torch.Tensor:
-        """z (B, N, Tl, C, h, w) clean latents, actions (B, N, F), captions B*N (None = null)."""
-        b, n = z.shape[:2]
-        levels, is_ctx = training_levels(
+    def levels(self, b: int, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Levels (B, N) and context mask (B, N) of a batch of training windows."""
+        return training_levels(
             b,
             n,
             gen,
@@ -94,6 +88,19 @@ class DenoiseObjective(nn.Module):
             context_max=self.tc.context_max,
             max_context=self.cfg.history_chunks,
         )
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        actions: torch.Tensor,
+        captions: list[str | None],
+        levels: torch.Tensor,
+        is_ctx: torch.Tensor,
+        gen: torch.Generator,
+    ) -> torch.Tensor:
+        """z (B, N, Tl, C, h, w) clean latents, actions (B, N, F), captions B*N (None = null),
+        levels and is_ctx (B, N) from ``levels``."""
+        b, n = z.shape[:2]
         noise = torch.randn(z.shape, generator=gen)
         x_t = add_noise(z, noise, levels[..., None, None, None, None])
         ctx = torch.zeros_like(x_t[:, :, -1])
@@ -210,6 +217,7 @@ def train_denoiser(
         load_opt(opt, t)
         start = int(json.loads(open_meta(ck))["step"])
     window = cfg.history_chunks + 2
+    loaded = window + (cfg.history_chunks if tc.rollout > 0 else 0)  # see world/rollout.py
     rng = np.random.default_rng(tc.seed * 7919 + rank * 104729 + start)
     gen = torch.Generator().manual_seed(tc.seed * 31 + rank * 17 + start)
     bar = tqdm(
@@ -222,9 +230,13 @@ def train_denoiser(
         lr = lr_at(step, tc.steps, tc.lr, tc.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        z, a, caps = _batch(latents[:train_n], data, cfg, rng, tc.batch, window, tc.caption_dropout)
+        z, a, caps = _batch(latents[:train_n], data, cfg, rng, tc.batch, loaded, tc.caption_dropout)
+        levels, is_ctx = obj.levels(tc.batch, window, gen)
+        rolled = 0
+        if tc.rollout > 0:
+            z, a, caps, rolled = rollout_windows(model, z, a, caps, is_ctx, tc.rollout, rng)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(tc.precision)):
-            loss = obj(z, a, caps, gen)
+            loss = obj(z, a, caps, levels, is_ctx, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         sync_grads(params)
@@ -247,6 +259,7 @@ def train_denoiser(
                 grad_norm=float(gn),
                 lr=lr,
                 clips_per_s=rate,
+                rolled_out=rolled,
             )
         if rank == 0 and (step + 1) % tc.eval_every == 0:
             diag = _with_weights(obj, ema, lambda: noise_diagnostic(model, latents, data))
