@@ -15,7 +15,9 @@ with ``W = 1`` (the default of the shipped presets) an action shows in the chunk
 Prompts: the caption in effect when a chunk is admitted conditions that chunk. ``step(prompt=...)``
 and ``set_prompt`` change it from the chunk admitted at that step on; history in the KV cache is
 stored under the null caption, so a prompt change never invalidates it. An empty or absent prompt
-is the null caption. Captions longer than ``max_prompt_chars`` characters are rejected; the text
+is the null caption. A chunk whose caption differs from the previous chunk's (a prompt, or the
+caption of a text start) gets text guidance at the model's ``sampler.prompt_guidance`` scale: one
+more denoiser pass on its steps above level 0.3, on that tick only. Captions longer than ``max_prompt_chars`` characters are rejected; the text
 encoder reads at most its ``max_tokens`` first words.
 
 Start images and videos must be uint8 arrays of exactly the model's frame size (``(H, W, 3)`` per
@@ -89,6 +91,7 @@ class Session:
         self._tick = -1
         self._prompt = ""
         self._captions: dict[int, str] = {}  # in-flight chunk index -> its caption
+        self._admitted: str | None = None  # caption of the newest admitted chunk
         self._text: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._lock = threading.RLock()
         self._closed = False
@@ -264,6 +267,7 @@ class Session:
             state = self._sampler.new_state(seed=use_seed)
             self._captions = {}
             self._prompt = caption
+            self._admitted = None if clip is None else caption  # a text start is a prompt
             noop = np.zeros(self._cfg.chunk_frames, dtype=np.int64)
             if clip is None:
                 frames = self._advance(state, noop)
@@ -341,6 +345,7 @@ class Session:
                 tick=self._tick,
                 prompt=self._prompt,
                 captions=self._captions,
+                admitted=self._admitted,
             )
 
     def restore(self, snapshot: Snapshot) -> None:
@@ -373,9 +378,10 @@ class Session:
                 )
             state = rebuild(snapshot, self._sampler.new_state(seed=0), self._encode)
             self._state = state
-            self._captions = {c: p for c, _, p in snapshot.inflight}
+            self._captions = {c: p for c, _, p, _ in snapshot.inflight}
             self._tick = snapshot.tick
             self._prompt = snapshot.prompt
+            self._admitted = snapshot.prompt if snapshot.admitted is None else snapshot.admitted
 
     # --- lifetime -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -435,7 +441,10 @@ class Session:
         assert self._model is not None
         device = self._sampler.device
         actions = torch.as_tensor(ids, dtype=torch.long, device=device)[None]  # (1, F)
-        result = self._sampler.tick(state, actions, self._encode(self._prompt))
+        # a caption that just changed is a prompt: that chunk gets text guidance
+        prompted = bool(self._prompt) and self._prompt != self._admitted
+        result = self._sampler.tick(state, actions, self._encode(self._prompt), prompted=prompted)
+        self._admitted = self._prompt
         for f in state.in_flight:  # chunks admitted this tick carry the current caption
             self._captions.setdefault(f.chunk, self._prompt)
         live = {f.chunk for f in state.in_flight}

@@ -47,7 +47,8 @@ class Snapshot:
         model: the model's name; fingerprint: hash of its config and weights.
         steps, in_flight: the sampler settings the state belongs to.
         tick: the session's tick when taken; prompt: the caption in effect.
-        inflight: per in-flight chunk (oldest first): absolute chunk index, steps taken, caption.
+        inflight: per in-flight chunk (oldest first): absolute chunk index, steps taken, caption,
+            whether it was prompted (its caption had just changed: it gets text guidance).
         next_chunk, last_clean_chunk: the sampler's counters.
         tensors: CPU tensors, named as in the module docstring.
     """
@@ -60,8 +61,9 @@ class Snapshot:
     prompt: str
     next_chunk: int
     last_clean_chunk: int
-    inflight: tuple[tuple[int, int, str], ...]
+    inflight: tuple[tuple[int, int, str, bool], ...]
     tensors: Mapping[str, torch.Tensor] = field(repr=False)
+    admitted: str | None = None  # caption of the newest admitted chunk (None: the prompt)
 
     # --- files and bytes ----------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -78,6 +80,7 @@ class Snapshot:
             "next_chunk": self.next_chunk,
             "last_clean_chunk": self.last_clean_chunk,
             "inflight": [list(x) for x in self.inflight],
+            "admitted": self.prompt if self.admitted is None else self.admitted,
         }
 
     def to_bytes(self) -> bytes:
@@ -122,7 +125,10 @@ class Snapshot:
     @classmethod
     def _from_parts(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Snapshot:
         try:
-            inflight = tuple((int(c), int(s), str(p)) for c, s, p in meta["inflight"])
+            inflight = tuple(  # rows of 3 come from before prompt guidance: not prompted
+                (int(r[0]), int(r[1]), str(r[2]), bool(r[3]) if len(r) > 3 else False)
+                for r in meta["inflight"]
+            )
             snap = cls(
                 model=str(meta["model"]),
                 fingerprint=str(meta["fingerprint"]),
@@ -134,6 +140,7 @@ class Snapshot:
                 last_clean_chunk=int(meta["last_clean_chunk"]),
                 inflight=inflight,
                 tensors=tensors,
+                admitted=str(meta.get("admitted", meta["prompt"])),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise SnapshotError(f"snapshot metadata is incomplete or malformed ({e!r})") from None
@@ -187,6 +194,7 @@ def capture(
     tick: int,
     prompt: str,
     captions: Mapping[int, str],
+    admitted: str | None = None,
 ) -> Snapshot:
     """Copy ``state`` (all tensors cloned to CPU); ``captions`` maps in-flight chunk -> caption."""
 
@@ -207,7 +215,7 @@ def capture(
     for i, f in enumerate(state.in_flight):
         tensors[f"inflight.{i}.latent"] = cp(f.latent)
         tensors[f"inflight.{i}.actions"] = cp(f.actions)
-        rows.append((f.chunk, f.step, captions[f.chunk]))
+        rows.append((f.chunk, f.step, captions[f.chunk], f.prompted))
     return Snapshot(
         model=model,
         fingerprint=fingerprint,
@@ -219,6 +227,7 @@ def capture(
         last_clean_chunk=state.last_clean_chunk,
         inflight=tuple(rows),
         tensors=tensors,
+        admitted=admitted,
     )
 
 
@@ -269,7 +278,8 @@ def rebuild(
             step=step,
             actions=get(f"inflight.{i}.actions", actions_like).clone(),
             text=encode(caption),
+            prompted=prompted,
         )
-        for i, (chunk, step, caption) in enumerate(snap.inflight)
+        for i, (chunk, step, caption, prompted) in enumerate(snap.inflight)
     ]
     return fresh

@@ -301,3 +301,25 @@ def test_state_clone_replays_identically_and_leaves_the_original(tiny_model, w, 
     from_original = [sampler.tick(state, a, text).latents for _ in range(3)]
     for x, y in zip(from_copy, from_original, strict=True):
         assert torch.equal(x, y)
+
+
+def test_prompt_guidance_acts_only_on_prompted_chunks(tiny_model):
+    """A prompted chunk gets text guidance (different latents); an unprompted one is the plain
+    one-pass chunk even with prompt guidance switched on."""
+    text = tiny_model.encode_text(["night"])
+    a = torch.tensor([[2, 2]])
+
+    def chunk(scale: float, prompted: bool) -> torch.Tensor:
+        sampler = PipelinedSampler(tiny_model, prompt_guidance=scale, guidance_min_level=0.0)
+        state = sampler.new_state(seed=1)
+        return sampler.tick(state, a, text, prompted=prompted).latents
+
+    plain = chunk(1.0, False)
+    assert torch.equal(chunk(3.0, False), plain)  # not prompted: prompt guidance is off
+    torch.testing.assert_close(chunk(1.0, True), plain, rtol=1e-4, atol=1e-4)  # scale 1: no-op
+    guided = chunk(3.0, True)
+    assert not torch.allclose(guided, plain, atol=1e-3)
+    # the same as always-on text guidance at that scale, which takes the same two passes
+    always = PipelinedSampler(tiny_model, guidance_text=3.0, guidance_min_level=0.0)
+    st = always.new_state(seed=1)
+    torch.testing.assert_close(guided, always.tick(st, a, text).latents)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from collections.abc import Iterator
@@ -135,3 +136,45 @@ def test_restore_rejects_non_snapshots(tmp_path) -> None:
     (tmp_path / "bad").write_bytes(b"\x01" * 3)
     with pytest.raises(SnapshotError, match="bad: snapshot is 3 bytes"):
         Snapshot.load(tmp_path / "bad")
+
+
+def _guided_session(scale: float, in_flight: int = 1) -> Session:
+    model = random_model("tiny")
+    cfg = model.cfg
+    model.cfg = cfg.replace(sampler=dataclasses.replace(cfg.sampler, prompt_guidance=scale))
+    return Session.from_model(model, steps=2, in_flight=in_flight, seed=3)
+
+
+def test_prompt_guidance_only_on_the_tick_the_caption_changes() -> None:
+    def frames(scale: float) -> list[np.ndarray]:
+        with _guided_session(scale) as s:
+            s.reset(prompt="day")  # a text start: prompted too
+            out = [s.step("up").frames, s.step("up").frames]  # same caption: plain
+            out.append(s.step("up", prompt="night falls").frames)  # the prompt
+            out.append(s.step("up").frames)
+            return out
+
+    plain, guided = frames(1.0), frames(3.0)
+    assert not np.array_equal(plain[2], guided[2])  # the prompted tick is guided
+    # ticks 1, 2 follow a guided text start, so history differs; compare a fresh pair instead
+    with _guided_session(3.0) as a, _guided_session(1.0) as b:
+        for s in (a, b):
+            s.reset(image=np.zeros((32, 32, 3), np.uint8), prompt="day")  # no prompt at start
+        assert all(np.array_equal(a.step("up").frames, b.step("up").frames) for _ in range(3))
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_restore_between_a_prompt_and_its_step_keeps_the_guidance(in_flight: int) -> None:
+    with _guided_session(3.0, in_flight) as s:
+        s.reset(prompt="day")
+        s.step("right")
+        s.set_prompt("night falls")  # not admitted yet: the next step is the prompted one
+        snap = Snapshot.from_bytes(s.snapshot().to_bytes())
+        first = _run(s)
+        s.restore(snap)
+        again = _run(s)
+        with _guided_session(3.0, in_flight) as other:  # a new session gets the same frames
+            other.restore(snap)
+            third = _run(other)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(first, third, strict=True))

@@ -86,6 +86,9 @@ class SamplerConfig:
     context_level: float = 0.05  # level at which a clean chunk is re-encoded for the cache
     guidance_history: float = 1.0  # MAGI-1 guidance scales; 1 / 1 means one pass, no guidance
     guidance_text: float = 1.0
+    # text-guidance scale for a chunk whose caption just changed (a prompt: an event asked for);
+    # other chunks keep one pass, so only prompted ticks pay the extra pass
+    prompt_guidance: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ class EvalConfig:
     context_level: float = -1.0  # noise level history is cached at; < 0 = the checkpoint's default
     guidance_history: float = 1.0  # MAGI-1 guidance scales (1, 1 = one pass)
     guidance_text: float = 1.0
+    prompt_guidance: float = -1.0  # text guidance on prompted ticks; < 0 = the checkpoint's default
     seed: int = EVAL_SEED
 
 
@@ -112,6 +113,7 @@ class Roller:
         self.model, self.sampler = model, sampler
         self.cfg = model.cfg
         self._text: dict[str | None, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._admitted: str | None = None  # caption of the newest admitted chunk
 
     def text(self, caption: str | None) -> tuple[torch.Tensor, torch.Tensor]:
         if caption not in self._text:
@@ -126,6 +128,7 @@ class Roller:
             frames = torch.from_numpy(ep.frames[c * f : (c + 1) * f])[None]
             acts = torch.from_numpy(ep.actions[c * f : (c + 1) * f].astype(np.int64))[None]
             self.sampler.add_history(state, self.model.codec.encode(frames), acts)
+        self._admitted = ep.captions[k - 1]
         return state
 
     def run(
@@ -141,8 +144,13 @@ class Roller:
         for i in tqdm(range(len(actions)), disable=not progress, desc="rollout"):
             j = min(i + w - 1, len(actions) - 1)  # with W in flight, feed actions W-1 ticks ahead
             t0 = time.perf_counter()
+            prompted = bool(captions[j]) and captions[j] != self._admitted  # as a Session does
+            self._admitted = captions[j]
             r = self.sampler.tick(
-                state, torch.from_numpy(actions[j].astype(np.int64))[None], self.text(captions[j])
+                state,
+                torch.from_numpy(actions[j].astype(np.int64))[None],
+                self.text(captions[j]),
+                prompted=prompted,
             )
             frames = self.model.codec.decode(r.latents)[0].numpy()
             spent += time.perf_counter() - t0
@@ -221,6 +229,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         context_level=ec.context_level if ec.context_level >= 0 else None,
         guidance_history=ec.guidance_history,
         guidance_text=ec.guidance_text,
+        prompt_guidance=ec.prompt_guidance if ec.prompt_guidance >= 0 else None,
     )
     roller = Roller(model, sampler)
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
@@ -317,6 +326,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
             "chunk_frames": f,
             "history_chunks": k,
             "frame_size": size,
+            "prompt_guidance": sampler.s_prompt,
         },
         "episodes": ec.episodes,
         "horizon_chunks": h,

@@ -39,6 +39,7 @@ class InFlight:
     step: int  # Euler steps taken so far, 0 .. S
     actions: torch.Tensor  # (B, F) long
     text: tuple[torch.Tensor, torch.Tensor]  # tokens (B, L, Dt), mask (B, L)
+    prompted: bool = False  # its caption just changed: text guidance at ``prompt_guidance``
 
 
 @dataclass
@@ -66,7 +67,7 @@ class RolloutState:
             context_actions=self.context_actions.clone(),
             generator=gen,
             in_flight=[
-                InFlight(f.chunk, f.latent.clone(), f.step, f.actions.clone(), f.text)
+                InFlight(f.chunk, f.latent.clone(), f.step, f.actions.clone(), f.text, f.prompted)
                 for f in self.in_flight
             ],
             next_chunk=self.next_chunk,
@@ -96,6 +97,7 @@ class PipelinedSampler:
         context_level: float | None = None,
         guidance_history: float | None = None,
         guidance_text: float | None = None,
+        prompt_guidance: float | None = None,
         guidance_min_level: float = 0.3,
         use_cache: bool = True,
         autocast: bool = False,  # bf16 autocast loses at batch 1 on CPU (measured: 351 vs 192 ms a tick)
@@ -115,6 +117,7 @@ class PipelinedSampler:
         self.context_level = sc.context_level if context_level is None else context_level
         self.s_hist = sc.guidance_history if guidance_history is None else guidance_history
         self.s_text = sc.guidance_text if guidance_text is None else guidance_text
+        self.s_prompt = sc.prompt_guidance if prompt_guidance is None else prompt_guidance
         self.guidance_min_level = guidance_min_level
         self.use_cache = use_cache
         self.autocast = autocast
@@ -215,15 +218,22 @@ class PipelinedSampler:
     # --- one tick ---------------------------------------------------------------------------
     @torch.no_grad()
     def tick(
-        self, state: RolloutState, actions: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor]
+        self,
+        state: RolloutState,
+        actions: torch.Tensor,
+        text: tuple[torch.Tensor, torch.Tensor],
+        *,
+        prompted: bool = False,
     ) -> TickResult:
         """Admit a chunk for these actions/caption, denoise until the oldest is clean, emit it.
 
         Args:
             actions: (B, F) long, the action of every frame of the admitted chunk.
             text: the admitted chunk's caption tokens (B, L, Dt) and mask (B, L).
+            prompted: the caption is new (it differs from the previous chunk's): the admitted
+                chunk gets text guidance at ``prompt_guidance`` (warm-up fillers do not).
         """
-        self._admit(state, actions, text)
+        self._admit(state, actions, text, prompted)
         trace: list[tuple[tuple[int, float], ...]] = []
         forwards = 0
         while state.in_flight[0].step < self.steps:
@@ -239,7 +249,11 @@ class PipelinedSampler:
         )
 
     def _admit(
-        self, state: RolloutState, actions: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor]
+        self,
+        state: RolloutState,
+        actions: torch.Tensor,
+        text: tuple[torch.Tensor, torch.Tensor],
+        prompted: bool = False,
     ) -> None:
         cfg, c = self.cfg, self.cfg.codec
         b = actions.shape[0]
@@ -251,6 +265,7 @@ class PipelinedSampler:
                 step=0,
                 actions=actions,
                 text=text,
+                prompted=prompted,
             )
         )
         state.next_chunk += 1
@@ -285,7 +300,10 @@ class PipelinedSampler:
         ctx_t = torch.stack(ctx, dim=1)
         valid_t = torch.tensor(valid, device=self.device)[None].expand(b, -1)
 
-        v = self._velocity(state, x, levels, actions, (text, tmask), chunks, ctx_t, valid_t)
+        s_text = torch.tensor(
+            [self.s_prompt if f.prompted else self.s_text for f in fl], device=self.device
+        )  # (n,) text-guidance scale of each in-flight chunk
+        v = self._velocity(state, x, levels, actions, (text, tmask), chunks, ctx_t, valid_t, s_text)
         x = euler_step(x, v, levels[..., None, None, None, None], nxt[..., None, None, None, None])
         for i, f in enumerate(fl):
             f.latent = x[:, i]
@@ -302,8 +320,13 @@ class PipelinedSampler:
         chunks: torch.Tensor,
         ctx: torch.Tensor,
         valid: torch.Tensor,
+        s_text: torch.Tensor,
     ) -> torch.Tensor:
-        """The velocity for the in-flight chunks: one pass, or MAGI-1's three-pass guidance."""
+        """The velocity for the in-flight chunks: one pass, or MAGI-1's guidance.
+
+        ``s_text`` (n,) is each chunk's text scale. With a history scale of 1 the no-history
+        pass cancels out of the sum, so text guidance alone takes two passes, not three.
+        """
         b, n = x.shape[:2]
         no_ctx = torch.zeros(b, n, dtype=torch.bool, device=self.device)
 
@@ -326,13 +349,17 @@ class PipelinedSampler:
             return self._velocity_recompute(state, x, levels, actions, txt, chunks, ctx, valid)
 
         v_ht = run(text, True)
-        if self.s_hist == 1.0 and self.s_text == 1.0:
+        if self.s_hist == 1.0 and bool((s_text == 1.0).all()):
             return v_ht
         null = self.null_text(b)
         null_t = (null[0][:, None].expand(-1, n, -1, -1), null[1][:, None].expand(-1, n, -1))
         v_h = run(null_t, True)
-        v_u = run(null_t, False)
-        guided = v_u + self.s_hist * (v_h - v_u) + self.s_text * (v_ht - v_h)
+        s_t = s_text.view(1, n, 1, 1, 1, 1).to(v_ht.dtype)
+        if self.s_hist == 1.0:
+            guided = v_h + s_t * (v_ht - v_h)
+        else:
+            v_u = run(null_t, False)
+            guided = v_u + self.s_hist * (v_h - v_u) + s_t * (v_ht - v_h)
         on = (levels >= self.guidance_min_level)[..., None, None, None, None]
         return torch.where(on, guided, v_ht)
 
