@@ -87,8 +87,9 @@ class SamplerConfig:
     guidance_history: float = 1.0  # MAGI-1 guidance scales; 1 / 1 means one pass, no guidance
     guidance_text: float = 1.0
     # text-guidance scale for a chunk whose caption just changed (a prompt: an event asked for);
-    # other chunks keep one pass, so only prompted ticks pay the extra pass
-    prompt_guidance: float = 1.0
+    # other chunks keep one pass, so only prompted ticks pay the extra pass. 3 lifts the step-7,400
+    # default's prompt success from 62.5% to 85% (5: 82.5%); see the README's model card
+    prompt_guidance: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ PRESETS: dict[str, ModelConfig] = {
         codec=CodecConfig(frame_size=32, spatial=8, temporal=2, latent_channels=4, widths=(16, 16)),
         text=TextConfig(vocab=256, dim=32, depth=1, heads=2, max_tokens=16),
         denoiser=DenoiserConfig(dim=64, depth=2, heads=4, kv_heads=2, mlp_ratio=2.0),
-        sampler=SamplerConfig(steps=2, in_flight=1),
+        sampler=SamplerConfig(steps=2, in_flight=1, prompt_guidance=1.0),
     ),
     # The default play size, trained and shipped in this repository (CPU real time).
     "small": ModelConfig(),
