@@ -73,3 +73,15 @@ def test_generate_after_is_the_play_sampler_and_is_seeded(tiny_model):
     other = generate_after(tiny_model, hist, acts, acts, caps, seed=6)
     assert one.shape == (2, h, cfg.latent_frames, c.latent_channels, c.grid, c.grid)
     assert torch.equal(one, two) and not torch.equal(one, other)
+
+
+def test_generate_after_takes_the_play_steps_or_those_asked_for(tiny_model):
+    cfg = tiny_model.cfg
+    c = cfg.codec
+    g = torch.Generator().manual_seed(4)
+    hist = torch.randn(1, 1, cfg.latent_frames, c.latent_channels, c.grid, c.grid, generator=g)
+    acts = torch.zeros(1, 1, cfg.chunk_frames, dtype=torch.long)
+    default = generate_after(tiny_model, hist, acts, acts, [[None]], seed=2)
+    same = generate_after(tiny_model, hist, acts, acts, [[None]], seed=2, steps=cfg.sampler.steps)
+    one = generate_after(tiny_model, hist, acts, acts, [[None]], seed=2, steps=1)
+    assert torch.equal(default, same) and not torch.equal(default, one)

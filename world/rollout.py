@@ -6,9 +6,10 @@ small defects compound tick after tick until the player fades away (measured on 
 default: the player detectable in 9.8% of frames over 1,000 ticks, 0% in the last 100).
 
 Here a share of each training batch gets its context chunks replaced by chunks the model itself
-generated, with the play sampler (``PipelinedSampler``, the model's own steps, in-flight count and
-context level), from the ground-truth chunks before them. The targets stay the ground truth, so
-the model learns to read its own imperfect history and to hand back a sharp player.
+generated with the play sampler (``PipelinedSampler``: the model's steps, in-flight count and
+context level, or the steps asked for) from the ground-truth chunks before them. The targets stay
+the ground truth, so the model learns to read its own imperfect history and to hand back a sharp
+player.
 
 Worked example, ``history_chunks`` H = 2, training window N = H + 2 = 4, loaded window H + N = 6
 chunks ``c0 .. c5``:
@@ -37,6 +38,7 @@ def generate_after(
     actions: torch.Tensor,
     captions: list[list[str | None]],
     seed: int,
+    steps: int | None = None,
 ) -> torch.Tensor:
     """The chunks the play sampler generates after a clean history.
 
@@ -45,10 +47,11 @@ def generate_after(
         actions: (B, R, F) actions of the chunks to generate; captions[i][j] the caption of item
             i's j-th generated chunk (None = no caption).
         seed: seeds the sampler's noise.
+        steps: Euler steps per chunk (None: the model's play setting).
     Returns:
         (B, R, Tl, C, h, w) generated latents.
     """
-    sampler = PipelinedSampler(model)
+    sampler = PipelinedSampler(model, steps=steps, in_flight=1 if steps else None)
     b = history.shape[0]
     state = sampler.new_state(batch=b, seed=seed)
     for j in range(history.shape[1]):
@@ -68,6 +71,7 @@ def rollout_windows(
     is_context: torch.Tensor,
     prob: float,
     rng: np.random.Generator,
+    steps: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[str | None], int]:
     """Cut training windows out of loaded windows, generating the context of some of them.
 
@@ -76,6 +80,7 @@ def rollout_windows(
             captions the B * (H + N) chunk captions, item by item.
         is_context: (B, N) the context mask of the training windows (``training_levels``).
         prob: share of items with at least one context chunk whose context is generated.
+        steps: sampler steps of the generation (None: the model's play setting).
     Returns:
         z (B, N, ...), actions (B, N, F) and captions (B * N) of the training windows, and the
         number of items whose context was generated.
@@ -100,6 +105,7 @@ def rollout_windows(
             actions[s, h : 2 * h],
             [[captions[i * loaded + h + j] for j in range(h)] for i in sel],
             int(rng.integers(2**31)),
+            steps,
         )  # (k, h, ...) after ground-truth chunks 0..h-1, in place of chunks h..2h-1
         keep = is_context[s, :h][..., None, None, None, None]  # generated only where context
         zw[s, :h] = torch.where(keep, gen.to(zw.dtype), zw[s, :h])

@@ -234,7 +234,9 @@ def train_denoiser(
         levels, is_ctx = obj.levels(tc.batch, window, gen)
         rolled = 0
         if tc.rollout > 0:
-            z, a, caps, rolled = rollout_windows(model, z, a, caps, is_ctx, tc.rollout, rng)
+            z, a, caps, rolled = rollout_windows(
+                model, z, a, caps, is_ctx, tc.rollout, rng, tc.rollout_steps or None
+            )
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(tc.precision)):
             loss = obj(z, a, caps, levels, is_ctx, gen)
         opt.zero_grad(set_to_none=True)

@@ -45,6 +45,7 @@ class TrainConfig:
     train_shift: float = 3.0  # SD3 shift of training levels toward noise
     context_max: float = 0.1  # max noise level on context chunks (against drift)
     rollout: float = 0.0  # share of items whose context the model generates (world/rollout.py)
+    rollout_steps: int = 0  # sampler steps of those generations (0 = the preset's play setting)
     eval_every: int = 250
     save_every: int = 100
     seed: int = 0
