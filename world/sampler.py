@@ -300,9 +300,9 @@ class PipelinedSampler:
         ctx_t = torch.stack(ctx, dim=1)
         valid_t = torch.tensor(valid, device=self.device)[None].expand(b, -1)
 
-        s_text = torch.tensor(
-            [self.s_prompt if f.prompted else self.s_text for f in fl], device=self.device
-        )  # (n,) text-guidance scale of each in-flight chunk
+        s_text = [
+            self.s_prompt if f.prompted else self.s_text for f in fl
+        ]  # (n,) text-guidance scale of each in-flight chunk
         v = self._velocity(state, x, levels, actions, (text, tmask), chunks, ctx_t, valid_t, s_text)
         x = euler_step(x, v, levels[..., None, None, None, None], nxt[..., None, None, None, None])
         for i, f in enumerate(fl):
@@ -320,11 +320,11 @@ class PipelinedSampler:
         chunks: torch.Tensor,
         ctx: torch.Tensor,
         valid: torch.Tensor,
-        s_text: torch.Tensor,
+        s_text: list[float],
     ) -> torch.Tensor:
         """The velocity for the in-flight chunks: one pass, or MAGI-1's guidance.
 
-        ``s_text`` (n,) is each chunk's text scale. With a history scale of 1 the no-history
+        ``s_text`` holds each chunk's text scale. With a history scale of 1 the no-history
         pass cancels out of the sum, so text guidance alone takes two passes, not three.
         """
         b, n = x.shape[:2]
@@ -349,12 +349,12 @@ class PipelinedSampler:
             return self._velocity_recompute(state, x, levels, actions, txt, chunks, ctx, valid)
 
         v_ht = run(text, True)
-        if self.s_hist == 1.0 and bool((s_text == 1.0).all()):
+        if self.s_hist == 1.0 and all(s == 1.0 for s in s_text):  # the common tick: one pass
             return v_ht
         null = self.null_text(b)
         null_t = (null[0][:, None].expand(-1, n, -1, -1), null[1][:, None].expand(-1, n, -1))
         v_h = run(null_t, True)
-        s_t = s_text.view(1, n, 1, 1, 1, 1).to(v_ht.dtype)
+        s_t = torch.tensor(s_text, dtype=v_ht.dtype, device=v_ht.device).view(1, n, 1, 1, 1, 1)
         if self.s_hist == 1.0:
             guided = v_h + s_t * (v_ht - v_h)
         else:
