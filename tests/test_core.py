@@ -325,19 +325,22 @@ def test_prompt_guidance_acts_only_on_prompted_chunks(tiny_model):
     torch.testing.assert_close(guided, always.tick(st, a, text).latents)
 
 
-def test_text_start_takes_start_steps_then_the_play_steps(tiny_model):
-    """With ``start_steps``, the first chunk of a world with no history is made with that many
-    steps (the same chunk a sampler of that many steps makes); every later tick with ``steps``."""
+def test_text_starts_and_prompts_take_prompt_steps_then_the_play_steps(tiny_model):
+    """With ``prompt_steps``, the first chunk of a world with no history, and a prompted chunk,
+    are made with that many steps (the first is the chunk a sampler of that many steps makes);
+    every other tick with ``steps``."""
     text = tiny_model.encode_text(["night"])
     a = torch.tensor([[2, 2]])
-    fast = PipelinedSampler(tiny_model, steps=1, start_steps=3)
+    fast = PipelinedSampler(tiny_model, steps=1, prompt_steps=3)
     slow = PipelinedSampler(tiny_model, steps=3)
     s1, s3 = fast.new_state(seed=4), slow.new_state(seed=4)
     first = fast.tick(s1, a, text)
     assert first.forwards == 3
     torch.testing.assert_close(first.latents, slow.tick(s3, a, text).latents)
     assert fast.tick(s1, a, text).forwards == 1  # history exists now: the play steps
-    hist = PipelinedSampler(tiny_model, steps=1, start_steps=3)  # an image/video start
+    hist = PipelinedSampler(tiny_model, steps=1, prompt_steps=3)  # an image/video start
     s = hist.new_state(seed=4)
     hist.add_history(s, first.latents)
+    assert hist.tick(s, a, text).forwards == 1
+    assert hist.tick(s, a, text, prompted=True).forwards == 3  # a prompt: the prompt steps
     assert hist.tick(s, a, text).forwards == 1

@@ -90,9 +90,10 @@ class SamplerConfig:
     # other chunks keep one pass, so only prompted ticks pay the extra pass. 3 lifts the step-7,400
     # default's prompt success from 62.5% to 85% (5: 82.5%); see the README's model card
     prompt_guidance: float = 3.0
-    # Euler steps for a chunk made from the caption alone (a text start, no history); 0 = steps.
-    # One step from text alone predicts the average scene, with no player in it
-    start_steps: int = 0
+    # Euler steps for a chunk that starts something: a prompted chunk (caption just changed) or
+    # a text start (no history); 0 = steps. Used with W = 1. One step predicts the average of what
+    # the history does not pin down: from a caption alone an empty room, and no rain texture
+    prompt_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ PRESETS: dict[str, ModelConfig] = {
     # The default play size, trained and shipped in this repository (CPU real time). One Euler
     # step per chunk: on the self-rollout-trained default it beat 2, 3 and 4 steps on every
     # measure (README, model card) and is the fastest.
-    "small": ModelConfig(sampler=SamplerConfig(steps=1, start_steps=4)),
+    "small": ModelConfig(sampler=SamplerConfig(steps=1, prompt_steps=4)),
     # GPU sizes: same code, larger numbers.
     "base": ModelConfig(
         name="base",

@@ -101,7 +101,7 @@ class PipelinedSampler:
         guidance_min_level: float = 0.3,
         use_cache: bool = True,
         autocast: bool = False,
-        start_steps: int
+        prompt_steps: int
         | None = None,  # bf16 autocast loses at batch 1 on CPU (measured: 351 vs 192 ms a tick)
     ) -> None:
         sc = model.cfg.sampler
@@ -124,9 +124,9 @@ class PipelinedSampler:
         self.use_cache = use_cache
         self.autocast = autocast
         self._null_text: tuple[torch.Tensor, torch.Tensor] | None = None
-        # a text start (no history yet) with more steps, when the model asks for it and W = 1
-        start = sc.start_steps if start_steps is None else start_steps
-        self._start: PipelinedSampler | None = None
+        # prompted chunks and text starts (no history yet) with more steps, when asked and W = 1
+        start = sc.prompt_steps if prompt_steps is None else prompt_steps
+        self._start: PipelinedSampler | None = None  # the sampler for those chunks
         if self.in_flight == 1 and start > self.steps:
             self._start = PipelinedSampler(
                 model,
@@ -140,7 +140,7 @@ class PipelinedSampler:
                 guidance_min_level=guidance_min_level,
                 use_cache=use_cache,
                 autocast=autocast,
-                start_steps=0,
+                prompt_steps=0,
             )
 
     # --- state ------------------------------------------------------------------------------
@@ -251,10 +251,11 @@ class PipelinedSampler:
             actions: (B, F) long, the action of every frame of the admitted chunk.
             text: the admitted chunk's caption tokens (B, L, Dt) and mask (B, L).
             prompted: the caption is new (it differs from the previous chunk's): the admitted
-                chunk gets text guidance at ``prompt_guidance`` (warm-up fillers do not).
+                chunk gets text guidance at ``prompt_guidance`` (warm-up fillers do not) and,
+                with W = 1, ``prompt_steps`` Euler steps, as does a text start's first chunk.
         """
-        if self._start is not None and state.next_chunk == 0 and not state.in_flight:
-            return self._start.tick(state, actions, text, prompted=prompted)  # a text start
+        if self._start is not None and not state.in_flight and (prompted or state.next_chunk == 0):
+            return self._start.tick(state, actions, text, prompted=prompted)
         self._admit(state, actions, text, prompted)
         trace: list[tuple[tuple[int, float], ...]] = []
         forwards = 0
