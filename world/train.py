@@ -379,7 +379,8 @@ def run(tc: TrainConfig) -> WorldModel:
         if tc.export:
             save_checkpoint(model, tc.export, {"train": asdict(tc), "step": tc.steps})
         plot_metrics(out)
-    if dist.is_initialized():
+    if dist.is_initialized():  # leave together: a rank that tears down while rank 0 still
+        dist.barrier()  # writes the checkpoint can abort in gloo's teardown (seen once in CI)
         dist.destroy_process_group()
     return model
 
