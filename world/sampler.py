@@ -21,6 +21,7 @@ explicitly; the sampler itself holds only the network and fixed settings.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -100,9 +101,8 @@ class PipelinedSampler:
         prompt_guidance: float | None = None,
         guidance_min_level: float = 0.3,
         use_cache: bool = True,
-        autocast: bool = False,
-        prompt_steps: int
-        | None = None,  # bf16 autocast loses at batch 1 on CPU (measured: 351 vs 192 ms a tick)
+        autocast: bool = False,  # bf16 autocast loses at batch 1 on CPU (measured: 351 vs 192 ms a tick)
+        prompt_steps: int | None = None,
     ) -> None:
         sc = model.cfg.sampler
         self.model = model
@@ -115,7 +115,8 @@ class PipelinedSampler:
                 f"for example steps={self.in_flight * max(1, self.steps // self.in_flight)}"
             )
         self.spacing = self.steps // self.in_flight  # m: forwards between admissions
-        self.grid = sampling_grid(self.steps, sc.shift if shift is None else shift)
+        self.shift = sc.shift if shift is None else shift
+        self.grid = sampling_grid(self.steps, self.shift)
         self.context_level = sc.context_level if context_level is None else context_level
         self.s_hist = sc.guidance_history if guidance_history is None else guidance_history
         self.s_text = sc.guidance_text if guidance_text is None else guidance_text
@@ -126,22 +127,11 @@ class PipelinedSampler:
         self._null_text: tuple[torch.Tensor, torch.Tensor] | None = None
         # prompted chunks and text starts (no history yet) with more steps, when asked and W = 1
         start = sc.prompt_steps if prompt_steps is None else prompt_steps
-        self._start: PipelinedSampler | None = None  # the sampler for those chunks
+        self._start: PipelinedSampler | None = None  # this sampler with more steps
         if self.in_flight == 1 and start > self.steps:
-            self._start = PipelinedSampler(
-                model,
-                steps=start,
-                in_flight=1,
-                shift=shift,
-                context_level=self.context_level,
-                guidance_history=self.s_hist,
-                guidance_text=self.s_text,
-                prompt_guidance=self.s_prompt,
-                guidance_min_level=guidance_min_level,
-                use_cache=use_cache,
-                autocast=autocast,
-                prompt_steps=0,
-            )
+            self._start = copy.copy(self)
+            self._start.steps = self._start.spacing = start
+            self._start.grid = sampling_grid(start, self.shift)
 
     # --- state ------------------------------------------------------------------------------
     @property
