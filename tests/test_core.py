@@ -222,6 +222,25 @@ def test_training_levels_never_decrease_after_context(chunks, seed):
         assert is_ctx[b].long().tolist() == sorted(is_ctx[b].long().tolist(), reverse=True)
 
 
+@settings(max_examples=20, deadline=None)
+@given(chunks=st.integers(2, 8), seed=st.integers(0, 10_000))
+def test_training_levels_pure_noise_share(chunks, seed):
+    """p_pure = 0 is the default stream exactly; p_pure = 1 starts every noisy run at level 1."""
+    plain = training_levels(16, chunks, torch.Generator().manual_seed(seed))
+    zero = training_levels(16, chunks, torch.Generator().manual_seed(seed), p_pure=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(plain, zero, strict=True))
+    levels, is_ctx = training_levels(16, chunks, torch.Generator().manual_seed(seed), p_pure=1.0)
+    assert torch.equal(is_ctx, plain[1])  # the context prefix is drawn as before
+    assert (levels[~is_ctx] == 1.0).all() and (levels[is_ctx] <= 0.1).all()
+
+
+def test_training_levels_pure_noise_rate():
+    levels, is_ctx = training_levels(4000, 4, torch.Generator().manual_seed(0), p_pure=0.5)
+    first = levels.gather(1, is_ctx.sum(1, keepdim=True).clamp(max=3))[:, 0]
+    # half of the windows are set to 1; shift 3 puts another 0.5 * P(u = 1) ~ 0 exactly at 1
+    assert 0.46 < float((first == 1.0).float().mean()) < 0.54
+
+
 # 6. flow matching -------------------------------------------------------------------------------
 @settings(max_examples=20, deadline=None)
 @given(steps=st.integers(1, 16), seed=st.integers(0, 1000))

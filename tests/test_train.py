@@ -16,6 +16,7 @@ from world.checkpoint import load_checkpoint
 from world.datagen import generate_dataset
 from world.model import WorldModel
 from world.train import TrainConfig, run
+from world.trainkit import leg_lr, lr_at
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +135,13 @@ def test_ddp_two_cpu_processes(tiny_data, tmp_path):
     a, b = ddp[0]["checksums"]
     assert a == b  # averaged gradients kept both processes' weights identical
     assert load_checkpoint(out / "model")[1]["step"] == 3
+
+
+def test_a_resumed_leg_gets_its_own_warm_up_and_decay():
+    tc = TrainConfig(steps=200, schedule_from=100, warmup=10, lr=1e-3)
+    assert leg_lr(tc, 100) == pytest.approx(1e-4)  # first warm-up step of the new leg
+    assert leg_lr(tc, 109) == pytest.approx(1e-3)  # peak
+    assert leg_lr(tc, 200) == pytest.approx(5e-5)  # decayed to 5% at the end
+    assert leg_lr(tc, 50) == leg_lr(tc, 100)  # before the leg: its first value, never negative
+    plain = TrainConfig(steps=200, warmup=10, lr=1e-3)
+    assert [leg_lr(plain, s) for s in (0, 9, 150)] == [lr_at(s, 200, 1e-3, 10) for s in (0, 9, 150)]

@@ -247,7 +247,7 @@ class DatasetWriter:
                 f"captions must be {t // f} strings (one per chunk of {f} frames), got "
                 f"{len(captions)} items; use '' for a chunk without caption"
             )
-        arrays: dict[str, np.ndarray] = {"frames": frames, "actions": acts}
+        arrays: dict[str, Any] = {"frames": frames, "actions": acts}
         if state is not None:
             if m.state_fields is None:
                 raise ValueError(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,7 @@ class Roller:
         self,
         state: RolloutState,
         actions: np.ndarray,
-        captions: list[str | None],
+        captions: Sequence[str | None],
         progress: bool = False,
     ) -> tuple[np.ndarray, float]:
         """actions (n, F), captions (n,) -> frames (n, F, H, W, 3), seconds spent."""
@@ -192,7 +193,8 @@ def action_latency(
         found = None
         if base is not None:
             for i in range(3, len(plan)):
-                if xs[i] is not None and sign * (xs[i] - base) >= 2.0:
+                x = xs[i]
+                if x is not None and sign * (x - base) >= 2.0:
                     found = i - 3
                     break
         out.append(found)
@@ -318,7 +320,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
             "shown": f"{len(seen_lat)}/{len(lat)}",
         }
 
-    result = {
+    result: dict[str, Any] = {
         "model": ec.model,
         "setting": {
             "steps": sampler.steps,

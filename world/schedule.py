@@ -105,6 +105,7 @@ def training_levels(
     context_max: float = 0.1,
     max_context: int | None = None,
     p_no_context: float = 0.1,
+    p_pure: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-chunk levels for a training clip, exactly the situations the pipelined sampler meets.
 
@@ -112,6 +113,9 @@ def training_levels(
     drift), then noisy chunks whose levels never decrease along time. The first noisy chunk's
     level is drawn over the whole range, shifted toward noise, so "clean history then pure
     noise" (where sampling starts) is common; later chunks sit further up, as in-flight chunks do.
+    A share ``p_pure`` of clips instead start their noisy chunks at exactly 1: the only level a
+    one-step sampler ever denoises, met by 14% of clips otherwise (shift 3 puts ``first >= 0.95``
+    at ``u >= 0.864``).
 
     Worked example, chunks = 5, p = 2: levels ``[0.03, 0.08, 0.71, 0.93, 1.0]``, context mask
     ``[1, 1, 0, 0, 0]``.
@@ -125,11 +129,13 @@ def training_levels(
     idx = torch.arange(chunks).expand(batch, chunks)
     is_context = idx < p[:, None]  # (B, N)
     first = shift_levels(torch.rand(batch, generator=generator), shift)  # (B,)
+    if p_pure > 0:  # drawn only when asked, so p_pure = 0 keeps the generator's stream
+        first = torch.where(torch.rand(batch, generator=generator) < p_pure, 1.0, first)
     # Steps between consecutive noisy chunks: 0 .. 0.5 (in-flight spacing for W = 2..4 and more).
     gaps = torch.rand(batch, chunks, generator=generator) * 0.5
     offset = torch.cumsum(torch.where(is_context, 0.0, gaps), dim=1)
     first_gap = torch.gather(offset, 1, p.clamp(max=chunks - 1)[:, None])  # gap of the first noisy
-    noisy = (first[:, None] + offset - first_gap).clamp(0.0, 1.0)
+    noisy = (first[:, None] + (offset - first_gap)).clamp(0.0, 1.0)  # exactly `first` at p
     ctx = torch.rand(batch, chunks, generator=generator) * context_max
     levels = torch.where(is_context, ctx, noisy)
     return levels.float(), is_context

@@ -56,9 +56,9 @@ from world.trainkit import (
     TrainConfig,
     bf16_enabled,
     init_dist,
+    leg_lr,
     load_arrays,
     load_opt,
-    lr_at,
     open_meta,
     opt_tensors,
     save_state,
@@ -87,6 +87,7 @@ class DenoiseObjective(nn.Module):
             shift=self.tc.train_shift,
             context_max=self.tc.context_max,
             max_context=self.cfg.history_chunks,
+            p_pure=self.tc.pure_noise,
         )
 
     def forward(
@@ -227,7 +228,7 @@ def train_denoiser(
     held_out = max(1, min(16, len(latents) // 10))
     train_n = len(latents) - held_out
     for step in bar:
-        lr = lr_at(step, tc.steps, tc.lr, tc.warmup)
+        lr = leg_lr(tc, step)
         for g in opt.param_groups:
             g["lr"] = lr
         z, a, caps = _batch(latents[:train_n], data, cfg, rng, tc.batch, loaded, tc.caption_dropout)

@@ -35,6 +35,9 @@ class TrainConfig:
     batch: int = 16  # clips per denoiser step (per process)
     lr: float = 1e-3
     warmup: int = 100
+    # step at which warm-up and cosine decay begin: a resumed run given its current step gets a
+    # fresh leg (warm-up to lr, decay to 5% of it at steps) instead of the old schedule's tail
+    schedule_from: int = 0
     weight_decay: float = 0.01
     ema: float = 0.998
     clip_grad: float = 1.0
@@ -44,6 +47,9 @@ class TrainConfig:
     )
     train_shift: float = 3.0  # SD3 shift of training levels toward noise
     context_max: float = 0.1  # max noise level on context chunks (against drift)
+    # share of windows whose first noisy chunk is pure noise (level 1), the one level a one-step
+    # sampler denoises (world/schedule.py training_levels)
+    pure_noise: float = 0.0
     rollout: float = 0.0  # share of items whose context the model generates (world/rollout.py)
     rollout_steps: int = 0  # sampler steps of those generations (0 = the preset's play setting)
     eval_every: int = 250
@@ -137,7 +143,13 @@ def bf16_enabled(precision: str) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def leg_lr(tc: TrainConfig, step: int) -> float:
+    """Learning rate of ``step`` in the leg that starts at ``tc.schedule_from`` (see ``lr_at``)."""
+    return lr_at(max(0, step - tc.schedule_from), tc.steps - tc.schedule_from, tc.lr, tc.warmup)
+
+
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
+    """Linear warm-up to ``base`` over ``warmup`` steps, then a cosine down to 5% of it at ``total``."""
     if step < warmup:
         return base * (step + 1) / warmup
     p = (step - warmup) / max(1, total - warmup)
