@@ -10,6 +10,8 @@ Reported (JSON to stdout and ``<out>/eval.json``, a plot to ``<out>/eval.png``):
 - ``psnr_db`` / ``ssim`` per horizon (chunks ahead) and the copy-last-frame baseline;
 - ``action_following``: share of generated frames whose player (found by ``find_player``) lies
   within 2 px of the true position, over ``horizon * chunk_frames``-frame rollouts;
+- ``balls_kept``: share of generated frames that show the true frame's balls (count and colour,
+  as ``detect_events`` reads them): the dynamics the model must carry on its own;
 - ``prompt_success``: share of prompted events visible (``detect_events``) within 2 ticks;
 - ``stability``: over a ``long_ticks`` rollout, share of frames with a detectable player, and
   frame statistics (mean and std of pixel values) against the true game's;
@@ -204,6 +206,13 @@ def action_latency(
 # --- the evaluation ---------------------------------------------------------------------------------
 
 
+def _balls_kept(generated: np.ndarray, true: np.ndarray) -> bool:
+    """Whether a generated frame shows the balls of the true one: the same count and colour, as
+    ``detect_events`` reads them (so balls overlapping in the true frame count alike)."""
+    g, t = detect_events(generated), detect_events(true)
+    return g["ball_count"] == t["ball_count"] and g["ball_colour"] == t["ball_colour"]
+
+
 def _event_seen(kind: str, truth: Any, frames: np.ndarray) -> bool:
     for fr in frames:
         d = detect_events(fr)
@@ -237,6 +246,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
     h = ec.horizon
     psnrs, ssims, copy_psnrs, follow, frames_gen, seconds = [], [], [], [], 0, 0.0
+    balls: list[list[bool]] = []
 
     # 1. PSNR / SSIM per horizon and action-following
     for e in tqdm(range(ec.episodes), desc="rollouts", disable=not progress):
@@ -260,10 +270,12 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
                     p is not None and np.hypot(p[0] - pos[i, j, 0], p[1] - pos[i, j, 1]) <= 2.0
                 )
         follow.append(row)
+        balls.append([_balls_kept(gen[i, j], truth[i, j]) for i in range(h) for j in range(f)])
     psnr_h = np.mean(np.minimum(np.asarray(psnrs), 60.0), axis=0)
     copy_h = np.mean(np.minimum(np.asarray(copy_psnrs), 60.0), axis=0)
     ssim_h = np.mean(np.asarray(ssims), axis=0)
     follow_a = np.asarray(follow, dtype=np.float64)
+    balls_a = np.asarray(balls, dtype=np.float64)
 
     # 2. prompts: an event at the first generated tick, visible within 2 ticks?
     rng = np.random.default_rng(ec.seed)
@@ -304,6 +316,14 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         stability = {
             "player_detectable": float(np.mean(seen)),
             "player_detectable_last_100_ticks": float(np.mean(seen[-100 * f :])),
+            "balls_kept_last_100_ticks": float(
+                np.mean(
+                    [
+                        _balls_kept(g, t)
+                        for g, t in zip(flat[-100 * f :], true[-100 * f :], strict=True)
+                    ]
+                )
+            ),
             "mean_rgb_generated_last_100": last.mean(axis=(0, 1, 2)).round(2).tolist(),
             "mean_rgb_true": true.astype(np.float64).mean(axis=(0, 1, 2)).round(2).tolist(),
             "std_generated_last_100": float(last.std()),
@@ -341,6 +361,10 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         "action_following": round(float(follow_a.mean()), 4),
         "action_following_per_chunk": [
             round(float(x), 3) for x in follow_a.reshape(ec.episodes, h, f).mean(axis=(0, 2))
+        ],
+        "balls_kept": round(float(balls_a.mean()), 4),
+        "balls_kept_per_chunk": [
+            round(float(x), 3) for x in balls_a.reshape(ec.episodes, h, f).mean(axis=(0, 2))
         ],
         "prompt_success": round(float(np.mean([x for v in hits.values() for x in v])), 4),
         "prompt_success_by_kind": {
@@ -383,13 +407,10 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     ax[0].plot(x, result["copy_last_psnr_db"], "s--", label="copy last frame")
     ax[0].set(xlabel="chunks ahead", ylabel="PSNR (dB)", title="prediction vs ground truth")
     ax[0].legend()
-    ax[1].plot(x, result["action_following_per_chunk"], "o-")
-    ax[1].set(
-        xlabel="chunks ahead",
-        ylabel="share of frames",
-        ylim=(0, 1.05),
-        title="player within 2 px of truth",
-    )
+    ax[1].plot(x, result["action_following_per_chunk"], "o-", label="player within 2 px")
+    ax[1].plot(x, result["balls_kept_per_chunk"], "s--", label="balls kept")
+    ax[1].set(xlabel="chunks ahead", ylabel="share of frames", ylim=(0, 1.05), title="vs truth")
+    ax[1].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
