@@ -352,6 +352,8 @@ def test_text_starts_and_prompts_take_prompt_steps_then_the_play_steps(tiny_mode
     a = torch.tensor([[2, 2]])
     fast = PipelinedSampler(tiny_model, steps=1, prompt_steps=3)
     slow = PipelinedSampler(tiny_model, steps=3)
+    assert (fast.prompt_steps, slow.prompt_steps) == (3, 3)
+    assert PipelinedSampler(tiny_model, steps=4, prompt_steps=2).prompt_steps == 4  # never fewer
     s1, s3 = fast.new_state(seed=4), slow.new_state(seed=4)
     first = fast.tick(s1, a, text)
     assert first.forwards == 3

@@ -70,6 +70,7 @@ class EvalConfig:
     guidance_history: float = 1.0  # MAGI-1 guidance scales (1, 1 = one pass)
     guidance_text: float = 1.0
     prompt_guidance: float = -1.0  # text guidance on prompted ticks; < 0 = the checkpoint's default
+    prompt_steps: int = -1  # Euler steps of prompted ticks and text starts; < 0 = the checkpoint's
     seed: int = EVAL_SEED
 
 
@@ -241,6 +242,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         guidance_history=ec.guidance_history,
         guidance_text=ec.guidance_text,
         prompt_guidance=ec.prompt_guidance if ec.prompt_guidance >= 0 else None,
+        prompt_steps=ec.prompt_steps if ec.prompt_steps >= 0 else None,
     )
     roller = Roller(model, sampler)
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
@@ -349,6 +351,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
             "history_chunks": k,
             "frame_size": size,
             "prompt_guidance": sampler.s_prompt,
+            "prompt_steps": sampler.prompt_steps,
         },
         "episodes": ec.episodes,
         "horizon_chunks": h,

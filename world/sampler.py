@@ -133,6 +133,11 @@ class PipelinedSampler:
             self._start.steps = self._start.spacing = start
             self._start.grid = sampling_grid(start, self.shift)
 
+    @property
+    def prompt_steps(self) -> int:
+        """Euler steps of a prompted chunk and of a text start's first chunk."""
+        return self._start.steps if self._start is not None else self.steps
+
     # --- state ------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
