@@ -70,7 +70,7 @@ class EvalConfig:
     guidance_history: float = 1.0  # MAGI-1 guidance scales (1, 1 = one pass)
     guidance_text: float = 1.0
     prompt_guidance: float = -1.0  # text guidance on prompted ticks; < 0 = the checkpoint's default
-    prompt_steps: int = -1  # steps on prompted ticks and text starts; < 0 = the checkpoint's
+    prompt_steps: int = -1  # Euler steps on prompted ticks; < 0 = the checkpoint's default
     seed: int = EVAL_SEED
 
 
