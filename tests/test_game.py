@@ -115,7 +115,9 @@ def test_each_action_moves_the_player_by_its_speed(seed):
                 min(max(want_x, lo), hi),
                 min(max(want_y, lo), hi),
             )
-    assert moved_free > 50
+    # the run must exercise free moves; over seeds 0..2999 the fewest were 54, and hypothesis
+    # once found a seed with exactly 50 (play-like actions pause, and hold keys against walls)
+    assert moved_free > 20
 
 
 @settings(max_examples=4, deadline=None)
