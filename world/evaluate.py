@@ -315,17 +315,12 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         seen = [find_player(fr) is not None for fr in flat]
         true = ep.frames[k * f :]
         last = flat[-100 * f :].astype(np.float64)
+        tail = zip(flat[-100 * f :], true[-100 * f :], strict=True)
+        kept = [_balls_kept(g, t) for g, t in tail]
         stability = {
             "player_detectable": float(np.mean(seen)),
             "player_detectable_last_100_ticks": float(np.mean(seen[-100 * f :])),
-            "balls_kept_last_100_ticks": float(
-                np.mean(
-                    [
-                        _balls_kept(g, t)
-                        for g, t in zip(flat[-100 * f :], true[-100 * f :], strict=True)
-                    ]
-                )
-            ),
+            "balls_kept_last_100_ticks": float(np.mean(kept)),
             "mean_rgb_generated_last_100": last.mean(axis=(0, 1, 2)).round(2).tolist(),
             "mean_rgb_true": true.astype(np.float64).mean(axis=(0, 1, 2)).round(2).tolist(),
             "std_generated_last_100": float(last.std()),
