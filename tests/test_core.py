@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 
 from world.model import WorldModel
 from world.sampler import PipelinedSampler
-from world.schedule import euler_step, sampling_grid, shift_levels, training_levels
+from world.schedule import (
+    euler_step,
+    salience_weight,
+    sampling_grid,
+    shift_levels,
+    training_levels,
+)
 
 
 def _inputs(model: WorldModel, n: int, seed: int = 0, batch: int = 1):
@@ -242,6 +248,36 @@ def test_training_levels_pure_noise_rate():
 
 
 # 6. flow matching -------------------------------------------------------------------------------
+def test_salience_weights_the_sprite_where_it_is_and_where_it_was():
+    # Two latent frames of a textured 4x4 frame (the texture raises every token's distance to the
+    # median, as weather does); a sprite token at (0, 0) moves to (3, 3). With share 2/16 each
+    # frame weights its two most standing-out and its two most changed tokens.
+    g = torch.Generator().manual_seed(0)
+    z = 0.3 * torch.randn(1, 1, 2, 4, 4, 4, generator=g)
+    z[0, 0, 1] = z[0, 0, 0]  # same texture in both frames: only the sprite moves
+    z[0, 0, 0, :, 0, 0] += 5.0
+    z[0, 0, 1, :, 3, 3] += 5.0
+    w = salience_weight(z, boost=8.0, share=2 / 16)
+    assert w.shape == (1, 1, 2, 1, 4, 4)
+    assert set(w.unique().tolist()) == {1.0, 9.0}
+    heavy = w[0, 0, :, 0] > 1
+    # frame 1: the sprite where it is, and where it was (the only two tokens that changed)
+    assert heavy[1, 3, 3] and heavy[1, 0, 0]
+    # frame 0 has no predecessor and borrows frame 1's motion: the same two tokens
+    assert heavy[0, 0, 0] and heavy[0, 3, 3]
+    assert bool((heavy.sum(dim=(1, 2)) <= 4).all())
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.sampled_from([0.05, 0.1, 0.25]), st.integers(0, 99))
+def test_salience_weights_between_share_and_twice_share(n, tl, share, seed):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(2, n, tl, 3, 8, 8, generator=g)
+    heavy = (salience_weight(z, boost=4.0, share=share) > 1).flatten(3).sum(-1)
+    k = max(1, round(share * 64))
+    assert bool(((heavy >= k) & (heavy <= 2 * k)).all())
+
+
 @settings(max_examples=20, deadline=None)
 @given(steps=st.integers(1, 16), seed=st.integers(0, 1000))
 def test_euler_on_straight_flow_reaches_target(steps, seed):

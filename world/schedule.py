@@ -79,21 +79,35 @@ def flow_loss(
     return (per_chunk * weight).sum() / weight.sum().clamp_min(1e-8)
 
 
-def salience_weight(z: torch.Tensor, boost: float = 8.0, ratio: float = 3.0) -> torch.Tensor:
-    """Per-token loss weights: ``1 + boost`` where a latent token stands out of its frame.
-
-    A token stands out when its distance to the frame's median token is over ``ratio`` times the
-    median of those distances (measured on the shipped codec: about 4% of tokens, the sprites;
-    wall tokens sit at 1.5-1.7x, flat background below 1x).
+def salience_weight(z: torch.Tensor, boost: float = 8.0, share: float = 0.1) -> torch.Tensor:
+    """Per-token loss weights: ``1 + boost`` on the tokens of a latent frame that hold sprites.
 
     Sprites (the player, balls, bolts) cover a few tokens of a mostly flat frame; under a plain
-    mean they are a rounding error of the loss and a model learns to blur them away.
+    mean they are a rounding error of the loss and a model learns to blur them away. A token is
+    weighted when it is among the ``share`` of its frame's tokens farthest from the frame's median
+    token (what stands out), or among the ``share`` that changed most since the previous latent
+    frame (what moved, including the place a sprite left, which a model must clear).
+
+    Ranking, not a threshold on distance: a weather texture raises every distance, and a rule of
+    "3x the median distance" then caught 4-12% of sprite tokens under rain or snow (45% of the
+    player's and 34% of the balls' under a clear sky). With ``share`` 0.1 this rule catches
+    53-79% of them, weighting 14-16% of all tokens (measured 2026-11-24 on 50 training clips with
+    the shipped codec, sprite tokens found by :mod:`world.detect` on the true frames).
     z (B, N, Tl, C, h, w) clean latents -> (B, N, Tl, 1, h, w).
     """
-    med = z.flatten(-2).median(dim=-1).values[..., None, None]  # (B, N, Tl, C, 1, 1)
-    dist = (z - med).pow(2).sum(dim=3, keepdim=True).sqrt()  # (B, N, Tl, 1, h, w)
-    typical = dist.flatten(-2).median(dim=-1).values[..., None, None]
-    return 1.0 + boost * (dist > ratio * typical).float()
+    b, n, tl, c, h, w = z.shape
+    k = max(1, round(share * h * w))
+    frames = z.reshape(b, n * tl, c, h * w).float()
+    med = frames.median(dim=-1, keepdim=True).values
+    standout = (frames - med).pow(2).sum(dim=2)  # (B, T, h w)
+    change = torch.zeros_like(standout)
+    if n * tl > 1:
+        change[:, 1:] = (frames[:, 1:] - frames[:, :-1]).pow(2).sum(dim=2)
+        change[:, 0] = change[:, 1]  # the first frame has no predecessor: its successor's motion
+    mask = torch.zeros_like(standout)
+    for score in (standout, change):
+        mask.scatter_(-1, score.topk(k, dim=-1).indices, 1.0)
+    return (1.0 + boost * mask).view(b, n, tl, 1, h, w)
 
 
 def training_levels(

@@ -42,9 +42,9 @@ class TrainConfig:
     ema: float = 0.998
     clip_grad: float = 1.0
     caption_dropout: float = 0.1
-    salience: float = (
-        4.0  # extra loss weight on latent tokens that differ from their frame's median
-    )
+    # extra loss weight on the sprite tokens of a latent frame: those that stand out of it and
+    # those that moved (world/schedule.py salience_weight)
+    salience: float = 4.0
     train_shift: float = 3.0  # SD3 shift of training levels toward noise
     context_max: float = 0.1  # max noise level on context chunks (against drift)
     # share of windows whose first noisy chunk is pure noise (level 1), the one level a one-step
