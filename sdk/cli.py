@@ -21,6 +21,10 @@ DELEGATES: dict[str, tuple[str, str]] = {
     ),
     "bench": ("world.bench", "benchmark tick time and memory; 'bench bridge' for the bridge"),
     "data": ("world.datagen", "make datasets from the built-in game (chunkworld data --help)"),
+    "diagnose": (
+        "world.diagnose",
+        "training-data checks, e.g. which sprite tokens the loss weights (chunkworld diagnose -h)",
+    ),
 }
 
 MAIN_HELP = """\

@@ -13,9 +13,10 @@ import numpy as np
 from world.captions import COLOUR_NAMES
 from world.game import PALETTE, PLAYER_RGB, PROJECTILE_RGB, SKY_RGB, WEATHER_RGB, GameConfig
 
-__all__ = ["classify", "detect_events", "find_player"]
+__all__ = ["FIRST_PALETTE", "LABELS", "classify", "detect_events", "find_player"]
 
-_LABELS: tuple[str, ...] = (
+# what classify() tells apart; its results index into this
+LABELS: tuple[str, ...] = (
     "sky_day",
     "sky_night",
     "rain",
@@ -36,7 +37,7 @@ _LABEL_RGB = np.array(
     ],
     dtype=np.float32,
 )
-_FIRST_PALETTE = 6
+FIRST_PALETTE = 6  # LABELS[FIRST_PALETTE:] are the palette colours (balls and walls)
 
 
 def _check_frame(frame: np.ndarray) -> np.ndarray:
@@ -47,7 +48,7 @@ def _check_frame(frame: np.ndarray) -> np.ndarray:
 
 
 def classify(frame: np.ndarray, max_dist: float = 60.0) -> np.ndarray:
-    """Nearest known colour of each pixel as an index into ``_LABELS`` (int (H, W)); -1 where
+    """Nearest known colour of each pixel as an index into ``LABELS`` (int (H, W)); -1 where
     the nearest colour is farther than ``max_dist`` (RGB Euclidean)."""
     f = _check_frame(frame).astype(np.float32)
     d = ((f[:, :, None, :] - _LABEL_RGB) ** 2).sum(-1)
@@ -95,15 +96,15 @@ def detect_events(frame: np.ndarray, config: GameConfig | None = None) -> dict:
     ring = np.concatenate(
         [lab[:w].ravel(), lab[-w:].ravel(), lab[w:-w, :w].ravel(), lab[w:-w, -w:].ravel()]
     )
-    n_labels = len(_LABELS)
+    n_labels = len(LABELS)
     ring_counts = np.bincount(ring[ring >= 0], minlength=n_labels)
     best = int(ring_counts.argmax())
     wall_colour = (
-        _LABELS[best] if best >= _FIRST_PALETTE and ring_counts[best] > 0.5 * ring.size else None
+        LABELS[best] if best >= FIRST_PALETTE and ring_counts[best] > 0.5 * ring.size else None
     )
     inner = lab[w:-w, w:-w]
     counts = np.bincount(inner[inner >= 0], minlength=n_labels)
-    rain, snow = counts[_LABELS.index("rain")], counts[_LABELS.index("snow")]
+    rain, snow = counts[LABELS.index("rain")], counts[LABELS.index("snow")]
     weather = "clear"
     if max(rain, snow) > 0.02 * inner.size:
         weather = "rain" if rain >= snow else "snow"
@@ -111,13 +112,13 @@ def detect_events(frame: np.ndarray, config: GameConfig | None = None) -> dict:
     area = int(
         (np.add.outer(np.arange(-r, r + 1) ** 2, np.arange(-r, r + 1) ** 2) <= r * r + r).sum()
     )
-    pal = counts[_FIRST_PALETTE:]
+    pal = counts[FIRST_PALETTE:]
     k = int(pal.argmax())
     ball_colour, ball_count = None, 0
     if pal[k] >= 0.5 * area:
         ball_colour, ball_count = COLOUR_NAMES[k], max(1, int(round(pal[k] / area)))
     return {
-        "is_night": bool(counts[_LABELS.index("sky_night")] > counts[_LABELS.index("sky_day")]),
+        "is_night": bool(counts[LABELS.index("sky_night")] > counts[LABELS.index("sky_day")]),
         "weather": weather,
         "wall_colour": wall_colour,
         "ball_colour": ball_colour,
