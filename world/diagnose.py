@@ -1,32 +1,48 @@
-"""Training-data diagnostics for the built-in game: does the loss weight the sprites?
+"""Diagnostics for training: does the loss weight the sprites, and what would another codec give?
 
     chunkworld diagnose salience --data data/train --latents runs/small4/latents.npy
+    chunkworld diagnose codec --data data/train --steps 800 --codec latent_channels=64
 
-The denoiser's loss gives extra weight to the latent tokens :func:`world.schedule.salience_weight`
+``salience``: the denoiser's loss gives extra weight to the latent tokens :func:`world.schedule.salience_weight`
 picks. This checks the pick against the truth: the sprite tokens of each latent frame, found by
 :mod:`world.detect` on the true frames (a token holds a sprite when at least ``min_pixels`` of its
 pixels, in any of the frames it stands for, are the player, a bolt or a ball). It prints, per
 weather, the share of player and ball tokens the rule weights and the share of all tokens it
 weights, as JSON. It asserts nothing.
+
+``codec``: trains a fresh codec per ``--codec`` setting (fields of the ``small`` preset's codec
+overridden, e.g. ``latent_channels=64`` or ``patch=2,widths=64/128/128``) for the same steps and
+batch as each other, and prints each one's reconstruction PSNR on held-out clips, its parameters
+and its decode time per chunk: a cheap look at whether a codec setting is worth a full training.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import statistics
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from world.captions import WEATHERS
+from world.codec import Codec
+from world.config import CodecConfig, preset
 from world.data import Dataset
 from world.detect import FIRST_PALETTE, LABELS, classify
 from world.game import GameConfig
+from world.metrics import psnr
 from world.schedule import salience_weight
+from world.train_codec import codec_loss
+from world.trainkit import lr_at
 
-__all__ = ["salience_coverage", "sprite_tokens"]
+__all__ = ["codec_capacity", "codec_setting", "salience_coverage", "sprite_tokens"]
 
 _PLAYER = LABELS.index("player")
 _BOLT = LABELS.index("projectile")
@@ -115,6 +131,106 @@ def salience_coverage(
     }
 
 
+def codec_setting(text: str, base: CodecConfig | None = None) -> CodecConfig:
+    """``"latent_channels=64,patch=2,widths=64/128/128"`` -> that codec config (``base``, by
+    default the ``small`` preset's codec, with those fields replaced); ``""`` -> ``base``."""
+    base = preset("small").codec if base is None else base
+    names = {f.name for f in dataclasses.fields(CodecConfig)} - {"latent_scale"}
+    changes: dict[str, Any] = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in names:
+            raise ValueError(
+                f"codec setting {item!r}: write KEY=VALUE with KEY one of {sorted(names)}"
+            )
+        try:
+            changes[key] = (
+                tuple(int(v) for v in value.split("/")) if key == "widths" else int(value)
+            )
+        except ValueError:
+            raise ValueError(
+                f"codec setting {item!r}: values are integers (widths: 64/128)"
+            ) from None
+    cfg = dataclasses.replace(base, **changes)
+    Codec(cfg)  # checks the setting now, with the codec's own message
+    return cfg
+
+
+def codec_capacity(
+    data: str | Path,
+    settings: list[CodecConfig],
+    steps: int = 800,
+    batch: int = 16,
+    lr: float = 2e-3,
+    held_out: int = 16,
+    precision: str = "auto",
+) -> Iterator[dict[str, Any]]:
+    """Train a fresh codec per setting on the same batches; yield its held-out PSNR and speed.
+
+    The last ``held_out`` clips are held out; PSNR is the median over them of the reconstruction
+    of their first 8 frames (or fewer if the codec's temporal factor needs it).
+    """
+    frames = Dataset(data).load_all().frames  # (N, T, H, W, 3)
+    if len(frames) <= held_out:
+        raise ValueError(f"{data} has {len(frames)} clips; need more than held_out={held_out}")
+    train_n = len(frames) - held_out
+    for i, cfg in enumerate(settings):
+        if cfg.frame_size != frames.shape[2]:
+            raise ValueError(
+                f"codec frame_size {cfg.frame_size} but the data is {frames.shape[2]} px"
+            )
+        if frames.shape[1] < cfg.temporal:
+            raise ValueError(f"clips of {frames.shape[1]} frames; the codec needs {cfg.temporal}")
+        torch.manual_seed(0)
+        codec, k = Codec(cfg), cfg.temporal
+        opt = torch.optim.AdamW(codec.parameters(), lr=lr, weight_decay=0.0)
+        rng = np.random.default_rng(0)
+        t0 = time.perf_counter()
+        for step in tqdm(range(steps), desc=f"codec {i + 1}/{len(settings)}"):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, steps, lr, min(50, steps // 10))
+            ci = rng.integers(0, train_n, batch)
+            fi = rng.integers(0, frames.shape[1] // k, batch) * k
+            loss = codec_loss(
+                codec,
+                np.stack([frames[c, f : f + k] for c, f in zip(ci, fi, strict=True)]),
+                precision,
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(codec.parameters(), 1.0)
+            opt.step()
+        train_s = time.perf_counter() - t0
+        n = min(8, frames.shape[1]) // k * k
+        hold = frames[train_n:, :n]
+        with torch.no_grad():
+            scores = [
+                psnr(codec.decode(codec.encode(torch.from_numpy(c[None]))).numpy(), c[None])
+                for c in hold
+            ]
+            z = codec.encode(torch.from_numpy(hold[:1]))
+            times = []
+            for _ in range(10):
+                t = time.perf_counter()
+                codec.decode(z)
+                times.append(time.perf_counter() - t)
+        yield (
+            {
+                "codec": {
+                    f.name: getattr(cfg, f.name)
+                    for f in dataclasses.fields(cfg)
+                    if f.name != "latent_scale"
+                },
+                "steps": steps,
+                "batch": batch,
+                "train_min": round(train_s / 60, 2),
+                "held_out_psnr_db": round(float(np.median(scores)), 2),
+                "parameters": sum(p.numel() for p in codec.parameters()),
+                "decode_ms_per_frame": round(1000 * statistics.median(times) / n, 3),
+            }
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="chunkworld diagnose", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -123,8 +239,28 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--latents", required=True, help="latents.npy a training run wrote for it")
     s.add_argument("--clips", type=int, default=50)
     s.add_argument("--share", type=float, default=0.1)
+    c = sub.add_parser("codec", help="held-out PSNR of fresh codecs trained briefly, per setting")
+    c.add_argument("--data", required=True, help="dataset directory (chunkworld data)")
+    c.add_argument(
+        "--codec",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE[,...]",
+        help="a codec setting to try (repeatable; '' is the small preset's codec, tried when "
+        "none is given), e.g. latent_channels=64 or patch=2,widths=64/128/128",
+    )
+    c.add_argument("--steps", type=int, default=800)
+    c.add_argument("--batch", type=int, default=16)
     a = p.parse_args(argv)
-    print(json.dumps(salience_coverage(a.data, a.latents, a.clips, a.share), indent=1))
+    if a.what == "salience":
+        print(json.dumps(salience_coverage(a.data, a.latents, a.clips, a.share), indent=1))
+        return
+    try:
+        settings = [codec_setting(t) for t in (a.codec or [""])]
+    except ValueError as e:
+        p.error(str(e))
+    for row in codec_capacity(a.data, settings, a.steps, a.batch):
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
+from world.codec import Codec
 from world.metrics import psnr
 from world.model import WorldModel
 from world.trainkit import (
@@ -31,6 +32,25 @@ from world.trainkit import (
     save_state,
     sync_grads,
 )
+
+
+def codec_loss(codec: Codec, frames: np.ndarray, precision: str = "auto") -> torch.Tensor:
+    """The codec's training loss on uint8 frames (B, k, H, W, 3), k its temporal factor.
+
+    Sprites are a few percent of the pixels but all of the game: pixels away from the frame's
+    dominant (median) colour weigh 5x, so the codec does not settle for blur.
+    """
+    k = codec.cfg.temporal
+    x = codec.to_unit(torch.from_numpy(frames))  # (B, k, 3, H, W)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(precision)):
+        b = x.shape[0]
+        z = codec.encoder(x.reshape(b, k * 3, *x.shape[-2:]))
+        z_noisy = z + 0.02 * z.detach().float().std() * torch.randn_like(z)
+        rec = codec.decoder(z_noisy).float().reshape(x.shape)
+    med = x.flatten(-2).median(dim=-1).values[..., None, None]  # (B, k, 3, 1, 1)
+    weight = 1.0 + 4.0 * ((x - med).abs().sum(2, keepdim=True) > 0.15).float()
+    err = rec - x
+    return (weight * (err.pow(2) + 0.5 * err.abs())).mean() + 1e-4 * z.float().pow(2).mean()
 
 
 def train_codec(
@@ -64,18 +84,7 @@ def train_codec(
         frames = np.stack(
             [data.frames[c, f : f + k] for c, f in zip(ci, fi, strict=True)]
         )  # (B, k, H, W, 3)
-        x = codec.to_unit(torch.from_numpy(frames))  # (B, k, 3, H, W)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(tc.precision)):
-            b = x.shape[0]
-            z = codec.encoder(x.reshape(b, k * 3, *x.shape[-2:]))
-            z_noisy = z + 0.02 * z.detach().float().std() * torch.randn_like(z)
-            rec = codec.decoder(z_noisy).float().reshape(x.shape)
-        # Sprites are a few percent of the pixels but all of the game: pixels away from the
-        # frame's dominant (median) colour weigh 5x, so the codec does not settle for blur.
-        med = x.flatten(-2).median(dim=-1).values[..., None, None]  # (B, k, 3, 1, 1)
-        weight = 1.0 + 4.0 * ((x - med).abs().sum(2, keepdim=True) > 0.15).float()
-        err = rec - x
-        loss = (weight * (err.pow(2) + 0.5 * err.abs())).mean() + 1e-4 * z.float().pow(2).mean()
+        loss = codec_loss(codec, frames, tc.precision)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         sync_grads(list(codec.parameters()))
