@@ -37,9 +37,8 @@ from world.config import CodecConfig, preset
 from world.data import Dataset
 from world.detect import FIRST_PALETTE, LABELS, classify
 from world.game import GameConfig
-from world.metrics import psnr
 from world.schedule import salience_weight
-from world.train_codec import codec_loss
+from world.train_codec import codec_loss, reconstruction_psnr
 from world.trainkit import lr_at
 
 __all__ = ["codec_capacity", "codec_setting", "salience_coverage", "sprite_tokens"]
@@ -104,12 +103,12 @@ def salience_coverage(
     counts: dict[str, dict[str, list[int]]] = {}
     for ci in np.linspace(0, len(ds) - 1, min(clips, len(ds))).round().astype(int):
         clip = ds[int(ci)]
+        if clip.state is None:
+            raise ValueError(f"clip {clip.id} has no state")
         temporal = len(clip.frames) // tl
         z = torch.from_numpy(np.array(lat[ci]))[None, None]  # (1, 1, Tl, C, h, w)
         picked = (salience_weight(z, boost=1.0, share=share) > 1)[0, 0, :, 0].numpy()
         truth = sprite_tokens(clip.frames, grid, temporal, wall)
-        if clip.state is None:
-            raise ValueError(f"clip {clip.id} has no state")
         for j in range(tl):
             weather = WEATHERS[int(clip.state[j * temporal, col])]
             c = counts.setdefault(weather, {"player": [0, 0], "balls": [0, 0], "all": [0, 0]})
@@ -203,17 +202,13 @@ def codec_capacity(
         train_s = time.perf_counter() - t0
         n = min(8, frames.shape[1]) // k * k
         hold = frames[train_n:, :n]
-        with torch.no_grad():
-            scores = [
-                psnr(codec.decode(codec.encode(torch.from_numpy(c[None]))).numpy(), c[None])
-                for c in hold
-            ]
-            z = codec.encode(torch.from_numpy(hold[:1]))
-            times = []
-            for _ in range(10):
-                t = time.perf_counter()
-                codec.decode(z)
-                times.append(time.perf_counter() - t)
+        psnr_db = reconstruction_psnr(codec, hold)
+        z = codec.encode(torch.from_numpy(hold[:1]))  # encode and decode run without grad
+        times = []
+        for _ in range(10):
+            t = time.perf_counter()
+            codec.decode(z)
+            times.append(time.perf_counter() - t)
         yield (
             {
                 "codec": {
@@ -224,7 +219,7 @@ def codec_capacity(
                 "steps": steps,
                 "batch": batch,
                 "train_min": round(train_s / 60, 2),
-                "held_out_psnr_db": round(float(np.median(scores)), 2),
+                "held_out_psnr_db": round(psnr_db, 2),
                 "parameters": sum(p.numel() for p in codec.parameters()),
                 "decode_ms_per_frame": round(1000 * statistics.median(times) / n, 3),
             }

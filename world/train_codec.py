@@ -105,15 +105,19 @@ def train_codec(
 
 
 @torch.no_grad()
+def reconstruction_psnr(codec: Codec, frames: np.ndarray) -> float:
+    """Median over clips of the PSNR (dB) of the codec's reconstruction; frames uint8
+    (N, T, H, W, 3) with T a multiple of the codec's temporal factor."""
+    scores = []
+    for clip in frames:
+        rec = codec.decode(codec.encode(torch.from_numpy(clip[None])))
+        scores.append(psnr(rec.numpy(), clip[None]))
+    return float(np.median(scores))
+
+
 def codec_quality(model: WorldModel, data: Arrays, clips: int = 8) -> float:
     """Median PSNR (dB) of codec reconstructions of the first chunks of a few clips."""
-    f = model.cfg.chunk_frames
-    scores = []
-    for c in range(min(clips, len(data.frames))):
-        frames = torch.from_numpy(data.frames[c : c + 1, :f])
-        rec = model.codec.decode(model.codec.encode(frames))
-        scores.append(psnr(rec.numpy(), frames.numpy()))
-    return float(np.median(scores))
+    return reconstruction_psnr(model.codec, data.frames[:clips, : model.cfg.chunk_frames])
 
 
 @torch.no_grad()
