@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,7 +18,8 @@ from world.config import preset
 from world.datagen import generate_dataset
 from world.model import WorldModel
 from world.train import DenoiseObjective, TrainConfig, run
-from world.trainkit import leg_lr, lr_at
+from world.train_codec import codec_step
+from world.trainkit import codec_leg_lr, leg_lr, lr_at
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +61,36 @@ def test_train_end_to_end_then_resume(tiny_data, tmp_path):
     den = [r["step"] for r in rows if r["phase"] == "denoiser"]
     assert den.count(0) == 1 and max(den) <= 5
     assert load_checkpoint(out / "model")[1]["step"] == 6
+
+
+def test_more_codec_steps_continue_the_codec_then_the_denoiser_on_new_latents(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    run(_config(tiny_data, out))
+    scale = json.loads((out / "progress.json").read_text())["latent_scale"]
+    old = np.load(out / "latents.npy")
+    run(_config(tiny_data, out, codec_steps=5, codec_schedule_from=3, steps=6))
+    assert codec_step(out) == 5
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    codec = [r["step"] for r in rows if r["phase"] == "codec"]
+    assert codec.count(0) == 1  # it went on from step 3: it did not start again
+    den = [r["step"] for r in rows if r["phase"] == "denoiser"]
+    assert den.count(0) == 1 and max(den) <= 5  # the denoiser went on from step 4
+    new = np.load(out / "latents.npy")
+    assert new.shape == old.shape and not np.array_equal(new, old)  # encoded by the new codec
+    model, doc = load_checkpoint(out / "model")
+    assert doc["step"] == 6
+    assert model.cfg.codec.latent_scale == scale  # the denoiser's latent scale stays put
+
+
+def test_a_codec_leg_gets_its_own_warm_up_and_decay():
+    tc = TrainConfig(codec_steps=1000, codec_schedule_from=500, codec_lr=1e-3)
+    assert codec_leg_lr(tc, 500) == pytest.approx(1e-3 / 50)  # first warm-up step of the leg
+    assert codec_leg_lr(tc, 549) == pytest.approx(1e-3)
+    assert codec_leg_lr(tc, 1000) == pytest.approx(5e-5)
+    plain = TrainConfig(codec_steps=1000, codec_lr=1e-3)
+    assert [codec_leg_lr(plain, s) for s in (0, 700)] == [
+        lr_at(s, 1000, 1e-3, 50) for s in (0, 700)
+    ]
 
 
 def test_train_with_self_rollout(tiny_data, tmp_path):

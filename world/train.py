@@ -9,7 +9,9 @@ Phases, recorded in ``<out>/progress.json`` so a restart continues where it stop
 
 1. ``codec``: autoencoder on single latent frames (``temporal`` frames each), MSE + L1, small
    noise on the latents so the decoder tolerates the sampler's errors. Then ``latent_scale`` is
-   set so latents have unit standard deviation.
+   set so latents have unit standard deviation. A trained run asked for more ``codec_steps``
+   continues its codec (a leg of its own from ``codec_schedule_from``), then phase 2 runs again
+   and the denoiser continues on the new latents, at the same ``latent_scale``.
 2. ``encode``: the whole dataset is encoded once to latents (``<out>/latents.npy``).
 3. ``denoiser``: flow matching on windows of ``history_chunks + 2`` chunks with the levels of
    ``world.schedule.training_levels`` (clean context prefix, then non-decreasing noise), loss on
@@ -49,7 +51,7 @@ from world.schedule import (
     velocity_target,
 )
 from world.text import FrozenTextEncoder, load_backend
-from world.train_codec import codec_quality, encode_dataset, train_codec
+from world.train_codec import codec_quality, codec_step, encode_dataset, train_codec
 from world.trainkit import (
     Arrays,
     MetricsLog,
@@ -346,6 +348,20 @@ def run(tc: TrainConfig) -> WorldModel:
             tqdm.write(
                 f"codec: {progress['codec_psnr_db']:.2f} dB reconstruction, latent std {std:.3f}"
             )
+    elif codec_step(out) < tc.codec_steps:  # a longer codec leg for a trained run
+        if rank == 0:
+            tqdm.write(
+                f"codec: continuing from step {codec_step(out)} to {tc.codec_steps}; the data "
+                "will be encoded anew and the denoiser goes on with the new latents"
+            )
+        train_codec(model, data, tc, out, rank, log)  # resumes from its saved state
+        progress["codec_psnr_db"] = codec_quality(model, data)
+        if rank == 0:
+            (out / "latents.npy").unlink(missing_ok=True)  # latents of the old codec
+            progress_file.write_text(json.dumps(progress))
+            tqdm.write(f"codec: {progress['codec_psnr_db']:.2f} dB reconstruction")
+        if dist.is_initialized():
+            dist.barrier()
     else:
         t = load_file(str(out / "codec_state.safetensors"))
         model.codec.load_state_dict({n[6:]: v for n, v in t.items() if n.startswith("codec.")})

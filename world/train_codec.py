@@ -25,8 +25,8 @@ from world.trainkit import (
     MetricsLog,
     TrainConfig,
     bf16_enabled,
+    codec_leg_lr,
     load_opt,
-    lr_at,
     open_meta,
     opt_tensors,
     save_state,
@@ -53,6 +53,12 @@ def codec_loss(codec: Codec, frames: np.ndarray, precision: str = "auto") -> tor
     return (weight * (err.pow(2) + 0.5 * err.abs())).mean() + 1e-4 * z.float().pow(2).mean()
 
 
+def codec_step(out: Path) -> int:
+    """Steps the codec of run directory ``out`` has trained (0 if it has no codec state)."""
+    ck = out / "codec_state.safetensors"
+    return int(json.loads(open_meta(ck))["step"]) if ck.exists() else 0
+
+
 def train_codec(
     model: WorldModel, data: Arrays, tc: TrainConfig, out: Path, rank: int, log: MetricsLog
 ) -> None:
@@ -65,7 +71,7 @@ def train_codec(
         t = load_file(str(ck))
         codec.load_state_dict({n[6:]: v for n, v in t.items() if n.startswith("codec.")})
         load_opt(opt, t)
-        start = int(json.loads(open_meta(ck))["step"])
+        start = codec_step(out)
     n, tt = data.frames.shape[:2]
     rng = np.random.default_rng(tc.seed * 1000 + rank + start)
     bar = tqdm(
@@ -78,7 +84,7 @@ def train_codec(
     t0 = time.perf_counter()
     for step in bar:
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, tc.codec_steps, tc.codec_lr, 50)
+            g["lr"] = codec_leg_lr(tc, step)
         ci = rng.integers(0, n, tc.codec_batch)
         fi = rng.integers(0, tt // k, tc.codec_batch) * k
         frames = np.stack(

@@ -31,6 +31,9 @@ class TrainConfig:
     codec_steps: int = 1200
     codec_batch: int = 32  # latent frames per codec step
     codec_lr: float = 2e-3
+    # as schedule_from, for the codec: a trained run given more codec_steps continues its codec in
+    # a leg of its own from here (then re-encodes the data; the denoiser goes on with new latents)
+    codec_schedule_from: int = 0
     steps: int = 4000  # denoiser steps
     batch: int = 16  # clips per denoiser step (per process)
     lr: float = 1e-3
@@ -146,6 +149,12 @@ def bf16_enabled(precision: str) -> bool:
 def leg_lr(tc: TrainConfig, step: int) -> float:
     """Learning rate of ``step`` in the leg that starts at ``tc.schedule_from`` (see ``lr_at``)."""
     return lr_at(max(0, step - tc.schedule_from), tc.steps - tc.schedule_from, tc.lr, tc.warmup)
+
+
+def codec_leg_lr(tc: TrainConfig, step: int) -> float:
+    """``leg_lr`` for the codec: its leg starts at ``tc.codec_schedule_from`` (50 warm-up steps)."""
+    start = tc.codec_schedule_from
+    return lr_at(max(0, step - start), tc.codec_steps - start, tc.codec_lr, 50)
 
 
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
