@@ -354,10 +354,11 @@ def run(tc: TrainConfig) -> WorldModel:
                 f"codec: continuing from step {codec_step(out)} to {tc.codec_steps}; the data "
                 "will be encoded anew and the denoiser goes on with the new latents"
             )
+            # first, so that a leg cut short never leaves the old codec's latents behind
+            (out / "latents.npy").unlink(missing_ok=True)
         train_codec(model, data, tc, out, rank, log)  # resumes from its saved state
         progress["codec_psnr_db"] = codec_quality(model, data)
         if rank == 0:
-            (out / "latents.npy").unlink(missing_ok=True)  # latents of the old codec
             progress_file.write_text(json.dumps(progress))
             tqdm.write(f"codec: {progress['codec_psnr_db']:.2f} dB reconstruction")
         if dist.is_initialized():
