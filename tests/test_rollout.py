@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from world.rollout import generate_after, rollout_windows
+from world.rollout import RolloutStreams, generate_after, rollout_windows
 
 
 def _loaded(model, b: int, extra: int):
@@ -85,3 +86,87 @@ def test_generate_after_takes_the_play_steps_or_those_asked_for(tiny_model):
     same = generate_after(tiny_model, hist, acts, acts, [[None]], seed=2, steps=cfg.sampler.steps)
     one = generate_after(tiny_model, hist, acts, acts, [[None]], seed=2, steps=1)
     assert torch.equal(default, same) and not torch.equal(default, one)
+
+
+def _streams(model, clips: int, chunks: int, count: int, depth: int, seed: int = 0):
+    cfg = model.cfg
+    c = cfg.codec
+    tl, f = cfg.latent_frames, cfg.chunk_frames
+    # chunk j of clip i holds the constant i * 100 + j, so every true chunk can be traced
+    marks = np.arange(clips)[:, None] * 100 + np.arange(chunks)[None]
+    lat = np.repeat(marks, tl, axis=1)[..., None, None, None].astype(np.float32)
+    lat = np.broadcast_to(lat, (clips, chunks * tl, c.latent_channels, c.grid, c.grid)).copy()
+    acts = (np.arange(clips * chunks * f).reshape(clips, chunks * f) % 6).astype(np.int64)
+    caps = [[f"clip {i} chunk {j}" for j in range(chunks)] for i in range(clips)]
+    n = cfg.history_chunks + 2
+    s = RolloutStreams(
+        lat,
+        acts,
+        caps,
+        history=cfg.history_chunks,
+        window=n,
+        latent_frames=tl,
+        count=count,
+        depth=depth,
+        rng=np.random.default_rng(seed),
+    )
+    return s, lat, acts, n
+
+
+def _mark(z: torch.Tensor) -> float | None:
+    """The true chunk's mark, or None where the chunk was generated."""
+    v = float(z.flatten()[0])
+    return v if torch.all(z == v) and v == int(v) else None
+
+
+def test_streams_feed_their_own_chunks_back_and_keep_true_targets(tiny_model):
+    h = tiny_model.cfg.history_chunks
+    s, lat, acts, n = _streams(tiny_model, clips=3, chunks=40, count=2, depth=30)
+    s.limit[:] = 30  # no early first run here
+    ctx = _ctx_mask(2, n, [h, h])
+    prev = None
+    for step in range(1, 6):
+        z, a, caps = s.windows(tiny_model, ctx)
+        assert list(s.depths()) == [step, step]
+        for i in range(2):
+            first = int(s.t[i]) - h + 1
+            clip = int(s.clip[i])
+            for j in range(n):
+                mark = _mark(z[i, j])
+                if j < h and first + j >= h:  # context after the true start: generated
+                    assert mark is None, (step, i, j)
+                else:
+                    assert mark == clip * 100 + first + j, (step, i, j)
+            f = acts.shape[1] // 40
+            assert torch.equal(a[i].flatten(), torch.from_numpy(acts[clip, first * f :][: n * f]))
+            assert caps[i * n : (i + 1) * n] == [f"clip {clip} chunk {first + j}" for j in range(n)]
+        if prev is not None:  # the newest generated chunk comes back as history next step
+            assert torch.equal(z[:, 0], prev[:, 1])
+        prev = z
+
+
+@pytest.mark.parametrize("extra, depth", [(30, 2), (4, 10)])  # depth ends runs; the clip does
+def test_streams_start_over_at_their_depth_and_at_the_clip_end(tiny_model, extra, depth):
+    h = tiny_model.cfg.history_chunks
+    chunks = h + extra
+    s, _, _, n = _streams(tiny_model, clips=4, chunks=chunks, count=3, depth=depth, seed=5)
+    assert all(1 <= x <= depth for x in s.limit)  # first runs end at spread depths
+    ctx = _ctx_mask(3, n, [1, h, 0])
+    seen = []
+    for _ in range(8):
+        z, _, _ = s.windows(tiny_model, ctx)
+        seen.append(s.depths())
+        assert _mark(z[2, 0]) is not None  # no context: nothing generated is used
+        assert _mark(z[0, 1]) is not None  # one context chunk: the second is a true target
+        assert all(int(s.t[i]) + 1 + n - h <= chunks for i in range(3))  # window fits the clip
+    seen = np.array(seen)
+    assert seen.min() == 1 and seen.max() <= min(depth, extra - 2)  # never deeper than asked
+    assert (np.diff(seen, axis=0) < 0).any()  # streams started over
+
+
+def test_streams_need_long_enough_clips(tiny_model):
+    n = tiny_model.cfg.history_chunks + 2
+    with pytest.raises(ValueError, match="chunkworld data generate --frames"):
+        _streams(tiny_model, clips=2, chunks=n, count=1, depth=4)
+    with pytest.raises(ValueError, match="at least 1"):
+        _streams(tiny_model, clips=2, chunks=n + 1, count=1, depth=0)

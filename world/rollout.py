@@ -110,3 +110,144 @@ def rollout_windows(
         keep = is_context[s, :h][..., None, None, None, None]  # generated only where context
         zw[s, :h] = torch.where(keep, gen.to(zw.dtype), zw[s, :h])
     return zw, aw, capw, len(sel)
+
+
+class RolloutStreams:
+    """Deep self-rollout: streams that each walk a long clip one chunk per training step.
+
+    ``rollout_windows`` generates a context at most ``history_chunks`` chunks away from ground
+    truth, but at play the history is hundreds of generations deep: smears that one generation
+    leaves (the balls, mostly) build up until they swallow the player. A stream keeps the chunks
+    the model generated and feeds them back, so its history is the model's own output all the
+    way back to the start of its clip; each training step it generates one more chunk (one
+    sampler tick, cheaper than a fresh rollout's ``history_chunks`` ticks) and hands back the
+    window after it, with ground-truth targets. After ``depth`` chunks, or at the clip's end, it
+    starts over on another clip from ground truth; the first runs stop at random depths, so the
+    streams' depths stay spread over ``1 .. depth``.
+
+    Worked example, H = 2, N = 4, a stream at chunk t = 5 holding generated ``g4, g5``: it
+    generates ``g6`` for the actions and caption of ``c6`` and hands back ``[g5, g6, c7, c8]``
+    (context where the mask says so, ground truth elsewhere); next step it holds ``g5, g6``. A
+    fresh stream holds ground-truth ``c0, c1`` at t = 1. The clips must have at least N + 1
+    chunks; the deeper the rollouts asked for, the longer they should be.
+
+    The generated history is kept across steps, so it comes from weights a few steps old; a
+    resumed run starts its streams afresh.
+    """
+
+    def __init__(
+        self,
+        latents: np.ndarray,
+        actions: np.ndarray,
+        captions: list[list[str]],
+        *,
+        history: int,
+        window: int,
+        latent_frames: int,
+        count: int,
+        depth: int,
+        rng: np.random.Generator,
+    ) -> None:
+        chunks = latents.shape[1] // latent_frames
+        if chunks < window + 1:
+            raise ValueError(
+                f"deep self-rollout needs clips of at least {window + 1} chunks, these have "
+                f"{chunks}: generate longer clips (chunkworld data generate --frames N)"
+            )
+        if depth < 1:
+            raise ValueError(f"rollout depth must be at least 1, got {depth}")
+        self.latents, self.actions, self.captions = latents, actions, captions
+        self.h, self.n, self.tl, self.chunks = history, window, latent_frames, chunks
+        self.f = actions.shape[1] // chunks
+        self.depth, self.rng = depth, rng
+        self.clip = np.zeros(count, dtype=np.int64)
+        self.t = np.zeros(count, dtype=np.int64)  # last history chunk
+        self.made = np.zeros(count, dtype=np.int64)  # chunks generated since ground truth
+        self.limit = rng.integers(1, depth + 1, count)  # first runs end early: spread depths
+        self.hist: torch.Tensor | None = None  # (count, H, Tl, C, h, w)
+        for i in range(count):
+            self._start(i)
+
+    def _chunk(self, clip: int | np.integer, j: int | np.integer) -> torch.Tensor:
+        return torch.from_numpy(self.latents[clip, j * self.tl : (j + 1) * self.tl])
+
+    def _start(self, i: int) -> None:
+        c = int(self.rng.integers(0, len(self.latents)))
+        self.clip[i], self.t[i], self.made[i] = c, self.h - 1, 0
+        first = torch.stack([self._chunk(c, j) for j in range(self.h)])
+        if self.hist is None:
+            self.hist = first[None].repeat(len(self.clip), *([1] * first.dim())).clone()
+        self.hist[i] = first
+
+    def depths(self) -> np.ndarray:
+        """Chunks generated since ground truth, per stream (after the last ``windows``)."""
+        return self.made.copy()
+
+    def windows(
+        self,
+        model: WorldModel,
+        is_context: torch.Tensor,
+        steps: int | None = None,
+        dropout: float = 0.0,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[str | None]]:
+        """Advance every stream one chunk and return its training window.
+
+        Args:
+            is_context: (count, N) context mask of the windows (generated only where set).
+            steps: sampler steps of the generation (None: the model's play setting).
+            dropout: share of window captions replaced by None.
+        Returns:
+            z (count, N, Tl, C, h, w), actions (count, N, F) and captions (count * N).
+        """
+        assert self.hist is not None
+        for i in range(len(self.clip)):  # a stream with no room for one more window starts over
+            if self.t[i] + 1 + self.n - self.h >= self.chunks or self.made[i] >= self.limit[i]:
+                if self.made[i] >= self.limit[i]:
+                    self.limit[i] = self.depth
+                self._start(i)
+        clip, nxt = self.clip, self.t + 1
+        acts = torch.from_numpy(self.actions)
+        hist_actions = torch.stack(
+            [
+                acts[c, (t - self.h + 1) * self.f : (t + 1) * self.f].view(self.h, self.f)
+                for c, t in zip(clip, self.t, strict=True)
+            ]
+        )
+        next_actions = torch.stack(
+            [acts[c, n * self.f : (n + 1) * self.f] for c, n in zip(clip, nxt, strict=True)]
+        )
+        caps: list[list[str | None]] = [
+            [self.captions[c][n]] for c, n in zip(clip, nxt, strict=True)
+        ]
+        gen = generate_after(
+            model,
+            self.hist,
+            hist_actions,
+            next_actions[:, None],
+            caps,
+            int(self.rng.integers(2**31)),
+            steps,
+        )[:, 0]
+        self.hist = torch.cat([self.hist[:, 1:], gen[:, None].to(self.hist.dtype)], dim=1)
+        self.t, self.made = nxt, self.made + 1
+        first = self.t - self.h + 1  # window's first chunk
+        z = torch.stack(
+            [
+                torch.stack([self._chunk(c, s + j) for j in range(self.n)])
+                for c, s in zip(clip, first, strict=True)
+            ]
+        )
+        keep = is_context[:, : self.h][..., None, None, None, None]
+        z[:, : self.h] = torch.where(keep, self.hist, z[:, : self.h])
+        a = torch.stack(
+            [
+                acts[c, s * self.f : (s + self.n) * self.f].view(self.n, self.f)
+                for c, s in zip(clip, first, strict=True)
+            ]
+        )
+        capw: list[str | None] = [
+            None if self.rng.random() < dropout else self.captions[c][s + j]
+            for c, s in zip(clip, first, strict=True)
+            for j in range(self.n)
+        ]
+        return z, a, capw

@@ -41,7 +41,7 @@ from world.checkpoint import save_checkpoint
 from world.config import ModelConfig, preset
 from world.metrics import psnr
 from world.model import WorldModel
-from world.rollout import rollout_windows
+from world.rollout import RolloutStreams, rollout_windows
 from world.schedule import (
     add_noise,
     flow_loss,
@@ -220,15 +220,29 @@ def train_denoiser(
         load_opt(opt, t)
         start = int(json.loads(open_meta(ck))["step"])
     window = cfg.history_chunks + 2
-    loaded = window + (cfg.history_chunks if tc.rollout > 0 else 0)  # see world/rollout.py
+    deep = tc.rollout > 0 and tc.rollout_depth > 0
+    loaded = window + (cfg.history_chunks if tc.rollout > 0 and not deep else 0)  # world/rollout.py
     rng = np.random.default_rng(tc.seed * 7919 + rank * 104729 + start)
+    held_out = max(1, min(16, len(latents) // 10))
+    train_n = len(latents) - held_out
+    streams = None
+    if deep:
+        streams = RolloutStreams(
+            latents[:train_n],
+            data.actions[:train_n],
+            data.captions[:train_n],
+            history=cfg.history_chunks,
+            window=window,
+            latent_frames=cfg.latent_frames,
+            count=max(1, round(tc.rollout * tc.batch)),
+            depth=tc.rollout_depth,
+            rng=rng,
+        )
     gen = torch.Generator().manual_seed(tc.seed * 31 + rank * 17 + start)
     bar = tqdm(
         range(start, tc.steps), desc="denoiser", disable=rank != 0, initial=start, total=tc.steps
     )
     t0, seen = time.perf_counter(), 0
-    held_out = max(1, min(16, len(latents) // 10))
-    train_n = len(latents) - held_out
     for step in bar:
         lr = leg_lr(tc, step)
         for g in opt.param_groups:
@@ -236,7 +250,9 @@ def train_denoiser(
         z, a, caps = _batch(latents[:train_n], data, cfg, rng, tc.batch, loaded, tc.caption_dropout)
         levels, is_ctx = obj.levels(tc.batch, window, gen)
         rolled = 0
-        if tc.rollout > 0:
+        if streams is not None:
+            z, a, caps, rolled = _stream_windows(streams, model, z, a, caps, is_ctx, tc)
+        elif tc.rollout > 0:
             z, a, caps, rolled = rollout_windows(
                 model, z, a, caps, is_ctx, tc.rollout, rng, tc.rollout_steps or None
             )
@@ -265,6 +281,7 @@ def train_denoiser(
                 lr=lr,
                 clips_per_s=rate,
                 rolled_out=rolled,
+                **({"rollout_depth": float(streams.depths().mean())} if streams else {}),
             )
         if rank == 0 and (step + 1) % tc.eval_every == 0:
             diag = _with_weights(obj, ema, lambda: noise_diagnostic(model, latents, data))
@@ -289,6 +306,28 @@ def train_denoiser(
             dist.barrier()
     obj.load_state_dict(ema)
     return model
+
+
+def _stream_windows(
+    streams: RolloutStreams,
+    model: WorldModel,
+    z: torch.Tensor,
+    a: torch.Tensor,
+    caps: list[str | None],
+    is_ctx: torch.Tensor,
+    tc: TrainConfig,
+) -> tuple[torch.Tensor, torch.Tensor, list[str | None], int]:
+    """Put the streams' windows in place of the batch items that have context (as many as fit)."""
+    n = z.shape[1]
+    items = np.flatnonzero(is_ctx[:, 0].numpy())[: len(streams.clip)]
+    mask = torch.zeros(len(streams.clip), n, dtype=torch.bool)
+    mask[: len(items)] = is_ctx[items]
+    zs, as_, cs = streams.windows(model, mask, tc.rollout_steps or None, tc.caption_dropout)
+    z, a, caps = z.clone(), a.clone(), list(caps)
+    for k, i in enumerate(items):
+        z[i], a[i] = zs[k], as_[k]
+        caps[i * n : (i + 1) * n] = cs[k * n : (k + 1) * n]
+    return z, a, caps, len(items)
 
 
 def _with_weights(obj: nn.Module, weights: dict[str, torch.Tensor], fn):

@@ -55,6 +55,9 @@ class TrainConfig:
     pure_noise: float = 0.0
     rollout: float = 0.0  # share of items whose context the model generates (world/rollout.py)
     rollout_steps: int = 0  # sampler steps of those generations (0 = the preset's play setting)
+    # > 0: those contexts come from streams that roll out up to this many chunks deep, one chunk
+    # per step, along clips of at least history_chunks + 3 chunks (world/rollout.py RolloutStreams)
+    rollout_depth: int = 0
     eval_every: int = 250
     save_every: int = 100
     seed: int = 0
