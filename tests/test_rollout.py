@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from world.rollout import RolloutStreams, generate_after, rollout_windows
+from world.rollout import RolloutStreams, generate_after, player_on_track, rollout_windows
 
 
 def _loaded(model, b: int, extra: int):
@@ -162,6 +162,58 @@ def test_streams_start_over_at_their_depth_and_at_the_clip_end(tiny_model, extra
     seen = np.array(seen)
     assert seen.min() == 1 and seen.max() <= min(depth, extra - 2)  # never deeper than asked
     assert (np.diff(seen, axis=0) < 0).any()  # streams started over
+
+
+def test_streams_off_track_go_back_to_the_truth_in_place(tiny_model):
+    h = tiny_model.cfg.history_chunks
+    calls = []
+
+    def on_track(clips, chunks, latents):  # stream 0 always strays, stream 1 never
+        calls.append((clips.copy(), chunks.copy(), latents.shape[0]))
+        return np.array([False, True])
+
+    s, _, _, n = _streams(tiny_model, clips=3, chunks=40, count=2, depth=30)
+    s.limit[:] = 30
+    s.on_track = on_track
+    ctx = _ctx_mask(2, n, [h, h])
+    for step in range(1, 4):
+        t0 = s.t.copy()
+        z, _, _ = s.windows(tiny_model, ctx)
+        assert list(calls[-1][1]) == list(t0 + 1) and calls[-1][2] == 2  # the chunk just made
+        assert list(s.depths()) == [0, step] and s.anchored == step
+        first = int(s.t[0]) - h + 1
+        assert list(s.t) == list(t0 + 1)  # re-anchored in place: the stream still moves on
+        assert [_mark(z[0, j]) for j in range(n)] == [
+            int(s.clip[0]) * 100 + first + j for j in range(n)
+        ]  # its window is all ground truth
+        assert _mark(z[1, h - 1]) is None  # the other keeps its generated history
+
+
+def test_player_on_track_judges_the_player_against_the_true_frame(tiny_model):
+    from world.evaluate import true_episode
+
+    cfg = tiny_model.cfg
+    f, size = cfg.chunk_frames, cfg.codec.frame_size
+    ep = true_episode(7, 3, f, size)
+    frames = np.stack([ep.frames, np.zeros_like(ep.frames)])  # clip 1: no player anywhere
+    z = torch.zeros(2, cfg.latent_frames, cfg.codec.latent_channels, cfg.codec.grid, cfg.codec.grid)
+    blank = player_on_track(tiny_model, frames, tolerance=2.0)
+    # the untrained codec draws no player: off track where the truth has one, unjudged elsewhere
+    assert list(blank(np.array([0, 1]), np.array([1, 1]), z)) == [False, True]
+
+
+@pytest.mark.parametrize("shift, ok", [(0, True), (1, True), (3, False)])
+def test_player_on_track_tolerates_drift_up_to_its_tolerance(tiny_model, monkeypatch, shift, ok):
+    from world.evaluate import true_episode
+
+    cfg = tiny_model.cfg
+    f, size = cfg.chunk_frames, cfg.codec.frame_size
+    ep = true_episode(7, 3, f, size)
+    drawn = np.roll(ep.frames[f : 2 * f], shift, axis=2)  # chunk 1, the player moved right
+    monkeypatch.setattr(tiny_model.codec, "decode", lambda z: torch.from_numpy(drawn[None]))
+    check = player_on_track(tiny_model, ep.frames[None], tolerance=2.0)
+    z = torch.zeros(1, cfg.latent_frames, cfg.codec.latent_channels, cfg.codec.grid, cfg.codec.grid)
+    assert list(check(np.array([0]), np.array([1]), z)) == [ok]
 
 
 def test_streams_need_long_enough_clips(tiny_model):

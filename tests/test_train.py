@@ -106,13 +106,18 @@ def test_train_with_self_rollout(tiny_data, tmp_path):
 def test_train_with_deep_self_rollout(tiny_data, tmp_path):
     """``--rollout-depth``: streams feed the model's chunks back, one deeper per step."""
     out = tmp_path / "deep"
-    run(_config(tiny_data, out, rollout=1.0, rollout_depth=3, steps=6, save_every=6, eval_every=6))
+    run(
+        _config(
+            tiny_data, out, rollout=1.0, rollout_depth=3, rollout_drift=2.0, steps=6, save_every=6
+        )
+    )
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     den = [r for r in rows if r["phase"] == "denoiser"]
     assert den and all(0 <= r["rolled_out"] <= 2 for r in den)  # batch=2, two streams
-    assert all(1 <= r["rollout_depth"] <= 3 for r in den)
+    assert all(0 <= r["rollout_depth"] <= 3 and 0 <= r["anchored"] <= 2 for r in den)
     assert all(r["loss"] == r["loss"] for r in den)
-    assert load_checkpoint(out / "model")[1]["train"]["rollout_depth"] == 3
+    train = load_checkpoint(out / "model")[1]["train"]
+    assert train["rollout_depth"] == 3 and train["rollout_drift"] == 2.0
 
 
 def test_train_with_a_frozen_text_encoder(tiny_data, tmp_path, monkeypatch, fake_sentence_model):

@@ -23,6 +23,8 @@ chunks ``c0 .. c5``:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -112,6 +114,10 @@ def rollout_windows(
     return zw, aw, capw, len(sel)
 
 
+# (clip of each stream, chunk just generated, its latents (S, Tl, C, h, w)) -> (S,) bool
+OnTrack = Callable[[np.ndarray, np.ndarray, torch.Tensor], np.ndarray]
+
+
 class RolloutStreams:
     """Deep self-rollout: streams that each walk a long clip one chunk per training step.
 
@@ -131,6 +137,14 @@ class RolloutStreams:
     fresh stream holds ground-truth ``c0, c1`` at t = 1. The clips must have at least N + 1
     chunks; the deeper the rollouts asked for, the longer they should be.
 
+    Ground-truth targets only make sense while the generated history still agrees with the truth
+    on what the actions decide: a player drawn 3 px away from its true place next to a target
+    that has it at the true place teaches the model to blur it (measured: a 2,100-step leg at
+    depth 32 without a check left the player detectable in 59% of the first 100 ticks, against
+    99.5% before it). ``on_track(clips, chunks, latents) -> bool array`` says, after each
+    generation, which streams still agree; the others are re-anchored: their history becomes
+    the true chunks at the same place in the clip, depth 0, and the stream goes on from there.
+
     The generated history is kept across steps, so it comes from weights a few steps old; a
     resumed run starts its streams afresh.
     """
@@ -147,6 +161,7 @@ class RolloutStreams:
         count: int,
         depth: int,
         rng: np.random.Generator,
+        on_track: OnTrack | None = None,
     ) -> None:
         chunks = latents.shape[1] // latent_frames
         if chunks < window + 1:
@@ -159,7 +174,8 @@ class RolloutStreams:
         self.latents, self.actions, self.captions = latents, actions, captions
         self.h, self.n, self.tl, self.chunks = history, window, latent_frames, chunks
         self.f = actions.shape[1] // chunks
-        self.depth, self.rng = depth, rng
+        self.depth, self.rng, self.on_track = depth, rng, on_track
+        self.anchored = 0  # re-anchorings so far
         self.clip = np.zeros(count, dtype=np.int64)
         self.t = np.zeros(count, dtype=np.int64)  # last history chunk
         self.made = np.zeros(count, dtype=np.int64)  # chunks generated since ground truth
@@ -230,6 +246,15 @@ class RolloutStreams:
         )[:, 0]
         self.hist = torch.cat([self.hist[:, 1:], gen[:, None].to(self.hist.dtype)], dim=1)
         self.t, self.made = nxt, self.made + 1
+        if self.on_track is not None:
+            off = np.flatnonzero(~np.asarray(self.on_track(clip.copy(), nxt.copy(), gen)))
+            for k in off.tolist():  # back to the truth, at the same place
+                c, t = int(clip[k]), int(nxt[k])
+                self.hist[k] = torch.stack(
+                    [self._chunk(c, j) for j in range(t - self.h + 1, t + 1)]
+                )
+                self.made[k] = 0
+            self.anchored += int(len(off))
         first = self.t - self.h + 1  # window's first chunk
         z = torch.stack(
             [
@@ -251,3 +276,33 @@ class RolloutStreams:
             for j in range(self.n)
         ]
         return z, a, capw
+
+
+def player_on_track(model: WorldModel, frames: np.ndarray, tolerance: float) -> OnTrack:
+    """An ``on_track`` check for the built-in game: in every frame of the generated chunk the
+    player (``world.detect.find_player``) is within ``tolerance`` px of where it is in the true
+    frame. Frames whose true player the detector cannot find (covered by a ball) are not judged.
+
+    Args:
+        frames: (N, T, H, W, 3) uint8, the true clips the streams walk.
+    """
+    from world.detect import find_player
+
+    f = model.cfg.chunk_frames
+
+    def check(clips: np.ndarray, chunks: np.ndarray, latents: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            gen = model.codec.decode(latents.float()).numpy()  # (S, F, H, W, 3)
+        ok = np.ones(len(clips), dtype=bool)
+        for i, (c, t) in enumerate(zip(clips, chunks, strict=True)):
+            for k in range(f):
+                true = find_player(frames[c, t * f + k])
+                if true is None:
+                    continue
+                got = find_player(gen[i, k])
+                if got is None or np.hypot(got[0] - true[0], got[1] - true[1]) > tolerance:
+                    ok[i] = False
+                    break
+        return ok
+
+    return check

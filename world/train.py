@@ -41,7 +41,7 @@ from world.checkpoint import save_checkpoint
 from world.config import ModelConfig, preset
 from world.metrics import psnr
 from world.model import WorldModel
-from world.rollout import RolloutStreams, rollout_windows
+from world.rollout import RolloutStreams, player_on_track, rollout_windows
 from world.schedule import (
     add_noise,
     flow_loss,
@@ -237,6 +237,11 @@ def train_denoiser(
             count=max(1, round(tc.rollout * tc.batch)),
             depth=tc.rollout_depth,
             rng=rng,
+            on_track=(
+                player_on_track(model, data.frames[:train_n], tc.rollout_drift)
+                if tc.rollout_drift > 0
+                else None
+            ),
         )
     gen = torch.Generator().manual_seed(tc.seed * 31 + rank * 17 + start)
     bar = tqdm(
@@ -281,7 +286,11 @@ def train_denoiser(
                 lr=lr,
                 clips_per_s=rate,
                 rolled_out=rolled,
-                **({"rollout_depth": float(streams.depths().mean())} if streams else {}),
+                **(
+                    {"rollout_depth": float(streams.depths().mean()), "anchored": streams.anchored}
+                    if streams
+                    else {}
+                ),
             )
         if rank == 0 and (step + 1) % tc.eval_every == 0:
             diag = _with_weights(obj, ema, lambda: noise_diagnostic(model, latents, data))

@@ -58,6 +58,9 @@ class TrainConfig:
     # > 0: those contexts come from streams that roll out up to this many chunks deep, one chunk
     # per step, along clips of at least history_chunks + 3 chunks (world/rollout.py RolloutStreams)
     rollout_depth: int = 0
+    # > 0: a stream whose player (built-in game's detector) strays more than this many px from
+    # the truth goes back to the true chunks (RolloutStreams on_track)
+    rollout_drift: float = 0.0
     eval_every: int = 250
     save_every: int = 100
     seed: int = 0
