@@ -216,6 +216,26 @@ def test_player_on_track_tolerates_drift_up_to_its_tolerance(tiny_model, monkeyp
     assert list(check(np.array([0]), np.array([1]), z)) == [ok]
 
 
+def test_fill_puts_stream_windows_only_where_the_batch_has_context(tiny_model):
+    h = tiny_model.cfg.history_chunks
+    s, _, _, n = _streams(tiny_model, clips=3, chunks=40, count=2, depth=30)
+    z, a, caps, _ = _loaded(tiny_model, 4, 0)
+    ctx = _ctx_mask(4, n, [0, h, 1, h])  # items 1 and 2 take the two streams; 3 keeps its own
+    before = z.clone()
+    zf, af, cf, used = s.fill(tiny_model, z, a, caps, ctx)
+    assert used == 2
+    for i in (0, 3):
+        assert torch.equal(zf[i], z[i]) and torch.equal(af[i], a[i])
+        assert cf[i * n : (i + 1) * n] == caps[i * n : (i + 1) * n]
+    for k, i in enumerate((1, 2)):
+        first = int(s.t[k]) - h + 1
+        assert cf[i * n : (i + 1) * n] == [
+            f"clip {int(s.clip[k])} chunk {first + j}" for j in range(n)
+        ]
+        assert _mark(zf[i, n - 1]) == int(s.clip[k]) * 100 + first + n - 1  # a true target
+    assert torch.equal(z, before)  # the batch handed in is left as it was
+
+
 def test_streams_need_long_enough_clips(tiny_model):
     n = tiny_model.cfg.history_chunks + 2
     with pytest.raises(ValueError, match="chunkworld data generate --frames"):

@@ -199,6 +199,34 @@ class RolloutStreams:
         """Chunks generated since ground truth, per stream (after the last ``windows``)."""
         return self.made.copy()
 
+    def fill(
+        self,
+        model: WorldModel,
+        z: torch.Tensor,
+        actions: torch.Tensor,
+        captions: list[str | None],
+        is_context: torch.Tensor,
+        steps: int | None = None,
+        dropout: float = 0.0,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[str | None], int]:
+        """A training batch with the streams' windows in place of the items that have context.
+
+        Args:
+            z (B, N, ...), actions (B, N, F), captions (B * N), is_context (B, N): the batch.
+        Returns:
+            z, actions, captions (new objects) and how many items now hold a stream's window.
+        """
+        n = z.shape[1]
+        items = np.flatnonzero(is_context[:, 0].numpy())[: len(self.clip)]
+        mask = torch.zeros(len(self.clip), n, dtype=torch.bool)
+        mask[: len(items)] = is_context[items]
+        zs, acts, caps = self.windows(model, mask, steps, dropout)
+        z, actions, captions = z.clone(), actions.clone(), list(captions)
+        for k, i in enumerate(items.tolist()):
+            z[i], actions[i] = zs[k], acts[k]
+            captions[i * n : (i + 1) * n] = caps[k * n : (k + 1) * n]
+        return z, actions, captions, len(items)
+
     def windows(
         self,
         model: WorldModel,

@@ -256,7 +256,9 @@ def train_denoiser(
         levels, is_ctx = obj.levels(tc.batch, window, gen)
         rolled = 0
         if streams is not None:
-            z, a, caps, rolled = _stream_windows(streams, model, z, a, caps, is_ctx, tc)
+            z, a, caps, rolled = streams.fill(
+                model, z, a, caps, is_ctx, tc.rollout_steps or None, tc.caption_dropout
+            )
         elif tc.rollout > 0:
             z, a, caps, rolled = rollout_windows(
                 model, z, a, caps, is_ctx, tc.rollout, rng, tc.rollout_steps or None
@@ -315,28 +317,6 @@ def train_denoiser(
             dist.barrier()
     obj.load_state_dict(ema)
     return model
-
-
-def _stream_windows(
-    streams: RolloutStreams,
-    model: WorldModel,
-    z: torch.Tensor,
-    a: torch.Tensor,
-    caps: list[str | None],
-    is_ctx: torch.Tensor,
-    tc: TrainConfig,
-) -> tuple[torch.Tensor, torch.Tensor, list[str | None], int]:
-    """Put the streams' windows in place of the batch items that have context (as many as fit)."""
-    n = z.shape[1]
-    items = np.flatnonzero(is_ctx[:, 0].numpy())[: len(streams.clip)]
-    mask = torch.zeros(len(streams.clip), n, dtype=torch.bool)
-    mask[: len(items)] = is_ctx[items]
-    zs, as_, cs = streams.windows(model, mask, tc.rollout_steps or None, tc.caption_dropout)
-    z, a, caps = z.clone(), a.clone(), list(caps)
-    for k, i in enumerate(items):
-        z[i], a[i] = zs[k], as_[k]
-        caps[i * n : (i + 1) * n] = cs[k * n : (k + 1) * n]
-    return z, a, caps, len(items)
 
 
 def _with_weights(obj: nn.Module, weights: dict[str, torch.Tensor], fn):
