@@ -120,6 +120,13 @@ def test_train_with_deep_self_rollout(tiny_data, tmp_path):
     assert train["rollout_depth"] == 3 and train["rollout_drift"] == 2.0
 
 
+@pytest.mark.parametrize("kw", [dict(rollout_depth=4), dict(rollout=0.5, rollout_drift=2.0)])
+def test_deep_rollout_flags_without_their_base_are_refused(tiny_data, tmp_path, kw):
+    with pytest.raises(ValueError, match="--rollout 0.5 --rollout-depth 64"):
+        run(_config(tiny_data, tmp_path / "bad", **kw))
+    assert not (tmp_path / "bad" / "denoiser_state.safetensors").exists()
+
+
 def test_train_with_a_frozen_text_encoder(tiny_data, tmp_path, monkeypatch, fake_sentence_model):
     """``--text-encoder sentence-transformers:...``: the projection trains, the config records it."""
     fake = fake_sentence_model()

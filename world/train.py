@@ -332,6 +332,14 @@ def _with_weights(obj: nn.Module, weights: dict[str, torch.Tensor], fn):
 
 
 def run(tc: TrainConfig) -> WorldModel:
+    if (tc.rollout_depth > 0 and tc.rollout <= 0) or (
+        tc.rollout_drift > 0 and tc.rollout_depth <= 0
+    ):
+        raise ValueError(
+            "--rollout-depth needs --rollout P (the share of windows it serves), and "
+            "--rollout-drift needs --rollout-depth D: e.g. --rollout 0.5 --rollout-depth 64 "
+            "--rollout-drift 2"
+        )
     rank, world = init_dist()
     torch.manual_seed(tc.seed)
     out = Path(tc.out)
