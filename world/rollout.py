@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from world.detect import find_player
 from world.model import WorldModel
 from world.sampler import PipelinedSampler
 
@@ -176,24 +177,23 @@ class RolloutStreams:
         self.f = actions.shape[1] // chunks
         self.depth, self.rng, self.on_track = depth, rng, on_track
         self.anchored = 0  # re-anchorings so far
-        self.clip = np.zeros(count, dtype=np.int64)
-        self.t = np.zeros(count, dtype=np.int64)  # last history chunk
+        self.clip = rng.integers(0, len(latents), count)
+        self.t = np.full(count, history - 1)  # last history chunk
         self.made = np.zeros(count, dtype=np.int64)  # chunks generated since ground truth
         self.limit = rng.integers(1, depth + 1, count)  # first runs end early: spread depths
-        self.hist: torch.Tensor | None = None  # (count, H, Tl, C, h, w)
-        for i in range(count):
-            self._start(i)
+        self.hist = torch.stack([self._truth(c, history - 1) for c in self.clip])  # (S, H, ...)
 
     def _chunk(self, clip: int | np.integer, j: int | np.integer) -> torch.Tensor:
         return torch.from_numpy(self.latents[clip, j * self.tl : (j + 1) * self.tl])
 
+    def _truth(self, clip: int | np.integer, t: int | np.integer) -> torch.Tensor:
+        """The true history ending at chunk ``t``: (H, Tl, C, h, w)."""
+        return torch.stack([self._chunk(clip, j) for j in range(t - self.h + 1, t + 1)])
+
     def _start(self, i: int) -> None:
         c = int(self.rng.integers(0, len(self.latents)))
         self.clip[i], self.t[i], self.made[i] = c, self.h - 1, 0
-        first = torch.stack([self._chunk(c, j) for j in range(self.h)])
-        if self.hist is None:
-            self.hist = first[None].repeat(len(self.clip), *([1] * first.dim())).clone()
-        self.hist[i] = first
+        self.hist[i] = self._truth(c, self.h - 1)
 
     def depths(self) -> np.ndarray:
         """Chunks generated since ground truth, per stream (after the last ``windows``)."""
@@ -243,11 +243,10 @@ class RolloutStreams:
         Returns:
             z (count, N, Tl, C, h, w), actions (count, N, F) and captions (count * N).
         """
-        assert self.hist is not None
-        for i in range(len(self.clip)):  # a stream with no room for one more window starts over
-            if self.t[i] + 1 + self.n - self.h >= self.chunks or self.made[i] >= self.limit[i]:
-                if self.made[i] >= self.limit[i]:
-                    self.limit[i] = self.depth
+        for i in range(len(self.clip)):  # deep enough, or no room for one more window: start over
+            deep = self.made[i] >= self.limit[i]
+            if deep or self.t[i] + 1 + self.n - self.h >= self.chunks:
+                self.limit[i] = self.depth if deep else self.limit[i]
                 self._start(i)
         clip, nxt = self.clip, self.t + 1
         acts = torch.from_numpy(self.actions)
@@ -277,10 +276,7 @@ class RolloutStreams:
         if self.on_track is not None:
             off = np.flatnonzero(~np.asarray(self.on_track(clip.copy(), nxt.copy(), gen)))
             for k in off.tolist():  # back to the truth, at the same place
-                c, t = int(clip[k]), int(nxt[k])
-                self.hist[k] = torch.stack(
-                    [self._chunk(c, j) for j in range(t - self.h + 1, t + 1)]
-                )
+                self.hist[k] = self._truth(clip[k], nxt[k])
                 self.made[k] = 0
             self.anchored += int(len(off))
         first = self.t - self.h + 1  # window's first chunk
@@ -314,8 +310,6 @@ def player_on_track(model: WorldModel, frames: np.ndarray, tolerance: float) -> 
     Args:
         frames: (N, T, H, W, 3) uint8, the true clips the streams walk.
     """
-    from world.detect import find_player
-
     f = model.cfg.chunk_frames
 
     def check(clips: np.ndarray, chunks: np.ndarray, latents: torch.Tensor) -> np.ndarray:
