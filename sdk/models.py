@@ -18,13 +18,11 @@ from typing import Any
 
 import torch
 
-import world
 from sdk.errors import ArgumentError, CheckpointLoadError, UnknownModelError
-from world.checkpoint import CheckpointError, load_checkpoint
+from world.checkpoint import DEFAULT_DIR, CheckpointError, load_checkpoint
 from world.config import PRESETS
 from world.model import WorldModel
 
-DEFAULT_DIR = Path(world.__file__).resolve().parent / "models" / "default"
 WEIGHT_SEED = 0  # seed of random-weight presets
 
 

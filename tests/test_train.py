@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
-from world.checkpoint import load_checkpoint
+from world.checkpoint import CheckpointError, load_checkpoint, load_matching, save_checkpoint
 from world.config import preset
 from world.datagen import generate_dataset
 from world.model import WorldModel
 from world.train import DenoiseObjective, TrainConfig, run
 from world.train_codec import codec_step
-from world.trainkit import codec_leg_lr, leg_lr, lr_at
+from world.trainkit import codec_leg_lr, leg_lr, load_arrays, lr_at
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +81,58 @@ def test_more_codec_steps_continue_the_codec_then_the_denoiser_on_new_latents(ti
     model, doc = load_checkpoint(out / "model")
     assert doc["step"] == 6
     assert model.cfg.codec.latent_scale == scale  # the denoiser's latent scale stays put
+
+
+def test_a_run_started_from_a_model_is_that_model_before_it_trains(tiny_data, tmp_path):
+    run(_config(tiny_data, tmp_path / "a"))
+    source, _ = load_checkpoint(tmp_path / "a" / "model")
+    # fine-tuning on other data (another game, say): same format, other frames
+    other = tmp_path / "other"
+    generate_dataset(
+        other, n_clips=12, clip_frames=16, chunk_frames=2, size=32, seed=7, progress=False
+    )
+    init = str(tmp_path / "a" / "model")
+    run(_config(other, tmp_path / "b", init_from=init, codec_steps=0, steps=0))
+    started, _ = load_checkpoint(tmp_path / "b" / "model")
+    want = source.state_dict()
+    assert all(torch.equal(v, want[n]) for n, v in started.state_dict().items())
+    # the codec came whole, so the latent scale its denoiser was trained at stays, although the
+    # other data's latents (scaled by it) no longer have unit standard deviation
+    scale = source.cfg.codec.latent_scale
+    assert started.cfg.codec.latent_scale == scale
+    frames = load_arrays(other, source.cfg).frames[:16, : source.cfg.chunk_frames * 4]
+    with torch.no_grad():
+        std = float(source.codec.encode(torch.from_numpy(frames)).std())
+    assert abs(std - 1.0) > 1e-3
+    # and a fine-tuning run goes on from there like any other
+    run(_config(other, tmp_path / "b", init_from=init, steps=2))
+    tuned, doc = load_checkpoint(tmp_path / "b" / "model")
+    assert doc["step"] == 2
+    tuned_w = tuned.state_dict()
+    assert any(not torch.equal(tuned_w[n], want[n]) for n in want if n.startswith("denoiser."))
+
+
+def test_init_from_takes_the_weights_that_fit_and_leaves_the_rest(tmp_path):
+    torch.manual_seed(0)
+    source = WorldModel(preset("tiny"))
+    save_checkpoint(source, tmp_path / "src")
+    more = preset("tiny").replace(actions=(*preset("tiny").actions, "jump"))
+    torch.manual_seed(1)
+    model = WorldModel(more)
+    before = {n: v.clone() for n, v in model.state_dict().items()}
+    taken, kept, cfg = load_matching(model, tmp_path / "src")
+    assert kept == ["denoiser.action_emb.weight"] and cfg.name == "tiny"
+    assert len(taken) == len(before) - 1
+    now, want = model.state_dict(), source.state_dict()
+    assert all(torch.equal(now[n], want[n]) for n in taken)
+    assert torch.equal(now["denoiser.action_emb.weight"], before["denoiser.action_emb.weight"])
+
+
+def test_init_from_a_checkpoint_that_fits_nothing_is_refused(tmp_path):
+    save_checkpoint(WorldModel(preset("tiny")), tmp_path / "src")
+    save_file({"unrelated.weight": torch.zeros(3)}, str(tmp_path / "src" / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="name='tiny'"):
+        load_matching(WorldModel(preset("tiny")), tmp_path / "src")
 
 
 def test_a_codec_leg_gets_its_own_warm_up_and_decay():

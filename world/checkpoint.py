@@ -22,6 +22,7 @@ from world.model import WorldModel
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+DEFAULT_DIR = Path(__file__).resolve().parent / "models" / "default"  # the shipped model
 
 
 class CheckpointError(ValueError):
@@ -70,19 +71,23 @@ def read_config(path: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
     return cfg, doc
 
 
+def _read_weights(path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
+    file = path / WEIGHTS_FILE
+    if not file.is_file():
+        raise CheckpointError(f"{file}: missing weights file")
+    try:
+        return file, load_file(str(file), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{file}: truncated or corrupt safetensors file ({e})") from None
+
+
 def load_checkpoint(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[WorldModel, dict[str, Any]]:
     """Rebuild the model from ``path`` and load its weights, checking every key, shape and dtype."""
     path = Path(path)
     cfg, doc = read_config(path)
-    file = path / WEIGHTS_FILE
-    if not file.is_file():
-        raise CheckpointError(f"{file}: missing weights file")
-    try:
-        tensors = load_file(str(file), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{file}: truncated or corrupt safetensors file ({e})") from None
+    file, tensors = _read_weights(path)
     model = WorldModel(cfg)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -104,3 +109,29 @@ def load_checkpoint(
     model.load_state_dict(tensors)
     model.eval()
     return model.to(device), doc
+
+
+def load_matching(model: WorldModel, path: str | Path) -> tuple[list[str], list[str], ModelConfig]:
+    """Copy into ``model`` every weight of checkpoint ``path`` (``"default"``: the shipped model)
+    whose name and shape match.
+
+    This is how a run starts from a trained model of another game or geometry (fine-tuning):
+    the weights that fit are taken, the others (say, an action table of another size, or the
+    patch layers of a finer latent grid) keep ``model``'s values. Returns the names taken, the
+    names of ``model`` left as they were, and the checkpoint's config. Raises
+    ``CheckpointError`` when nothing fits, since that is always the wrong checkpoint or preset.
+    """
+    path = DEFAULT_DIR if str(path) == "default" else Path(path)
+    cfg, _ = read_config(path)
+    file, tensors = _read_weights(path)
+    own = model.state_dict()
+    taken = sorted(n for n, v in own.items() if n in tensors and tensors[n].shape == v.shape)
+    if not taken:
+        raise CheckpointError(
+            f"{file}: no weight has a name and shape of this model; train with the preset the "
+            f"checkpoint was made with (its config.json says name={cfg.name!r})"
+        )
+    with torch.no_grad():
+        for n in taken:
+            own[n].copy_(tensors[n].to(own[n].dtype))
+    return taken, sorted(set(own) - set(taken)), cfg

@@ -37,7 +37,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
-from world.checkpoint import save_checkpoint
+from world.checkpoint import load_matching, save_checkpoint
 from world.config import ModelConfig, preset
 from world.metrics import psnr
 from world.model import WorldModel
@@ -365,6 +365,14 @@ def run(tc: TrainConfig) -> WorldModel:
     if backend is not None:
         assert isinstance(model.text, FrozenTextEncoder)
         model.text.backend = backend
+    init_scale = None  # the latent_scale of a codec taken whole from tc.init_from
+    if tc.init_from:  # first, so that the run's own saved state loads over it
+        taken, kept, init_cfg = load_matching(model, tc.init_from)
+        if rank == 0:
+            fresh = f"; fresh: {', '.join(kept[:6])}{' ...' * (len(kept) > 6)}" if kept else ""
+            tqdm.write(f"init: {len(taken)} of {len(taken) + len(kept)} from {tc.init_from}{fresh}")
+        if not any(n.startswith("codec.") for n in kept):
+            init_scale = init_cfg.codec.latent_scale
     data = load_arrays(tc.data, cfg)
     if rank == 0:
         tqdm.write(
@@ -377,7 +385,7 @@ def run(tc: TrainConfig) -> WorldModel:
         with torch.no_grad():
             sample = torch.from_numpy(data.frames[:16, : cfg.chunk_frames * 4])
             std = float(model.codec.encode(sample).std())
-        progress["latent_scale"] = 1.0 / std
+        progress["latent_scale"] = init_scale or 1.0 / std  # the scale its denoiser knows
         progress["codec_psnr_db"] = codec_quality(model, data)
         if rank == 0:
             progress_file.write_text(json.dumps(progress))
@@ -441,6 +449,8 @@ def run(tc: TrainConfig) -> WorldModel:
 
 def plot_metrics(out: Path) -> Path | None:
     """Loss curves and the from-noise diagnostic to ``<out>/metrics.png`` (needs matplotlib)."""
+    if not (out / "metrics.jsonl").exists():  # a run of no steps: nothing to plot
+        return None
     try:
         import matplotlib
 

@@ -68,6 +68,10 @@ class TrainConfig:
     export: str = ""  # when set, export the final EMA model to this checkpoint directory
     # "hash" (self-contained) or "sentence-transformers:<name or path>" (frozen, installed locally)
     text_encoder: str = "hash"
+    # a checkpoint directory ("default": the shipped model) whose weights start the run wherever
+    # their names and shapes fit the preset: fine-tuning, for another game or a finer latent grid.
+    # The codec keeps its latent_scale if it came whole. A run's own saved state loads over it.
+    init_from: str = ""
 
 
 # --- data -------------------------------------------------------------------------------------
