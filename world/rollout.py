@@ -245,8 +245,9 @@ class RolloutStreams:
         """
         for i in range(len(self.clip)):  # deep enough, or no room for one more window: start over
             deep = self.made[i] >= self.limit[i]
+            if deep:
+                self.limit[i] = self.depth  # only the first runs end early
             if deep or self.t[i] + 1 + self.n - self.h >= self.chunks:
-                self.limit[i] = self.depth if deep else self.limit[i]
                 self._start(i)
         clip, nxt = self.clip, self.t + 1
         acts = torch.from_numpy(self.actions)
