@@ -23,7 +23,7 @@ DELEGATES: dict[str, tuple[str, str]] = {
     "data": ("world.datagen", "make datasets from the built-in game (chunkworld data --help)"),
     "diagnose": (
         "world.diagnose",
-        "training-data checks, e.g. which sprite tokens the loss weights (chunkworld diagnose -h)",
+        "training and model checks, e.g. where action following fails (chunkworld diagnose -h)",
     ),
 }
 

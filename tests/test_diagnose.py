@@ -109,3 +109,91 @@ def test_codec_command_rejects_a_bad_setting_with_usage(dataset, capsys):
     with pytest.raises(SystemExit) as e:
         main(["codec", "--data", str(path), "--codec", "channels=4"])
     assert e.value.code == 2 and "KEY=VALUE with KEY one of" in capsys.readouterr().err
+
+
+# --- where action following fails (world/following.py) ----------------------------------------
+
+
+def _shifted_rows(seed: int, shift: int):
+    from world.evaluate import true_episode
+    from world.following import frame_errors
+
+    ep = true_episode(seed, 6, 4, 64)
+    frames = np.roll(ep.frames[8:], shift, axis=2)  # the player moved `shift` px to the right
+    return ep, frame_errors(frames, ep, 8, 4, 2)
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_true_frames_follow_exactly_and_a_shift_shows_along_the_motion(seed):
+    from world.following import breakdown
+
+    ep, exact = _shifted_rows(seed, 0)
+    assert [r.error for r in exact] == [0.0] * 16
+    assert breakdown(exact)["within_tol"] == 1.0
+    _, off = _shifted_rows(seed, 3)
+    assert [r.error for r in off] == [3.0] * 16
+    for t, r in enumerate(off):
+        dx, dy = ep.player[8 + t] - ep.player[7 + t]
+        assert r.moving == bool(dx or dy)
+        assert r.along == (None if not r.moving else 3.0 * dx / np.hypot(dx, dy))
+        assert (r.chunk, r.frame, r.phase) == (t // 4 + 1, t % 4, t % 2)
+    report = breakdown(off)
+    assert report["within_tol"] == 0.0 and report["not_found"] == 0
+    assert sum(g["frames"] for g in report["by"]["chunk"].values()) == 16
+
+
+def test_breakdown_counts_each_group_and_averages_the_signed_error():
+    from world.following import FrameError, breakdown
+
+    def row(chunk, error, along, moving=True):
+        return FrameError(chunk, 0, 0, "right", "day", moving, False, error, along)
+
+    rows = [row(1, 0.5, -0.5), row(1, 3.0, -3.0), row(2, None, None), row(2, 1.0, None, False)]
+    report = breakdown(rows)
+    assert report["frames"] == 4 and report["not_found"] == 1
+    assert report["within_tol"] == 0.5
+    assert report["by"]["chunk"]["1"] == {
+        "frames": 2,
+        "within_tol": 0.5,
+        "not_found": 0,
+        "median_px": 1.75,
+    }
+    assert report["by"]["chunk"]["2"]["within_tol"] == 0.5
+    assert report["by"]["motion"]["still"]["frames"] == 1
+    assert report["along_motion_px"]["chunk"] == {"1": -1.75}
+    with pytest.raises(ValueError, match="no frames"):
+        breakdown([])
+
+
+def test_frame_errors_rejects_frames_off_the_chunk_grid():
+    from world.evaluate import true_episode
+    from world.following import frame_errors
+
+    ep = true_episode(0, 4, 4, 64)
+    with pytest.raises(ValueError, match="multiple of chunk_frames"):
+        frame_errors(ep.frames[6:], ep, 6, 4, 2)
+    with pytest.raises(ValueError, match="do not fit"):
+        frame_errors(ep.frames[4:], ep, 8, 4, 2)
+
+
+@pytest.mark.parametrize("codec_only", [False, True])
+def test_following_command_scores_every_generated_frame(tmp_path, capsys, codec_only):
+    from world.checkpoint import save_checkpoint
+    from world.model import WorldModel
+
+    save_checkpoint(WorldModel(preset("tiny")), tmp_path / "m", {"step": 0})
+    args = ["following", "--model", str(tmp_path / "m"), "--episodes", "2", "--horizon", "3"]
+    main([*args, "--quiet", *(["--codec-only"] if codec_only else [])])
+    report = json.loads(capsys.readouterr().out)
+    chunk = preset("tiny").chunk_frames
+    assert report["frames"] == 2 * 3 * chunk
+    assert report["mode"] == ("codec round trip" if codec_only else "rollout")
+    assert list(report["by"]["chunk"]) == ["1", "2", "3"]
+    assert sum(g["frames"] for g in report["by"]["scene"].values()) == 2 * 3 * chunk
+
+
+def test_following_command_names_a_missing_model(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["following", "--model", str(tmp_path / "nope"), "--quiet"])
+    assert e.value.code == 2
+    assert "config.json" in capsys.readouterr().err

@@ -1,7 +1,9 @@
-"""Diagnostics for training: does the loss weight the sprites, and what would another codec give?
+"""Diagnostics: does the loss weight the sprites, what would another codec give, and where does
+action following fail?
 
     chunkworld diagnose salience --data data/train --latents runs/small4/latents.npy
     chunkworld diagnose codec --data data/train --steps 800 --codec latent_channels=64
+    chunkworld diagnose following --model world/models/default   # see world/following.py
 
 ``salience``: the denoiser's loss gives extra weight to the latent tokens :func:`world.schedule.salience_weight`
 picks. This checks the pick against the truth: the sprite tokens of each latent frame, found by
@@ -246,9 +248,31 @@ def main(argv: list[str] | None = None) -> None:
     )
     c.add_argument("--steps", type=int, default=800)
     c.add_argument("--batch", type=int, default=16)
+    f = sub.add_parser(
+        "following", help="where action following fails: the player's error, broken down"
+    )
+    f.add_argument("--model", default="world/models/default", help="checkpoint directory")
+    f.add_argument("--episodes", type=int, default=32)
+    f.add_argument("--horizon", type=int, default=6, help="chunks rolled out per episode")
+    f.add_argument("--seed", type=int, default=1_000_000, help="first held-out seed")
+    f.add_argument(
+        "--codec-only", action="store_true", help="score the codec's round trip of the truth"
+    )
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     if a.what == "salience":
         print(json.dumps(salience_coverage(a.data, a.latents, a.clips, a.share), indent=1))
+        return
+    if a.what == "following":
+        from world.following import following_report
+
+        try:
+            report = following_report(
+                a.model, a.episodes, a.horizon, a.seed, a.codec_only, progress=not a.quiet
+            )
+        except ValueError as e:  # CheckpointError included
+            p.error(str(e))
+        print(json.dumps(report, indent=1))
         return
     try:
         settings = [codec_setting(t) for t in (a.codec or [""])]

@@ -1,0 +1,188 @@
+"""Where action following fails: the generated player's error, broken down.
+
+    chunkworld diagnose following --model world/models/default
+    chunkworld diagnose following --model world/models/default --codec-only
+
+``chunkworld eval`` gives one figure, the share of generated frames whose player lies within
+2 px of the truth. This rolls the model out the same way (true 2-chunk video start, the true
+game's actions and captions, the checkpoint's play setting) and splits that share by chunks
+ahead, by frame within the chunk and within the latent frame, by the action held, by motion
+(the true player moved this frame or not), by scene (night, weather) and by nearness to a wall.
+It also gives the signed error along the true motion: negative means the generated player lags,
+positive that it runs ahead.
+
+With ``--codec-only`` the frames scored are the codec's round trip of the true frames: what the
+codec alone costs, the floor under every rollout.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from world.actions import ACTIONS
+from world.checkpoint import load_checkpoint
+from world.detect import find_player
+from world.evaluate import Episode, Roller, true_episode
+from world.game import GameConfig
+from world.sampler import PipelinedSampler
+
+__all__ = ["FrameError", "breakdown", "frame_errors", "following_report"]
+
+
+@dataclass(frozen=True)
+class FrameError:
+    """The player in one generated frame against the truth."""
+
+    chunk: int  # chunks ahead of the true start, from 1
+    frame: int  # frame within its chunk
+    phase: int  # frame within its latent frame (the codec packs ``temporal`` frames in one)
+    action: str  # the action held in this frame
+    scene: str  # "day" or "night", with "+rain" or "+snow"
+    moving: bool  # the true player moved in this frame
+    near_wall: bool  # the true player's centre is within one player side of its bounds
+    error: float | None  # distance (px) of the detected centre from the true one; None: not found
+    along: float | None  # signed error along the true motion (px); None when still or not found
+
+
+def frame_errors(
+    generated: np.ndarray, ep: Episode, first: int, chunk_frames: int, temporal: int
+) -> list[FrameError]:
+    """Score ``generated`` (T, H, W, 3), the frames standing for ``ep.frames[first:first + T]``.
+
+    ``first`` is a multiple of ``chunk_frames`` (rollouts start at a chunk boundary) and
+    ``chunk_frames`` a multiple of ``temporal``.
+    """
+    if first % chunk_frames or chunk_frames % temporal:
+        raise ValueError(
+            f"first ({first}) must be a multiple of chunk_frames ({chunk_frames}), and "
+            f"chunk_frames of temporal ({temporal})"
+        )
+    if first < 1 or first + len(generated) > len(ep.frames):
+        raise ValueError(
+            f"frames {first}..{first + len(generated)} do not fit an episode of "
+            f"{len(ep.frames)} frames with one true frame before them"
+        )
+    game = GameConfig.for_size(generated.shape[1])
+    lo, hi = game.player_bounds()
+    out = []
+    for t, frame in enumerate(generated):
+        i = first + t
+        true = ep.player[i].astype(np.float64)
+        motion = true - ep.player[i - 1]
+        state = ep.states[i // chunk_frames]
+        scene = ("night" if state.night else "day") + (
+            "" if state.weather == "clear" else f"+{state.weather}"
+        )
+        found = find_player(frame)
+        error = along = None
+        if found is not None:
+            delta = np.asarray(found) - true
+            error = float(np.hypot(*delta))
+            if np.any(motion):
+                along = float(delta @ (motion / np.linalg.norm(motion)))
+        out.append(
+            FrameError(
+                chunk=t // chunk_frames + 1,
+                frame=t % chunk_frames,
+                phase=t % temporal,
+                action=ACTIONS[int(ep.actions[i])],
+                scene=scene,
+                moving=bool(np.any(motion)),
+                near_wall=bool(min(true.min() - lo, hi - true.max()) < game.player_size),
+                error=error,
+                along=along,
+            )
+        )
+    return out
+
+
+def _summary(rows: Sequence[FrameError], tol: float) -> dict[str, Any]:
+    errs = np.asarray([np.inf if r.error is None else r.error for r in rows])
+    found = errs[np.isfinite(errs)]
+    return {
+        "frames": len(rows),
+        "within_tol": round(float(np.mean(errs <= tol)), 4),
+        "not_found": int(np.sum(~np.isfinite(errs))),
+        "median_px": round(float(np.median(found)), 3) if len(found) else None,
+    }
+
+
+def breakdown(errors: Iterable[FrameError], tol: float = 2.0) -> dict[str, Any]:
+    """Share of frames within ``tol`` px (and the median error) overall and per group, and the
+    mean signed error along the motion per phase of the latent frame and per chunk ahead."""
+    rows = list(errors)
+    if not rows:
+        raise ValueError("no frames to break down")
+    keys = {
+        "chunk": lambda r: str(r.chunk),
+        "frame": lambda r: str(r.frame),
+        "phase": lambda r: str(r.phase),
+        "action": lambda r: r.action,
+        "motion": lambda r: "moving" if r.moving else "still",
+        "scene": lambda r: r.scene,
+        "wall": lambda r: "near" if r.near_wall else "open",
+    }
+    by: dict[str, dict[str, Any]] = {}
+    for name, key in keys.items():
+        groups: dict[str, list[FrameError]] = defaultdict(list)
+        for r in rows:
+            groups[key(r)].append(r)
+        order = sorted(groups, key=lambda g: (len(g), g))  # "2" before "10"
+        by[name] = {g: _summary(groups[g], tol) for g in order}
+    along: dict[str, dict[str, float]] = {}
+    for name in ("phase", "chunk"):
+        sums: dict[str, list[float]] = defaultdict(list)
+        for r in rows:
+            if r.along is not None:
+                sums[keys[name](r)].append(r.along)
+        order = sorted(sums, key=lambda g: (len(g), g))
+        along[name] = {g: round(float(np.mean(sums[g])), 3) for g in order}
+    return {"tol_px": tol, **_summary(rows, tol), "by": by, "along_motion_px": along}
+
+
+@torch.no_grad()
+def following_report(
+    model_dir: str | Path,
+    episodes: int = 32,
+    horizon: int = 6,
+    seed: int = 1_000_000,
+    codec_only: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Roll out (or, with ``codec_only``, round-trip) ``episodes`` held-out episodes of
+    ``horizon`` chunks after a true start, as ``chunkworld eval`` does, and :func:`breakdown`
+    the player's error."""
+    if episodes < 1 or horizon < 1:
+        raise ValueError(f"episodes and horizon must be >= 1, got {episodes} and {horizon}")
+    model, _ = load_checkpoint(model_dir)
+    cfg = model.cfg
+    f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
+    roller = Roller(model, PipelinedSampler(model))
+    rows: list[FrameError] = []
+    for e in tqdm(range(episodes), desc="following", disable=not progress):
+        ep = true_episode(seed + e, k + horizon, f, size)
+        if codec_only:
+            true = torch.from_numpy(ep.frames[k * f :])[None]
+            gen = model.codec.decode(model.codec.encode(true))[0].numpy()
+        else:
+            state = roller.start(ep, seed=e)
+            acts = ep.actions[k * f :].reshape(horizon, f)
+            frames, _ = roller.run(state, acts, ep.captions[k:])
+            gen = frames.reshape(-1, *frames.shape[2:])
+        rows += frame_errors(gen, ep, k * f, f, cfg.codec.temporal)
+    return {
+        "model": str(model_dir),
+        "mode": "codec round trip" if codec_only else "rollout",
+        "episodes": episodes,
+        "horizon_chunks": horizon,
+        "seed": seed,
+        **breakdown(rows),
+    }
