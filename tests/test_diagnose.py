@@ -100,6 +100,9 @@ def test_codec_capacity_learns_and_reports(dataset):
     assert trained["held_out_psnr_db"] > untrained["held_out_psnr_db"] + 2
     assert more["parameters"] > trained["parameters"] and more["codec"]["latent_channels"] == 8
     assert trained["steps"] == 40 and trained["decode_ms_per_frame"] > 0
+    # the built-in game's data carry the player's position: the timing figures come with it
+    assert 0.0 <= trained["player_moving_within_2px"] <= 1.0
+    assert len(trained["player_along_px_by_phase"]) == small.temporal
     with pytest.raises(ValueError, match="need more than held_out=3"):
         next(codec_capacity(path, [small], held_out=3))
 
@@ -197,3 +200,31 @@ def test_following_command_names_a_missing_model(tmp_path, capsys):
         main(["following", "--model", str(tmp_path / "nope"), "--quiet"])
     assert e.value.code == 2
     assert "config.json" in capsys.readouterr().err
+
+
+class _FakeCodec:
+    """encode/decode as the identity, or with every frame moved ``shift`` px to the right."""
+
+    def __init__(self, shift: int = 0) -> None:
+        self.cfg = preset("small").codec
+        self.shift = shift
+
+    def encode(self, frames):
+        return frames
+
+    def decode(self, z):
+        return z.roll(self.shift, dims=3)
+
+
+def test_moving_player_figures_of_a_perfect_and_a_shifted_round_trip(dataset):
+    from world.diagnose import _moving_player
+
+    _, ds = dataset
+    clips = ds.load_all()
+    xy = [ds.meta.state_fields.index(n) for n in ("player_x", "player_y")]
+    player = clips.state[..., xy]
+    exact = _moving_player(_FakeCodec(), clips.frames, player)
+    assert exact == {"player_moving_within_2px": 1.0, "player_along_px_by_phase": [0.0, 0.0]}
+    off = _moving_player(_FakeCodec(3), clips.frames, player)
+    assert off["player_moving_within_2px"] == 0.0
+    assert all(abs(a) <= 3.0 for a in off["player_along_px_by_phase"])

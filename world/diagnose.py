@@ -38,6 +38,7 @@ from world.codec import Codec
 from world.config import CodecConfig, preset
 from world.data import Dataset
 from world.detect import FIRST_PALETTE, LABELS, classify
+from world.following import player_errors
 from world.game import GameConfig
 from world.schedule import salience_weight
 from world.train_codec import codec_loss, reconstruction_psnr
@@ -169,9 +170,21 @@ def codec_capacity(
     """Train a fresh codec per setting on the same batches; yield its held-out PSNR and speed.
 
     The last ``held_out`` clips are held out; PSNR is the median over them of the reconstruction
-    of their first 8 frames (or fewer if the codec's temporal factor needs it).
+    of their first 8 frames (or fewer if the codec's temporal factor needs it). Where the data
+    carry the player's true position (the built-in game's state), the round trip of their first
+    32 frames also gives the share of frames with a moving player that keep it within 2 px, and
+    the mean signed error along its motion per position inside a latent frame (see
+    :mod:`world.following`): whether the codec keeps the timing of the frames it packs together.
     """
-    frames = Dataset(data).load_all().frames  # (N, T, H, W, 3)
+    ds = Dataset(data)
+    clips = ds.load_all()
+    frames = clips.frames  # (N, T, H, W, 3)
+    fields = ds.meta.state_fields or ()
+    player = (
+        clips.state[..., [fields.index("player_x"), fields.index("player_y")]]
+        if clips.state is not None and {"player_x", "player_y"} <= set(fields)
+        else None
+    )  # (N, T, 2) or None
     if len(frames) <= held_out:
         raise ValueError(f"{data} has {len(frames)} clips; need more than held_out={held_out}")
     train_n = len(frames) - held_out
@@ -211,6 +224,9 @@ def codec_capacity(
             t = time.perf_counter()
             codec.decode(z)
             times.append(time.perf_counter() - t)
+        row: dict[str, Any] = {}
+        if player is not None:
+            row = _moving_player(codec, frames[train_n:], player[train_n:])
         yield (
             {
                 "codec": {
@@ -224,8 +240,32 @@ def codec_capacity(
                 "held_out_psnr_db": round(psnr_db, 2),
                 "parameters": sum(p.numel() for p in codec.parameters()),
                 "decode_ms_per_frame": round(1000 * statistics.median(times) / n, 3),
+                **row,
             }
         )
+
+
+def _moving_player(codec: Codec, frames: np.ndarray, player: np.ndarray) -> dict[str, Any]:
+    """Round trip of up to 32 frames per clip: the moving player's share within 2 px, and its
+    mean signed error along the motion per position inside a latent frame."""
+    k = codec.cfg.temporal
+    n = min(32, frames.shape[1]) // k * k
+    errors, alongs, phases = [], [], []
+    for clip, pos in zip(frames[:, :n], player[:, :n], strict=True):
+        rec = codec.decode(codec.encode(torch.from_numpy(clip[None])))[0].numpy()
+        moving = np.any(pos[1:] != pos[:-1], axis=1)
+        error, along = player_errors(rec[1:][moving], pos[1:][moving], pos[:-1][moving])
+        errors.append(error)
+        alongs.append(along)
+        phases.append((np.arange(1, n) % k)[moving])
+    error, along, phase = (np.concatenate(x) for x in (errors, alongs, phases))
+    by_phase = [along[(phase == j) & ~np.isnan(along)] for j in range(k)]
+    return {
+        "player_moving_within_2px": round(float(np.mean(error <= 2.0)), 4) if len(error) else None,
+        "player_along_px_by_phase": [
+            round(float(a.mean()), 3) if len(a) else None for a in by_phase
+        ],
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

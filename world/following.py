@@ -34,7 +34,7 @@ from world.evaluate import Episode, Roller, true_episode
 from world.game import GameConfig
 from world.sampler import PipelinedSampler
 
-__all__ = ["FrameError", "breakdown", "frame_errors", "following_report"]
+__all__ = ["FrameError", "breakdown", "frame_errors", "following_report", "player_errors"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,35 @@ class FrameError:
     along: float | None  # signed error along the true motion (px); None when still or not found
 
 
+def player_errors(
+    generated: np.ndarray, player: np.ndarray, before: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The detected player against the truth, frame by frame.
+
+    Args:
+        generated: (T, H, W, 3) frames to score.
+        player: (T, 2) true centre of the player in each of them.
+        before: (T, 2) true centre one frame earlier (the motion is ``player - before``).
+
+    Returns:
+        ``error`` (T,) distance in px of the detected centre from the true one (``inf`` where no
+        player is found) and ``along`` (T,) the signed error along the true motion (``nan``
+        where the player stood still or is not found).
+    """
+    error = np.full(len(generated), np.inf)
+    along = np.full(len(generated), np.nan)
+    for t, frame in enumerate(generated):
+        found = find_player(frame)
+        if found is None:
+            continue
+        delta = np.asarray(found) - player[t]
+        error[t] = np.hypot(*delta)
+        motion = np.asarray(player[t], np.float64) - before[t]
+        if np.any(motion):
+            along[t] = delta @ (motion / np.linalg.norm(motion))
+    return error, along
+
+
 def frame_errors(
     generated: np.ndarray, ep: Episode, first: int, chunk_frames: int, temporal: int
 ) -> list[FrameError]:
@@ -65,29 +94,24 @@ def frame_errors(
             f"first ({first}) must be a multiple of chunk_frames ({chunk_frames}), and "
             f"chunk_frames of temporal ({temporal})"
         )
-    if first < 1 or first + len(generated) > len(ep.frames):
+    n = len(generated)
+    if first < 1 or first + n > len(ep.frames):
         raise ValueError(
-            f"frames {first}..{first + len(generated)} do not fit an episode of "
+            f"frames {first}..{first + n} do not fit an episode of "
             f"{len(ep.frames)} frames with one true frame before them"
         )
     game = GameConfig.for_size(generated.shape[1])
     lo, hi = game.player_bounds()
+    true = ep.player[first : first + n].astype(np.float64)
+    before = ep.player[first - 1 : first + n - 1]
+    error, along = player_errors(generated, true, before)
     out = []
-    for t, frame in enumerate(generated):
+    for t in range(n):
         i = first + t
-        true = ep.player[i].astype(np.float64)
-        motion = true - ep.player[i - 1]
         state = ep.states[i // chunk_frames]
         scene = ("night" if state.night else "day") + (
             "" if state.weather == "clear" else f"+{state.weather}"
         )
-        found = find_player(frame)
-        error = along = None
-        if found is not None:
-            delta = np.asarray(found) - true
-            error = float(np.hypot(*delta))
-            if np.any(motion):
-                along = float(delta @ (motion / np.linalg.norm(motion)))
         out.append(
             FrameError(
                 chunk=t // chunk_frames + 1,
@@ -95,10 +119,10 @@ def frame_errors(
                 phase=t % temporal,
                 action=ACTIONS[int(ep.actions[i])],
                 scene=scene,
-                moving=bool(np.any(motion)),
-                near_wall=bool(min(true.min() - lo, hi - true.max()) < game.player_size),
-                error=error,
-                along=along,
+                moving=bool(np.any(true[t] != before[t])),
+                near_wall=bool(min(true[t].min() - lo, hi - true[t].max()) < game.player_size),
+                error=None if np.isinf(error[t]) else float(error[t]),
+                along=None if np.isnan(along[t]) else float(along[t]),
             )
         )
     return out
