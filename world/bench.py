@@ -2,6 +2,7 @@
 
     chunkworld bench                    # default play preset, random weights
     chunkworld bench --preset tiny --ticks 200
+    chunkworld bench --steps 1 --codec temporal=1   # the play setting with another codec
 
 For W = 1 and W = 4 (in flight), with the ring cache and with the window recomputed without a
 cache, it reports the latency of tick 10 and of tick ``--ticks`` (1,000 by default). The two are
@@ -124,16 +125,28 @@ def _ticks(
 
 
 def run(
-    preset_name: str, ticks: int, window: int, steps: int, threads: int, repeats: int
+    preset_name: str,
+    ticks: int,
+    window: int,
+    steps: int,
+    threads: int,
+    repeats: int,
+    codec: str = "",
 ) -> dict[str, Any]:
+    """Benchmark ``preset_name`` with random weights; ``codec`` overrides fields of its codec
+    (``"temporal=1"``, as ``chunkworld diagnose codec`` writes them)."""
+    from world.diagnose import codec_setting
+
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
     cfg = preset(preset_name)
+    cfg = cfg.replace(codec=codec_setting(codec, cfg.codec))
     model = WorldModel(cfg).eval()
     peak = matmul_peak()
     result: dict[str, Any] = {
         "preset": preset_name,
+        "codec": codec or None,
         "date": time.strftime("%Y-%m-%d"),
         "machine": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
@@ -179,12 +192,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--window", type=int, default=20, help="ticks per live median (default 20)")
     p.add_argument("--steps", type=int, default=4, help="Euler steps per chunk (default 4)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    p.add_argument(
+        "--codec",
+        default="",
+        metavar="KEY=VALUE[,...]",
+        help="override fields of the preset's codec, e.g. temporal=1 (as chunkworld diagnose codec)",
+    )
     a = p.parse_args(argv)
     if a.ticks < 2 * a.window + 13:
         p.error(f"--ticks must be at least {2 * a.window + 13} for --window {a.window}")
     if a.repeats < 4:
         p.error(f"--repeats must be at least 4, got {a.repeats}")
-    print(json.dumps(run(a.preset, a.ticks, a.window, a.steps, a.threads, a.repeats), indent=2))
+    try:
+        result = run(a.preset, a.ticks, a.window, a.steps, a.threads, a.repeats, a.codec)
+    except ValueError as e:  # a bad --codec setting, with the codec's own message
+        p.error(str(e))
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
