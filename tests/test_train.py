@@ -264,3 +264,13 @@ def test_pure_noise_reaches_the_training_windows():
     assert (levels[~is_ctx] == 1.0).all() and (levels[is_ctx] <= 0.1).all()
     plain = DenoiseObjective(model, TrainConfig()).levels(64, 4, torch.Generator().manual_seed(0))
     assert (plain[0][~plain[1]] < 1.0).any()
+
+
+def test_a_codec_setting_trains_a_model_with_that_codec(tiny_data, tmp_path):
+    run(_config(tiny_data, tmp_path / "run", codec="temporal=1"))
+    model, _ = load_checkpoint(tmp_path / "run" / "model")
+    assert model.cfg.codec.temporal == 1
+    # one frame per latent frame: a chunk of 2 frames is 2 latent frames, not 1
+    assert model.cfg.latent_frames == preset("tiny").chunk_frames == 2
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        run(_config(tiny_data, tmp_path / "bad", codec="frames=2"))

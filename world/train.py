@@ -348,6 +348,10 @@ def run(tc: TrainConfig) -> WorldModel:
     progress_file = out / "progress.json"
     progress = json.loads(progress_file.read_text()) if progress_file.exists() else {}
     cfg = preset(tc.preset)
+    if tc.codec:
+        from world.diagnose import codec_setting
+
+        cfg = cfg.replace(codec=codec_setting(tc.codec, cfg.codec))
     backend = None
     if tc.text_encoder != "hash":  # the frozen encoder's width sizes the trained projection
         backend = load_backend(tc.text_encoder)

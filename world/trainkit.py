@@ -28,6 +28,9 @@ class TrainConfig:
     data: str = "data/train"  # dataset directory (world/data.py format)
     out: str = "runs/default"  # run directory: checkpoints, metrics, latents
     preset: str = "small"  # model preset (world/config.py)
+    # fields of the preset's codec to override, as `chunkworld diagnose codec` writes them
+    # ("temporal=1"); a run keeps the setting it started with
+    codec: str = ""
     codec_steps: int = 1200
     codec_batch: int = 32  # latent frames per codec step
     codec_lr: float = 2e-3
