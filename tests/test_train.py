@@ -180,12 +180,15 @@ def test_deep_rollout_flags_without_their_base_are_refused(tiny_data, tmp_path, 
     assert not (tmp_path / "bad" / "denoiser_state.safetensors").exists()
 
 
-def test_train_with_a_frozen_text_encoder(tiny_data, tmp_path, monkeypatch, fake_sentence_model):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: what "auto" picks on AVX512-BF16
+def test_train_with_a_frozen_text_encoder(
+    tiny_data, tmp_path, monkeypatch, fake_sentence_model, precision
+):
     """``--text-encoder sentence-transformers:...``: the projection trains, the config records it."""
     fake = fake_sentence_model()
     monkeypatch.setattr("world.train.load_backend", lambda spec: fake)
     out = tmp_path / "run"
-    run(_config(tiny_data, out, text_encoder="sentence-transformers:fake"))
+    run(_config(tiny_data, out, text_encoder="sentence-transformers:fake", precision=precision))
     model, _ = load_checkpoint(out / "model")
     assert model.cfg.text.encoder == "sentence-transformers:fake"
     assert model.cfg.text.frozen_dim == fake.width

@@ -162,7 +162,8 @@ class FrozenTextEncoder(nn.Module):
         if any(real):
             emb = self.embed([c for c in captions if c]).to(device)
             idx = torch.tensor([i for i, r in enumerate(real) if r], device=device)
-            tokens[idx, 1] = self.norm(self.proj(emb))
+            # under bf16 autocast the projection comes back in bf16; the tokens keep their dtype
+            tokens[idx, 1] = self.norm(self.proj(emb)).to(tokens.dtype)
         mask = torch.tensor([[True, r] for r in real], device=device)  # (B, 2)
         return tokens, mask
 
