@@ -13,7 +13,14 @@ import numpy as np
 from world.captions import COLOUR_NAMES
 from world.game import PALETTE, PLAYER_RGB, PROJECTILE_RGB, SKY_RGB, WEATHER_RGB, GameConfig
 
-__all__ = ["FIRST_PALETTE", "LABELS", "classify", "detect_events", "find_player"]
+__all__ = [
+    "FIRST_PALETTE",
+    "LABELS",
+    "classify",
+    "detect_events",
+    "find_player",
+    "player_errors",
+]
 
 # what classify() tells apart; its results index into this
 LABELS: tuple[str, ...] = (
@@ -79,6 +86,38 @@ def find_player(
     if keep.sum() < need:
         return None
     return float(xs[keep].mean() + 0.5), float(ys[keep].mean() + 0.5)
+
+
+def player_errors(
+    generated: np.ndarray, player: np.ndarray, before: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The detected player against the truth, frame by frame.
+
+    Args:
+        generated: (T, H, W, 3) frames to score.
+        player: (T, 2) true centre of the player in each of them.
+        before: (T, 2) true centre one frame earlier (the motion is ``player - before``);
+            None when only ``error`` is wanted.
+
+    Returns:
+        ``error`` (T,) distance in px of the detected centre from the true one (``inf`` where no
+        player is found) and ``along`` (T,) the signed error along the true motion (``nan``
+        where the player stood still or is not found, or ``before`` is None).
+    """
+    error = np.full(len(generated), np.inf)
+    along = np.full(len(generated), np.nan)
+    for t, frame in enumerate(generated):
+        found = find_player(frame)
+        if found is None:
+            continue
+        delta = np.asarray(found) - player[t]
+        error[t] = np.hypot(*delta)
+        if before is None:
+            continue
+        motion = np.asarray(player[t], np.float64) - before[t]
+        if np.any(motion):
+            along[t] = delta @ (motion / np.linalg.norm(motion))
+    return error, along
 
 
 def detect_events(frame: np.ndarray, config: GameConfig | None = None) -> dict:

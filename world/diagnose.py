@@ -37,8 +37,7 @@ from world.captions import WEATHERS
 from world.codec import Codec
 from world.config import CodecConfig, preset
 from world.data import Dataset
-from world.detect import FIRST_PALETTE, LABELS, classify
-from world.following import player_errors
+from world.detect import FIRST_PALETTE, LABELS, classify, player_errors
 from world.game import GameConfig
 from world.schedule import salience_weight
 from world.train_codec import codec_loss, reconstruction_psnr
@@ -173,8 +172,8 @@ def codec_capacity(
     of their first 8 frames (or fewer if the codec's temporal factor needs it). Where the data
     carry the player's true position (the built-in game's state), the round trip of their first
     32 frames also gives the share of frames with a moving player that keep it within 2 px, and
-    the mean signed error along its motion per position inside a latent frame (see
-    :mod:`world.following`): whether the codec keeps the timing of the frames it packs together.
+    the mean signed error along its motion per position inside a latent frame
+    (:func:`world.detect.player_errors`, as :mod:`world.following` uses it): whether the codec keeps the timing of the frames it packs together.
     """
     ds = Dataset(data)
     clips = ds.load_all()

@@ -39,7 +39,7 @@ from world.actions import play_like_actions
 from world.captions import event_prompt, possible_events
 from world.checkpoint import load_checkpoint
 from world.datagen import EVAL_SEED
-from world.detect import detect_events, find_player
+from world.detect import detect_events, find_player, player_errors
 from world.game import Game, GameConfig
 from world.metrics import psnr, ssim
 from world.model import WorldModel
@@ -263,15 +263,8 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         psnrs.append([psnr(gen[i], truth[i]) for i in range(h)])
         ssims.append([ssim(gen[i], truth[i]) for i in range(h)])
         copy_psnrs.append([psnr(np.broadcast_to(last, truth[i].shape), truth[i]) for i in range(h)])
-        pos = ep.player[k * f :].reshape(h, f, 2)
-        row = []
-        for i in range(h):
-            for j in range(f):
-                p = find_player(gen[i, j])
-                row.append(
-                    p is not None and np.hypot(p[0] - pos[i, j, 0], p[1] - pos[i, j, 1]) <= 2.0
-                )
-        follow.append(row)
+        error, _ = player_errors(gen.reshape(-1, *gen.shape[2:]), ep.player[k * f :])
+        follow.append((error <= 2.0).tolist())
         balls.append([_balls_kept(gen[i, j], truth[i, j]) for i in range(h) for j in range(f)])
     psnr_h = np.mean(np.minimum(np.asarray(psnrs), 60.0), axis=0)
     copy_h = np.mean(np.minimum(np.asarray(copy_psnrs), 60.0), axis=0)

@@ -29,12 +29,12 @@ from tqdm import tqdm
 
 from world.actions import ACTIONS
 from world.checkpoint import load_checkpoint
-from world.detect import find_player
+from world.detect import player_errors
 from world.evaluate import Episode, Roller, true_episode
 from world.game import GameConfig
 from world.sampler import PipelinedSampler
 
-__all__ = ["FrameError", "breakdown", "frame_errors", "following_report", "player_errors"]
+__all__ = ["FrameError", "breakdown", "frame_errors", "following_report"]
 
 
 @dataclass(frozen=True)
@@ -50,35 +50,6 @@ class FrameError:
     near_wall: bool  # the true player's centre is within one player side of its bounds
     error: float | None  # distance (px) of the detected centre from the true one; None: not found
     along: float | None  # signed error along the true motion (px); None when still or not found
-
-
-def player_errors(
-    generated: np.ndarray, player: np.ndarray, before: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The detected player against the truth, frame by frame.
-
-    Args:
-        generated: (T, H, W, 3) frames to score.
-        player: (T, 2) true centre of the player in each of them.
-        before: (T, 2) true centre one frame earlier (the motion is ``player - before``).
-
-    Returns:
-        ``error`` (T,) distance in px of the detected centre from the true one (``inf`` where no
-        player is found) and ``along`` (T,) the signed error along the true motion (``nan``
-        where the player stood still or is not found).
-    """
-    error = np.full(len(generated), np.inf)
-    along = np.full(len(generated), np.nan)
-    for t, frame in enumerate(generated):
-        found = find_player(frame)
-        if found is None:
-            continue
-        delta = np.asarray(found) - player[t]
-        error[t] = np.hypot(*delta)
-        motion = np.asarray(player[t], np.float64) - before[t]
-        if np.any(motion):
-            along[t] = delta @ (motion / np.linalg.norm(motion))
-    return error, along
 
 
 def frame_errors(
