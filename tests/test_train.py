@@ -275,5 +275,7 @@ def test_a_codec_setting_trains_a_model_with_that_codec(tiny_data, tmp_path):
     assert model.cfg.codec.temporal == 1
     # one frame per latent frame: a chunk of 2 frames is 2 latent frames, not 1
     assert model.cfg.latent_frames == preset("tiny").chunk_frames == 2
+    with pytest.raises(ValueError, match="started with --codec 'temporal=1'"):
+        run(_config(tiny_data, tmp_path / "run", steps=6))  # resumed without it
     with pytest.raises(ValueError, match="KEY=VALUE"):
         run(_config(tiny_data, tmp_path / "bad", codec="frames=2"))

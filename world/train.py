@@ -347,6 +347,11 @@ def run(tc: TrainConfig) -> WorldModel:
     log = MetricsLog(out, rank)
     progress_file = out / "progress.json"
     progress = json.loads(progress_file.read_text()) if progress_file.exists() else {}
+    if progress and progress.get("codec", "") != tc.codec:
+        raise ValueError(
+            f"{out} was started with --codec {progress.get('codec', '')!r}; resume it with the "
+            f"same setting, or give a new --out for --codec {tc.codec!r}"
+        )
     cfg = preset(tc.preset)
     if tc.codec:
         from world.diagnose import codec_setting
@@ -390,6 +395,7 @@ def run(tc: TrainConfig) -> WorldModel:
             sample = torch.from_numpy(data.frames[:16, : cfg.chunk_frames * 4])
             std = float(model.codec.encode(sample).std())
         progress["latent_scale"] = init_scale or 1.0 / std  # the scale its denoiser knows
+        progress["codec"] = tc.codec
         progress["codec_psnr_db"] = codec_quality(model, data)
         if rank == 0:
             progress_file.write_text(json.dumps(progress))
