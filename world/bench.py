@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from world.codec import codec_setting
 from world.config import preset
 from world.model import WorldModel
 from world.sampler import PipelinedSampler, RolloutState
@@ -134,9 +135,7 @@ def run(
     codec: str = "",
 ) -> dict[str, Any]:
     """Benchmark ``preset_name`` with random weights; ``codec`` overrides fields of its codec
-    (``"temporal=1"``, as ``chunkworld diagnose codec`` writes them)."""
-    from world.diagnose import codec_setting
-
+    (``"temporal=1"``, parsed by :func:`world.codec.codec_setting`)."""
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)

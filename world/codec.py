@@ -14,13 +14,15 @@ Shapes (small preset)::
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as fn
 from torch import nn
 
-from world.config import CodecConfig
+from world.config import CodecConfig, preset
 
 
 class ResBlock(nn.Module):
@@ -145,3 +147,28 @@ class Codec(nn.Module):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents (B, Tl, C, h, w) -> uint8 (B, Tl*k, H, W, 3)."""
         return self.to_uint8(self.decode_unit(latents))
+
+
+def codec_setting(text: str, base: CodecConfig | None = None) -> CodecConfig:
+    """``"latent_channels=64,patch=2,widths=64/128/128"`` -> that codec config (``base``, by
+    default the ``small`` preset's codec, with those fields replaced); ``""`` -> ``base``."""
+    base = preset("small").codec if base is None else base
+    names = {f.name for f in dataclasses.fields(CodecConfig)} - {"latent_scale"}
+    changes: dict[str, Any] = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in names:
+            raise ValueError(
+                f"codec setting {item!r}: write KEY=VALUE with KEY one of {sorted(names)}"
+            )
+        try:
+            changes[key] = (
+                tuple(int(v) for v in value.split("/")) if key == "widths" else int(value)
+            )
+        except ValueError:
+            raise ValueError(
+                f"codec setting {item!r}: values are integers (widths: 64/128)"
+            ) from None
+    cfg = dataclasses.replace(base, **changes)
+    Codec(cfg)  # checks the setting now, with the codec's own message
+    return cfg

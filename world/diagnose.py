@@ -34,8 +34,8 @@ import torch
 from tqdm import tqdm
 
 from world.captions import WEATHERS
-from world.codec import Codec
-from world.config import CodecConfig, preset
+from world.codec import Codec, codec_setting
+from world.config import CodecConfig
 from world.data import Dataset
 from world.detect import FIRST_PALETTE, LABELS, classify, player_errors
 from world.game import GameConfig
@@ -130,31 +130,6 @@ def salience_coverage(
             for w, c in sorted(counts.items())
         },
     }
-
-
-def codec_setting(text: str, base: CodecConfig | None = None) -> CodecConfig:
-    """``"latent_channels=64,patch=2,widths=64/128/128"`` -> that codec config (``base``, by
-    default the ``small`` preset's codec, with those fields replaced); ``""`` -> ``base``."""
-    base = preset("small").codec if base is None else base
-    names = {f.name for f in dataclasses.fields(CodecConfig)} - {"latent_scale"}
-    changes: dict[str, Any] = {}
-    for item in filter(None, text.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep or key not in names:
-            raise ValueError(
-                f"codec setting {item!r}: write KEY=VALUE with KEY one of {sorted(names)}"
-            )
-        try:
-            changes[key] = (
-                tuple(int(v) for v in value.split("/")) if key == "widths" else int(value)
-            )
-        except ValueError:
-            raise ValueError(
-                f"codec setting {item!r}: values are integers (widths: 64/128)"
-            ) from None
-    cfg = dataclasses.replace(base, **changes)
-    Codec(cfg)  # checks the setting now, with the codec's own message
-    return cfg
 
 
 def codec_capacity(

@@ -38,6 +38,7 @@ from torch import nn
 from tqdm import tqdm
 
 from world.checkpoint import load_matching, save_checkpoint
+from world.codec import codec_setting
 from world.config import ModelConfig, preset
 from world.metrics import psnr
 from world.model import WorldModel
@@ -354,8 +355,6 @@ def run(tc: TrainConfig) -> WorldModel:
         )
     cfg = preset(tc.preset)
     if tc.codec:
-        from world.diagnose import codec_setting
-
         cfg = cfg.replace(codec=codec_setting(tc.codec, cfg.codec))
     backend = None
     if tc.text_encoder != "hash":  # the frozen encoder's width sizes the trained projection
