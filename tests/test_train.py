@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,33 @@ def test_init_from_takes_the_weights_that_fit_and_leaves_the_rest(tmp_path):
     now, want = model.state_dict(), source.state_dict()
     assert all(torch.equal(now[n], want[n]) for n in taken)
     assert torch.equal(now["denoiser.action_emb.weight"], before["denoiser.action_emb.weight"])
+
+
+@pytest.mark.parametrize(("old", "new"), [(2, 1), (1, 2)])
+def test_init_from_another_temporal_factor_keeps_still_scenes_and_held_actions(tmp_path, old, new):
+    tiny = preset("tiny")
+    torch.manual_seed(0)
+    source = WorldModel(tiny.replace(codec=replace(tiny.codec, temporal=old))).eval()
+    save_checkpoint(source, tmp_path / "src")
+    model = WorldModel(tiny.replace(codec=replace(tiny.codec, temporal=new))).eval()
+    taken, kept, _ = load_matching(model, tmp_path / "src")
+    assert kept == [] and len(taken) == len(source.state_dict())
+    still = torch.randint(0, 256, (1, 1, 32, 32, 3), dtype=torch.uint8).repeat(1, 2, 1, 1, 1)
+    with torch.no_grad():
+        z_old, z_new = source.codec.encode(still), model.codec.encode(still)
+        # the same latent per latent frame: a still scene means what it meant before
+        torch.testing.assert_close(z_new[:, :1], z_old[:, :1], atol=1e-5, rtol=1e-4)
+        # the new decoder draws each frame as the old decoder's mean frame of that latent
+        drawn_old = source.codec.decode_unit(z_old[:, :1]).mean(1, keepdim=True)
+        drawn_new = model.codec.decode_unit(z_old[:, :1])
+        torch.testing.assert_close(drawn_new, drawn_old.expand_as(drawn_new), atol=1e-5, rtol=1e-4)
+
+        # and a held action gives the denoiser the condition it gave before
+        def held(m: WorldModel, k: int) -> torch.Tensor:
+            emb = m.denoiser.action_emb(torch.full((k,), 3)).flatten()
+            return m.denoiser.action_proj(emb)
+
+        torch.testing.assert_close(held(model, new), held(source, old), atol=1e-5, rtol=1e-4)
 
 
 def test_init_from_a_checkpoint_that_fits_nothing_is_refused(tmp_path):

@@ -111,19 +111,57 @@ def load_checkpoint(
     return model.to(device), doc
 
 
+# Weights with one slot per frame of a latent frame, and the axis the slots lie along.
+_PER_FRAME = (
+    ("codec.encoder.stem.weight", 1),
+    ("codec.decoder.out.weight", 0),
+    ("codec.decoder.out.bias", 0),
+    ("denoiser.action_proj.weight", 1),
+)
+
+
+def refold_temporal(
+    tensors: dict[str, torch.Tensor], temporal: int, target: int
+) -> dict[str, torch.Tensor]:
+    """Weights of a codec with ``temporal`` frames per latent frame, refolded for ``target``.
+
+    Three weights hold one slot per frame: the encoder's stem (inputs), the decoder's last layer
+    (outputs) and the denoiser's action projection (inputs). They are refolded so that a still
+    scene and a held action mean what they meant before: the new encoder gives a still scene the
+    old latent, the new decoder draws the old latent as the old still scene, and a held action
+    gives the old condition. What moves inside a latent frame has to be learned again, but the
+    latent space, its scale and everything the denoiser knew about it carry over.
+    """
+    out = dict(tensors)
+    for name, axis in _PER_FRAME:
+        if name not in tensors:
+            continue
+        w = tensors[name]
+        slots = w.unflatten(axis, (temporal, w.shape[axis] // temporal))
+        if name.startswith("codec.decoder"):  # outputs: every new frame draws the mean frame
+            one = slots.mean(axis, keepdim=True)
+        else:  # inputs: the sum over frames, shared evenly by the new slots
+            one = slots.sum(axis, keepdim=True) / target
+        out[name] = one.repeat_interleave(target, axis).flatten(axis, axis + 1).contiguous()
+    return out
+
+
 def load_matching(model: WorldModel, path: str | Path) -> tuple[list[str], list[str], ModelConfig]:
     """Copy into ``model`` every weight of checkpoint ``path`` (``"default"``: the shipped model)
     whose name and shape match.
 
     This is how a run starts from a trained model of another game or geometry (fine-tuning):
     the weights that fit are taken, the others (say, an action table of another size, or the
-    patch layers of a finer latent grid) keep ``model``'s values. Returns the names taken, the
+    patch layers of a finer latent grid) keep ``model``'s values. A checkpoint with another
+    codec ``temporal`` factor is refolded first (``refold_temporal``), so all of it fits. Returns the names taken, the
     names of ``model`` left as they were, and the checkpoint's config. Raises
     ``CheckpointError`` when nothing fits, since that is always the wrong checkpoint or preset.
     """
     path = DEFAULT_DIR if str(path) == "default" else Path(path)
     cfg, _ = read_config(path)
     file, tensors = _read_weights(path)
+    if cfg.codec.temporal != model.cfg.codec.temporal:
+        tensors = refold_temporal(tensors, cfg.codec.temporal, model.cfg.codec.temporal)
     own = model.state_dict()
     taken = sorted(n for n, v in own.items() if n in tensors and tensors[n].shape == v.shape)
     if not taken:
