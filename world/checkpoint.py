@@ -125,7 +125,7 @@ def refold_temporal(
 ) -> dict[str, torch.Tensor]:
     """Weights of a codec with ``temporal`` frames per latent frame, refolded for ``target``.
 
-    Three weights hold one slot per frame: the encoder's stem (inputs), the decoder's last layer
+    Three layers hold one slot per frame: the encoder's stem (inputs), the decoder's last layer
     (outputs) and the denoiser's action projection (inputs). They are refolded so that a still
     scene and a held action mean what they meant before: the new encoder gives a still scene the
     old latent, the new decoder draws the old latent as the old still scene, and a held action
@@ -153,8 +153,9 @@ def load_matching(model: WorldModel, path: str | Path) -> tuple[list[str], list[
     This is how a run starts from a trained model of another game or geometry (fine-tuning):
     the weights that fit are taken, the others (say, an action table of another size, or the
     patch layers of a finer latent grid) keep ``model``'s values. A checkpoint with another
-    codec ``temporal`` factor is refolded first (``refold_temporal``), so all of it fits. Returns the names taken, the
-    names of ``model`` left as they were, and the checkpoint's config. Raises
+    codec ``temporal`` factor is refolded first (``refold_temporal``), so all of it fits.
+    Returns the names taken, the names of ``model`` left as they were, and the checkpoint's
+    config. Raises
     ``CheckpointError`` when nothing fits, since that is always the wrong checkpoint or preset.
     """
     path = DEFAULT_DIR if str(path) == "default" else Path(path)
