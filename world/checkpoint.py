@@ -155,8 +155,8 @@ def load_matching(model: WorldModel, path: str | Path) -> tuple[list[str], list[
     patch layers of a finer latent grid) keep ``model``'s values. A checkpoint with another
     codec ``temporal`` factor is refolded first (``refold_temporal``), so all of it fits.
     Returns the names taken, the names of ``model`` left as they were, and the checkpoint's
-    config. Raises
-    ``CheckpointError`` when nothing fits, since that is always the wrong checkpoint or preset.
+    config. Raises ``CheckpointError`` when nothing fits, since that is always the wrong
+    checkpoint or preset.
     """
     path = DEFAULT_DIR if str(path) == "default" else Path(path)
     cfg, _ = read_config(path)

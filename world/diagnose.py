@@ -148,7 +148,8 @@ def codec_capacity(
     carry the player's true position (the built-in game's state), the round trip of their first
     32 frames also gives the share of frames with a moving player that keep it within 2 px, and
     the mean signed error along its motion per position inside a latent frame
-    (:func:`world.detect.player_errors`, as :mod:`world.following` uses it): whether the codec keeps the timing of the frames it packs together.
+    (:func:`world.detect.player_errors`, as :mod:`world.following` uses it): whether the codec
+    keeps the timing of the frames it packs together.
     """
     ds = Dataset(data)
     clips = ds.load_all()
