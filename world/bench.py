@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         "--codec",
         default="",
         metavar="KEY=VALUE[,...]",
-        help="override fields of the preset's codec, e.g. temporal=1 (as chunkworld diagnose codec)",
+        help="override fields of the preset's codec, e.g. temporal=1 (as in diagnose codec)",
     )
     a = p.parse_args(argv)
     if a.ticks < 2 * a.window + 13:
