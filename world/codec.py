@@ -1,10 +1,11 @@
 """The codec: a small convolutional autoencoder, frames <-> latents.
 
-Compression is what makes generation cheap on a CPU. Space shrinks by ``spatial`` (8: 64x64 ->
-8x8): a free pixel-unshuffle by ``patch`` (4), then strided convolutions; time shrinks by
-``temporal`` by stacking that many consecutive frames on the channel axis, so a chunk of ``chunk_frames`` frames is encoded and decoded on its own (no look-ahead past the
-chunk), which is what streaming needs. Encoding is deterministic (MAGI-1 uses the posterior mean);
-during training small noise is added to the latents so the decoder tolerates the sampler's errors.
+Compression is what makes generation cheap on a CPU. Space shrinks by ``spatial`` (8: 64x64 -> 8x8):
+a free pixel-unshuffle by ``patch`` (4), then strided convolutions; time shrinks by ``temporal`` by
+stacking that many consecutive frames on the channel axis, so a chunk of ``chunk_frames`` frames is
+encoded and decoded on its own (no look-ahead past the chunk), which is what streaming needs.
+Encoding is deterministic (MAGI-1 uses the posterior mean); during training small noise is added to
+the latents so the decoder tolerates the sampler's errors.
 
 Shapes (small preset)::
 
