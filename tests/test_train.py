@@ -156,6 +156,30 @@ def test_init_from_another_temporal_factor_keeps_still_scenes_and_held_actions(t
         torch.testing.assert_close(held(model, new), held(source, old), atol=1e-5, rtol=1e-4)
 
 
+def test_a_run_from_a_model_takes_its_codec_setting_unless_codec_names_another(tiny_data, tmp_path):
+    tiny = preset("tiny")
+    torch.manual_seed(0)
+    source = WorldModel(tiny.replace(codec=replace(tiny.codec, temporal=1, latent_scale=0.5)))
+    save_checkpoint(source, tmp_path / "src")
+    init = str(tmp_path / "src")
+    # no --codec: the fine-tuned model has the source's one frame per latent frame, all weights
+    run(_config(tiny_data, tmp_path / "a", init_from=init, codec_steps=0, steps=0))
+    started, _ = load_checkpoint(tmp_path / "a" / "model")
+    assert started.cfg.codec == source.cfg.codec  # latent scale too: the codec came whole
+    want = source.state_dict()
+    assert all(torch.equal(v, want[n]) for n, v in started.state_dict().items())
+    # --codec goes on top of the source's setting: back to the preset's two, refolded
+    run(
+        _config(
+            tiny_data, tmp_path / "b", init_from=init, codec="temporal=2", codec_steps=0, steps=0
+        )
+    )
+    folded, _ = load_checkpoint(tmp_path / "b" / "model")
+    assert folded.cfg.codec == replace(source.cfg.codec, temporal=2)
+    w = folded.state_dict()["codec.encoder.stem.weight"]
+    assert w.shape[1] == 2 * want["codec.encoder.stem.weight"].shape[1]
+
+
 def test_init_from_a_checkpoint_that_fits_nothing_is_refused(tmp_path):
     save_checkpoint(WorldModel(preset("tiny")), tmp_path / "src")
     save_file({"unrelated.weight": torch.zeros(3)}, str(tmp_path / "src" / "model.safetensors"))

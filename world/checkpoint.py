@@ -46,6 +46,11 @@ def save_checkpoint(
     return path
 
 
+def checkpoint_dir(path: str | Path) -> Path:
+    """``"default"`` -> the shipped model's directory; any other path as it is."""
+    return DEFAULT_DIR if str(path) == "default" else Path(path)
+
+
 def read_config(path: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
     """Read and validate ``config.json``: returns the model config and the whole document."""
     file = Path(path) / CONFIG_FILE
@@ -158,7 +163,7 @@ def load_matching(model: WorldModel, path: str | Path) -> tuple[list[str], list[
     config. Raises ``CheckpointError`` when nothing fits, since that is always the wrong
     checkpoint or preset.
     """
-    path = DEFAULT_DIR if str(path) == "default" else Path(path)
+    path = checkpoint_dir(path)
     cfg, _ = read_config(path)
     file, tensors = _read_weights(path)
     if cfg.codec.temporal != model.cfg.codec.temporal:

@@ -37,7 +37,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
-from world.checkpoint import load_matching, save_checkpoint
+from world.checkpoint import checkpoint_dir, load_matching, read_config, save_checkpoint
 from world.codec import codec_setting
 from world.config import ModelConfig, preset
 from world.metrics import psnr
@@ -354,7 +354,11 @@ def run(tc: TrainConfig) -> WorldModel:
             f"same setting, or give a new --out for --codec {tc.codec!r}"
         )
     cfg = preset(tc.preset)
-    if tc.codec:
+    if tc.init_from:  # fine-tuning keeps the source's codec setting, at the preset's frame size
+        source = read_config(checkpoint_dir(tc.init_from))[0].codec
+        base = replace(source, frame_size=cfg.codec.frame_size, latent_scale=cfg.codec.latent_scale)
+        cfg = cfg.replace(codec=codec_setting(tc.codec, base))
+    elif tc.codec:
         cfg = cfg.replace(codec=codec_setting(tc.codec, cfg.codec))
     backend = None
     if tc.text_encoder != "hash":  # the frozen encoder's width sizes the trained projection

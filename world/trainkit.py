@@ -28,8 +28,9 @@ class TrainConfig:
     data: str = "data/train"  # dataset directory (world/data.py format)
     out: str = "runs/default"  # run directory: checkpoints, metrics, latents
     preset: str = "small"  # model preset (world/config.py)
-    # fields of the preset's codec to override, as `chunkworld diagnose codec` writes them
-    # ("temporal=1"); a run keeps the setting it started with
+    # fields of the codec to override, as `chunkworld diagnose codec` writes them ("temporal=1"):
+    # of the preset's codec, or with init_from of that checkpoint's (at the preset's frame size);
+    # a run keeps the setting it started with
     codec: str = ""
     codec_steps: int = 1200
     codec_batch: int = 32  # latent frames per codec step
@@ -73,7 +74,9 @@ class TrainConfig:
     text_encoder: str = "hash"
     # a checkpoint directory ("default": the shipped model) whose weights start the run wherever
     # their names and shapes fit the preset: fine-tuning, for another game or a finer latent grid.
-    # The codec keeps its latent_scale if it came whole. A run's own saved state loads over it.
+    # The run takes that checkpoint's codec setting (frames per latent frame, widths, ...), so a
+    # fine-tuned model has its source's geometry, and keeps its latent_scale if the codec came
+    # whole. A run's own saved state loads over it.
     init_from: str = ""
 
 
