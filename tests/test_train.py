@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 from world.checkpoint import CheckpointError, load_checkpoint, load_matching, save_checkpoint
+from world.codec import codec_setting, codec_text
 from world.config import preset
 from world.datagen import generate_dataset
 from world.model import WorldModel
@@ -178,6 +179,19 @@ def test_a_run_from_a_model_takes_its_codec_setting_unless_codec_names_another(t
     assert folded.cfg.codec == replace(source.cfg.codec, temporal=2)
     w = folded.state_dict()["codec.encoder.stem.weight"]
     assert w.shape[1] == 2 * want["codec.encoder.stem.weight"].shape[1]
+    # resumed without --init-from, the run would get the preset's codec: refused, with the fix
+    with pytest.raises(ValueError, match="started with --codec ''.*temporal=1.*--init-from"):
+        run(_config(tiny_data, tmp_path / "a", steps=2))
+    run(_config(tiny_data, tmp_path / "a", init_from=init, steps=2))  # as it started: resumes
+    assert load_checkpoint(tmp_path / "a" / "model")[1]["step"] == 2
+
+
+@pytest.mark.parametrize("name", ["tiny", "small", "base", "large"])
+def test_codec_text_is_the_inverse_of_codec_setting(name):
+    codec = replace(preset(name).codec, temporal=1, latent_scale=0.25)
+    assert codec_setting(codec_text(codec), preset("small").codec) == replace(
+        codec, latent_scale=preset("small").codec.latent_scale
+    )
 
 
 def test_init_from_a_checkpoint_that_fits_nothing_is_refused(tmp_path):

@@ -173,3 +173,15 @@ def codec_setting(text: str, base: CodecConfig | None = None) -> CodecConfig:
     cfg = dataclasses.replace(base, **changes)
     Codec(cfg)  # checks the setting now, with the codec's own message
     return cfg
+
+
+def codec_text(cfg: CodecConfig) -> str:
+    """The inverse of ``codec_setting``: every field but ``latent_scale`` as ``KEY=VALUE,...``
+    (``"frame_size=64,spatial=8,...,widths=128/128"``)."""
+    items = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name != "latent_scale":
+            text = "/".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+            items.append(f"{f.name}={text}")
+    return ",".join(items)

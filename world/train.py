@@ -38,7 +38,7 @@ from torch import nn
 from tqdm import tqdm
 
 from world.checkpoint import checkpoint_dir, load_matching, read_config, save_checkpoint
-from world.codec import codec_setting
+from world.codec import codec_setting, codec_text
 from world.config import ModelConfig, preset
 from world.metrics import psnr
 from world.model import WorldModel
@@ -348,18 +348,24 @@ def run(tc: TrainConfig) -> WorldModel:
     log = MetricsLog(out, rank)
     progress_file = out / "progress.json"
     progress = json.loads(progress_file.read_text()) if progress_file.exists() else {}
-    if progress and progress.get("codec", "") != tc.codec:
-        raise ValueError(
-            f"{out} was started with --codec {progress.get('codec', '')!r}; resume it with the "
-            f"same setting, or give a new --out for --codec {tc.codec!r}"
-        )
     cfg = preset(tc.preset)
+    base = cfg.codec
     if tc.init_from:  # fine-tuning keeps the source's codec setting, at the preset's frame size
         source = read_config(checkpoint_dir(tc.init_from))[0].codec
-        base = replace(source, frame_size=cfg.codec.frame_size, latent_scale=cfg.codec.latent_scale)
-        cfg = cfg.replace(codec=codec_setting(tc.codec, base))
-    elif tc.codec:
-        cfg = cfg.replace(codec=codec_setting(tc.codec, cfg.codec))
+        base = replace(source, frame_size=base.frame_size, latent_scale=base.latent_scale)
+    cfg = cfg.replace(codec=codec_setting(tc.codec, base))
+    codec_now, codec_then = codec_text(cfg.codec), progress.get("codec_setting")
+    if codec_then:
+        changed = codec_then != codec_now
+    else:  # a run started before the setting was recorded: its --codec alone
+        changed = bool(progress) and progress.get("codec", "") != tc.codec
+    if changed:
+        raise ValueError(
+            f"{out} was started with --codec {progress.get('codec', '')!r}"
+            + (f" (the codec {codec_then})" if codec_then else "")
+            + f"; this call asks for {codec_now}: resume it with the --codec and --init-from it "
+            "started with, or give a new --out"
+        )
     backend = None
     if tc.text_encoder != "hash":  # the frozen encoder's width sizes the trained projection
         backend = load_backend(tc.text_encoder)
@@ -399,6 +405,7 @@ def run(tc: TrainConfig) -> WorldModel:
             std = float(model.codec.encode(sample).std())
         progress["latent_scale"] = init_scale or 1.0 / std  # the scale its denoiser knows
         progress["codec"] = tc.codec
+        progress["codec_setting"] = codec_now
         progress["codec_psnr_db"] = codec_quality(model, data)
         if rank == 0:
             progress_file.write_text(json.dumps(progress))
