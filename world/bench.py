@@ -2,7 +2,7 @@
 
     chunkworld bench                    # default play preset, random weights
     chunkworld bench --preset tiny --ticks 200
-    chunkworld bench --steps 1 --codec temporal=1   # the play setting with another codec
+    chunkworld bench --steps 1 --codec temporal=2   # the play setting with another codec
 
 For W = 1 and W = 4 (in flight), with the ring cache and with the window recomputed without a
 cache, it reports the latency of tick 10 and of tick ``--ticks`` (1,000 by default). The two are
@@ -135,7 +135,7 @@ def run(
     codec: str = "",
 ) -> dict[str, Any]:
     """Benchmark ``preset_name`` with random weights; ``codec`` overrides fields of its codec
-    (``"temporal=1"``, parsed by :func:`world.codec.codec_setting`)."""
+    (``"temporal=2"``, parsed by :func:`world.codec.codec_setting`)."""
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         "--codec",
         default="",
         metavar="KEY=VALUE[,...]",
-        help="override fields of the preset's codec, e.g. temporal=1 (as in diagnose codec)",
+        help="override fields of the preset's codec, e.g. temporal=2 (as in diagnose codec)",
     )
     a = p.parse_args(argv)
     if a.ticks < 2 * a.window + 13:

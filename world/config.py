@@ -7,9 +7,9 @@ in a few milliseconds), ``small`` is the default play size (64x64, trained and s
 Geometry, with the ``small`` preset as the worked example::
 
     frame 64x64x3, chunk_frames F = 4 frames per chunk
-    codec: spatial 8 -> latent grid 8x8, temporal 2 -> 2 latent frames per chunk, 16 channels
-    tokens per chunk = latent_frames (2) * grid (8 * 8) = 128
-    history_chunks K = 2 -> a chunk attends to at most 2 clean chunks (256 tokens) + itself
+    codec: spatial 8 -> latent grid 8x8, temporal 1 -> 4 latent frames per chunk, 16 channels
+    tokens per chunk = latent_frames (4) * grid (8 * 8) = 256
+    history_chunks K = 2 -> a chunk attends to at most 2 clean chunks (512 tokens) + itself
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ class CodecConfig:
     frame_size: int = 64  # H = W of a frame, pixels
     spatial: int = 8  # spatial compression factor (patch times a power of two)
     patch: int = 4  # pixel-unshuffle factor before the first convolution
-    temporal: int = 2  # frames per latent frame, stacked on channels (1, 2 or 4)
+    # Frames per latent frame, stacked on channels (1, 2 or 4). Two per latent frame draw a moving
+    # sprite near the pair's midpoint, about 1 px off in each frame (docs/training-log.md), so the
+    # play size keeps one; larger presets trade that precision for tokens.
+    temporal: int = 1
     latent_channels: int = 16  # channels of a latent frame
     widths: tuple[int, ...] = (128, 128)  # conv width per level from frame/patch resolution down
     latent_scale: float = 1.0  # multiplies encoder output so latents have about unit std
