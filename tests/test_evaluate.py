@@ -1,16 +1,21 @@
-"""The evaluation command's measures: the ball check on known frames, and one small evaluation
-of a random tiny model end to end (structure and ranges of what it reports)."""
+"""The evaluation command's measures: the ball check on known frames, the 95% intervals it
+reports, and one small evaluation of a random tiny model end to end (structure and ranges of
+what it reports)."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from world.checkpoint import save_checkpoint
 from world.config import preset
 from world.evaluate import EvalConfig, _balls_kept, evaluate
 from world.game import PALETTE, SKY_RGB, Game, GameConfig
+from world.metrics import mean_interval, wilson_interval
 from world.model import WorldModel
 
 
@@ -55,6 +60,13 @@ def test_evaluate_reports_every_measure(tmp_path):
     assert all(0.0 <= x <= 1.0 for x in shares)
     assert np.isclose(result["balls_kept"], np.mean(result["balls_kept_per_chunk"]), atol=1e-3)
     assert result["setting"]["steps"] == preset("tiny").sampler.steps
+    # each share comes with its 95% interval, which holds it
+    for share, ci in (
+        ("action_following", "action_following_ci95"),
+        ("prompt_success", "prompt_success_ci95"),
+    ):
+        lo, hi = result[ci]
+        assert 0.0 <= lo <= result[share] <= hi <= 1.0
     assert set(result["bar"]["met"]) == {
         "psnr_1_db",
         "psnr_avg16_db",
@@ -64,3 +76,30 @@ def test_evaluate_reports_every_measure(tmp_path):
         "player_detectable",
         "fps",
     }
+
+
+def test_wilson_interval_known_values_and_properties():
+    # 36 of 40 by hand: centre (0.9 + z^2/80) / (1 + z^2/40), half-width z * sqrt(...) / (same)
+    lo, hi = wilson_interval(36, 40)
+    assert (round(lo, 4), round(hi, 4)) == (0.7695, 0.9604)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    with pytest.raises(ValueError, match="hits <= trials"):
+        wilson_interval(5, 4)
+
+
+@given(st.integers(1, 400), st.data())
+def test_wilson_interval_holds_the_share_and_narrows_with_trials(n, data):
+    k = data.draw(st.integers(0, n))
+    lo, hi = wilson_interval(k, n)
+    assert 0.0 <= lo <= k / n <= hi <= 1.0
+    lo4, hi4 = wilson_interval(4 * k, 4 * n)  # the same share on four times the trials
+    assert hi4 - lo4 < hi - lo
+
+
+def test_mean_interval_is_the_normal_interval_of_the_units():
+    lo, hi = mean_interval(np.array([0.5, 0.7, 0.9]))  # mean 0.7, sd 0.2, se 0.2 / sqrt(3)
+    half = 1.96 * 0.2 / np.sqrt(3)
+    assert np.isclose(lo, 0.7 - half) and np.isclose(hi, 0.7 + half)
+    assert mean_interval(np.array([1.0, 1.0, 0.98]))[1] == 1.0  # clipped to a share
+    with pytest.raises(ValueError, match="at least 2 units"):
+        mean_interval(np.array([0.5]))

@@ -1,4 +1,4 @@
-"""Image metrics on uint8 frames: PSNR and SSIM (numpy in, float out)."""
+"""Image metrics on uint8 frames (PSNR, SSIM) and the 95% intervals the evaluation reports."""
 
 from __future__ import annotations
 
@@ -34,3 +34,37 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     cxy = _blur(x * y) - mx * my
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return float(s.mean())
+
+
+def wilson_interval(hits: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """95% (by default) Wilson score interval of a success share ``hits / trials``.
+
+    Prompt trials are independent yes/no outcomes; the Wilson interval stays inside [0, 1] and
+    is honest at shares near 0 or 1, where the normal approximation is not. 36 of 40 gives
+    (0.769, 0.960): forty trials cannot tell a 90% model from an 85% one.
+    """
+    if trials <= 0 or not 0 <= hits <= trials:
+        raise ValueError(f"need 0 <= hits <= trials and trials > 0, got {hits} of {trials}")
+    p, z2 = hits / trials, z * z
+    denom = 1.0 + z2 / trials
+    centre = (p + z2 / (2 * trials)) / denom
+    half = z * np.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / denom
+    # at 0 or all hits the bound is exactly 0 or 1; rounding would leave it a hair inside
+    lo = 0.0 if hits == 0 else max(0.0, centre - half)
+    hi = 1.0 if hits == trials else min(1.0, centre + half)
+    return float(lo), float(hi)
+
+
+def mean_interval(per_unit: np.ndarray, z: float = 1.96) -> tuple[float, float]:
+    """95% (by default) normal interval of the mean of independent units, clipped to [0, 1].
+
+    For action following the unit is the episode, not the frame: the frames of one rollout fail
+    together (once the player has drifted it stays off), so counting frames as independent
+    would claim a precision the episodes do not have.
+    """
+    x = np.asarray(per_unit, dtype=np.float64)
+    if x.ndim != 1 or len(x) < 2:
+        raise ValueError(f"need a 1-D array of at least 2 units, got shape {x.shape}")
+    half = z * float(x.std(ddof=1)) / np.sqrt(len(x))
+    m = float(x.mean())
+    return max(0.0, m - half), min(1.0, m + half)
