@@ -15,6 +15,10 @@ from sdk.errors import ChunkworldError
 # Subcommands owned by other packages: argv after the name is handed to their main(argv).
 DELEGATES: dict[str, tuple[str, str]] = {
     "train": ("world.train", "train a codec and denoiser on a dataset (chunkworld train --help)"),
+    "tune-decoder": (
+        "world.tune_decoder",
+        "sharpen a trained model's decoder, its latents kept (chunkworld tune-decoder --help)",
+    ),
     "eval": (
         "world.evaluate",
         "evaluate a model: PSNR, action following, drift (chunkworld eval --help)",

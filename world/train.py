@@ -24,10 +24,9 @@ clean chunk predicted from pure noise given clean history, against copying the l
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +63,7 @@ from world.trainkit import (
     load_opt,
     open_meta,
     opt_tensors,
+    parse_config,
     save_state,
     sync_grads,
 )
@@ -495,24 +495,7 @@ def plot_metrics(out: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        prog="chunkworld train",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    for f in fields(TrainConfig):
-        p.add_argument(
-            "--" + f.name.replace("_", "-"),
-            type=type(f.default),
-            default=f.default,
-            help=f"(default: {f.default})",
-        )
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    args = vars(p.parse_args(argv))
-    threads = args.pop("threads")
-    if threads:
-        torch.set_num_threads(threads)
-    run(TrainConfig(**args))
+    run(parse_config(TrainConfig, "chunkworld train", __doc__, argv))
 
 
 if __name__ == "__main__":

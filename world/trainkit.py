@@ -5,13 +5,14 @@ See ``world/train.py`` for the command and the phases.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -227,3 +228,27 @@ class MetricsLog:
 def open_meta(path: Path) -> str:
     with safe_open(str(path), "pt") as f:
         return f.metadata()["meta"]
+
+
+Config = TypeVar("Config")
+
+
+def parse_config(cls: type[Config], prog: str, doc: str | None, argv: list[str] | None) -> Config:
+    """A command line with one ``--flag`` per field of the dataclass ``cls`` (its default in the
+    help) and ``--threads``, which sets torch's thread count; returns ``cls`` of the flags."""
+    p = argparse.ArgumentParser(
+        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    for f in fields(cls):  # type: ignore[arg-type]
+        p.add_argument(
+            "--" + f.name.replace("_", "-"),
+            type=type(f.default),
+            default=f.default,
+            help=f"(default: {f.default})",
+        )
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    args = vars(p.parse_args(argv))
+    threads = args.pop("threads")
+    if threads:
+        torch.set_num_threads(threads)
+    return cls(**args)

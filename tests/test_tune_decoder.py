@@ -1,0 +1,92 @@
+"""Decoder tuning: only the decoder changes, a resumed run ends where an uninterrupted one does,
+and bad calls fail with the fix in the message before anything is written."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from world import tune_decoder as td
+from world.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from world.config import preset
+from world.datagen import generate_dataset
+from world.model import WorldModel
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """A tiny untrained model and 10 clips of the built-in game at its geometry."""
+    root = tmp_path_factory.mktemp("tune")
+    generate_dataset(
+        root / "data", n_clips=10, clip_frames=8, chunk_frames=2, size=32, progress=False
+    )
+    torch.manual_seed(0)
+    save_checkpoint(WorldModel(preset("tiny")), root / "model", {"step": 7, "card": {"n": 1}})
+    return root
+
+
+def _tuning(source: Path, out: Path, **kw) -> td.DecoderTuning:
+    base = dict(
+        model=str(source / "model"),
+        data=str(source / "data"),
+        out=str(out),
+        steps=12,
+        batch=4,
+        lr=2e-3,
+        warmup=2,
+        held_out=2,
+        eval_every=6,
+        save_every=3,
+        precision="fp32",
+    )
+    base.update(kw)
+    return td.DecoderTuning(**base)
+
+
+def test_only_the_decoder_changes_and_it_reconstructs_better(source, tmp_path):
+    path = td.tune_decoder(_tuning(source, tmp_path / "run"))
+    tuned, doc = load_checkpoint(path)
+    original, _ = load_checkpoint(source / "model")
+    before, after = original.state_dict(), tuned.state_dict()
+    decoder = [n for n in before if n.startswith("codec.decoder.")]
+    assert decoder and all(not torch.equal(before[n], after[n]) for n in decoder)
+    assert all(torch.equal(before[n], after[n]) for n in before if n not in decoder)
+    assert doc["step"] == 7 and doc["card"] == {"n": 1}  # the source's record is kept
+    first, last = doc["decoder_tuning"]["held_out_psnr_db"]
+    assert last > first  # on clips it never trained on
+    assert doc["decoder_tuning"]["steps"] == 12
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(source, tmp_path, monkeypatch):
+    whole = load_checkpoint(td.tune_decoder(_tuning(source, tmp_path / "whole")))[0]
+    calls = {"n": 0}
+    loss = td.codec_loss
+
+    def stop_after_seven(*args, **kw):  # dies in step 8, after the save at step 6
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return loss(*args, **kw)
+
+    monkeypatch.setattr(td, "codec_loss", stop_after_seven)
+    with pytest.raises(KeyboardInterrupt):
+        td.tune_decoder(_tuning(source, tmp_path / "cut"))
+    monkeypatch.setattr(td, "codec_loss", loss)
+    resumed = load_checkpoint(td.tune_decoder(_tuning(source, tmp_path / "cut")))[0]
+    for name, value in whole.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
+
+
+def test_bad_calls_say_how_to_fix_them_and_write_nothing(source, tmp_path):
+    with pytest.raises(ValueError, match="--held-out"):
+        td.tune_decoder(_tuning(source, tmp_path / "a", held_out=10))
+    with pytest.raises(CheckpointError):
+        td.tune_decoder(_tuning(source, tmp_path / "b", model=str(tmp_path / "nowhere")))
+    other = replace(preset("tiny"), chunk_frames=4)
+    save_checkpoint(WorldModel(other), tmp_path / "four")
+    with pytest.raises(ValueError, match="chunkworld data generate"):
+        td.tune_decoder(_tuning(source, tmp_path / "c", model=str(tmp_path / "four")))
+    assert not any((tmp_path / name).exists() for name in ("a", "b", "c"))
