@@ -55,9 +55,12 @@ def test_only_the_decoder_changes_and_it_reconstructs_better(source, tmp_path):
     assert decoder and all(not torch.equal(before[n], after[n]) for n in decoder)
     assert all(torch.equal(before[n], after[n]) for n in before if n not in decoder)
     assert doc["step"] == 7 and doc["card"] == {"n": 1}  # the source's record is kept
-    first, last = doc["decoder_tuning"]["held_out_psnr_db"]
+    (record,) = doc["decoder_tuning"]
+    first, last = record["held_out_psnr_db"]
     assert last > first  # on clips it never trained on
-    assert doc["decoder_tuning"]["steps"] == 12
+    assert record["steps"] == 12
+    again = td.tune_decoder(_tuning(source, tmp_path / "again", model=str(path), steps=2))
+    assert [r["steps"] for r in load_checkpoint(again)[1]["decoder_tuning"]] == [12, 2]
 
 
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(source, tmp_path, monkeypatch):

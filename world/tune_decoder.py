@@ -19,7 +19,7 @@ latent noise from generators seeded by ``(seed, i)``, so a resumed run trains ex
 uninterrupted one. The last
 ``held_out`` clips of the data are never trained on; their reconstruction PSNR is logged to
 ``<out>/metrics.jsonl`` every ``eval_every`` steps. The result is ``<out>/model``, the source
-checkpoint with the new decoder and a ``decoder_tuning`` record in its config.
+checkpoint with the new decoder and a record of the tuning in its config (``decoder_tuning``).
 
 Tried and not kept: training the decoder also on the model's own one-step predictions paired
 with the true frames. On held-out predictions it did no better than true latents alone (23.99
@@ -92,8 +92,7 @@ def tune_decoder(tc: DecoderTuning) -> Path:
         CheckpointError: ``tc.model`` is not a loadable checkpoint.
         ValueError: the data do not fit the model, or are too few to hold clips out.
     """
-    source = checkpoint_dir(tc.model)
-    model, doc = load_checkpoint(source)
+    model, doc = load_checkpoint(checkpoint_dir(tc.model))
     data = load_arrays(tc.data, model.cfg)
     if len(data.frames) <= tc.held_out:
         raise ValueError(
@@ -141,19 +140,19 @@ def tune_decoder(tc: DecoderTuning) -> Path:
         if (step + 1) % tc.save_every == 0 or step + 1 == tc.steps:
             tensors = {"decoder." + n: v for n, v in codec.decoder.state_dict().items()}
             save_state(state, {**tensors, **opt_tensors(opt)}, {"step": step + 1})
-    return _export(model, doc, tc, source, out)
+    return _export(model, doc, tc, out)
 
 
-def _export(
-    model: WorldModel, doc: dict[str, Any], tc: DecoderTuning, source: Path, out: Path
-) -> Path:
+def _export(model: WorldModel, doc: dict[str, Any], tc: DecoderTuning, out: Path) -> Path:
     """Write ``<out>/model``: the source checkpoint's config and card, the tuned decoder, and a
-    ``decoder_tuning`` record (settings, held-out PSNR before and after)."""
+    record of this tuning (settings, held-out PSNR before and after) appended to the list
+    ``decoder_tuning``."""
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     scores = [r["held_out_psnr_db"] for r in rows if r["phase"] == "decoder_eval"]
-    record = {**asdict(tc), "source": str(source), "held_out_psnr_db": [scores[0], scores[-1]]}
+    record = {**asdict(tc), "held_out_psnr_db": [scores[0], scores[-1]]}
     extra = {k: v for k, v in doc.items() if k not in ("format_version", "model")}
-    path = save_checkpoint(model, out / "model", {**extra, "decoder_tuning": record})
+    extra["decoder_tuning"] = [*doc.get("decoder_tuning", []), record]  # one record per tuning
+    path = save_checkpoint(model, out / "model", extra)
     tqdm.write(
         f"decoder: held-out reconstruction {scores[0]:.2f} -> {scores[-1]:.2f} dB; "
         f"tuned model in {path}"
