@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,3 +94,12 @@ def test_bad_calls_say_how_to_fix_them_and_write_nothing(source, tmp_path):
     with pytest.raises(ValueError, match="chunkworld data generate"):
         td.tune_decoder(_tuning(source, tmp_path / "c", model=str(tmp_path / "four")))
     assert not any((tmp_path / name).exists() for name in ("a", "b", "c"))
+
+
+def test_latent_noise_is_the_only_randomness_of_the_codec_loss(source):
+    model, _ = load_checkpoint(source / "model")
+    frames = np.random.default_rng(0).integers(0, 256, (3, 2, 32, 32, 3), dtype=np.uint8)
+    quiet = [td.codec_loss(model.codec, frames, "fp32", latent_noise=0.0) for _ in range(2)]
+    noisy = [td.codec_loss(model.codec, frames, "fp32", latent_noise=0.5) for _ in range(2)]
+    assert torch.equal(quiet[0], quiet[1])
+    assert not torch.equal(noisy[0], noisy[1])

@@ -34,18 +34,21 @@ from world.trainkit import (
 )
 
 
-def codec_loss(codec: Codec, frames: np.ndarray, precision: str = "auto") -> torch.Tensor:
+def codec_loss(
+    codec: Codec, frames: np.ndarray, precision: str = "auto", latent_noise: float = 0.02
+) -> torch.Tensor:
     """The codec's training loss on uint8 frames (B, k, H, W, 3), k its temporal factor.
 
     Sprites are a few percent of the pixels but all of the game: pixels away from the frame's
-    dominant (median) colour weigh 5x, so the codec does not settle for blur.
+    dominant (median) colour weigh 5x, so the codec does not settle for blur. The decoder sees
+    the latents with Gaussian noise of ``latent_noise`` times their standard deviation.
     """
     k = codec.cfg.temporal
     x = codec.to_unit(torch.from_numpy(frames))  # (B, k, 3, H, W)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(precision)):
         b = x.shape[0]
         z = codec.encoder(x.reshape(b, k * 3, *x.shape[-2:]))
-        z_noisy = z + 0.02 * z.detach().float().std() * torch.randn_like(z)
+        z_noisy = z + latent_noise * z.detach().float().std() * torch.randn_like(z)
         rec = codec.decoder(z_noisy).float().reshape(x.shape)
     med = x.flatten(-2).median(dim=-1).values[..., None, None]  # (B, k, 3, 1, 1)
     weight = 1.0 + 4.0 * ((x - med).abs().sum(2, keepdim=True) > 0.15).float()

@@ -2,7 +2,7 @@
 
 ::
 
-    chunkworld tune-decoder --model default --data data/long --out runs/decoder --steps 6000
+    chunkworld tune-decoder --model default --data data/long --out runs/decoder --steps 10000
 
 The codec is trained first and then frozen, because the denoiser learns its latents. A longer
 codec leg in ``chunkworld train`` changes the encoder too: the data are encoded anew and the
@@ -63,11 +63,13 @@ class DecoderTuning:
     model: str = "default"  # checkpoint directory whose decoder is tuned ("default": the shipped)
     data: str = "data/long"  # dataset directory (world/data.py format) at the model's geometry
     out: str = "runs/decoder"  # run directory: state, metrics, and the tuned model in out/model
-    steps: int = 6000
+    steps: int = 10000
     batch: int = 32  # latent frames per step
     lr: float = 3e-4  # a fine-tuning rate: the decoder is trained already
     warmup: int = 100
     clip_grad: float = 1.0
+    # noise on the latents the decoder sees, times their std (the codec phase ends at 0.02)
+    latent_noise: float = 0.02
     held_out: int = 8  # last clips of the data, never trained on, for the logged PSNR
     eval_every: int = 500
     save_every: int = 250
@@ -124,7 +126,8 @@ def tune_decoder(tc: DecoderTuning) -> Path:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, tc.steps, tc.lr, tc.warmup)
         torch.manual_seed(tc.seed * 1_000_003 + step)  # the latent noise, as the batch: per step
-        loss = codec_loss(codec, _batch(train_frames, k, tc.batch, tc.seed, step), tc.precision)
+        frames = _batch(train_frames, k, tc.batch, tc.seed, step)
+        loss = codec_loss(codec, frames, tc.precision, tc.latent_noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(params, tc.clip_grad)
