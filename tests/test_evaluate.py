@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 from hypothesis import given
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from world.checkpoint import save_checkpoint
 from world.config import preset
 from world.evaluate import EvalConfig, _balls_kept, evaluate
+from world.figures import GAP_RGB, chunk_ticks, rollout_grid
 from world.game import PALETTE, SKY_RGB, Game, GameConfig
 from world.metrics import mean_interval, wilson_interval
 from world.model import WorldModel
@@ -67,6 +69,8 @@ def test_evaluate_reports_every_measure(tmp_path):
     ):
         lo, hi = result[ci]
         assert 0.0 <= lo <= result[share] <= hi <= 1.0
+    picture = iio.imread(tmp_path / "eval" / "rollouts.png")  # 2 episodes, chunks 1, 2, 3
+    assert picture.shape == (4 * 32 + 2 + 4 + 2, 3 * 32 + 2 * 2, 3)
     assert set(result["bar"]["met"]) == {
         "psnr_1_db",
         "psnr_avg16_db",
@@ -103,3 +107,15 @@ def test_mean_interval_is_the_normal_interval_of_the_units():
     assert mean_interval(np.array([1.0, 1.0, 0.98]))[1] == 1.0  # clipped to a share
     with pytest.raises(ValueError, match="at least 2 units"):
         mean_interval(np.array([0.5]))
+
+
+def test_rollout_grid_puts_each_chunks_last_frame_in_its_place():
+    rng = np.random.default_rng(0)
+    gen, truth = (rng.integers(0, 256, (5, 2, 8, 6, 3), dtype=np.uint8) for _ in range(2))
+    grid = rollout_grid([(gen, truth), (truth, gen)], [1, 3, 5], gap=1)
+    assert grid.shape == (4 * 8 + 1 + 2 + 1, 3 * 6 + 2, 3)
+    assert np.array_equal(grid[:8, 7:13], gen[2, -1])  # generated row, second column: chunk 3
+    assert np.array_equal(grid[9:17, 14:20], truth[4, -1])  # true row, third column: chunk 5
+    assert np.array_equal(grid[19:27, :6], truth[0, -1])  # second rollout, generated row
+    assert (grid[8] == GAP_RGB).all() and (grid[:, 6] == GAP_RGB).all()
+    assert chunk_ticks(16) == [1, 2, 3, 4, 6, 8, 10, 12, 16] and chunk_ticks(5) == [1, 2, 3, 4, 5]

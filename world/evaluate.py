@@ -5,7 +5,8 @@ video start), the same actions and the same prompts; then we compare::
 
     chunkworld eval --model world/models/default --out runs/eval      # or python -m world.evaluate
 
-Reported (JSON to stdout and ``<out>/eval.json``, a plot to ``<out>/eval.png``):
+Reported (JSON to stdout and ``<out>/eval.json``, a plot to ``<out>/eval.png``, the first three
+rollouts above their truth to ``<out>/rollouts.png``):
 
 - ``psnr_db`` / ``ssim`` per horizon (chunks ahead) and the copy-last-frame baseline;
 - ``action_following``: share of generated frames whose player (found by ``find_player``) lies
@@ -37,6 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import imageio.v3 as iio
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -46,6 +48,7 @@ from world.captions import event_prompt, possible_events
 from world.checkpoint import load_checkpoint
 from world.datagen import EVAL_SEED
 from world.detect import detect_events, find_player, player_errors
+from world.figures import chunk_ticks, rollout_grid
 from world.game import Game, GameConfig
 from world.metrics import mean_interval, psnr, ssim, wilson_interval
 from world.model import WorldModel
@@ -257,6 +260,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
     h = ec.horizon
     psnrs, ssims, copy_psnrs, follow, frames_gen, seconds = [], [], [], [], 0, 0.0
     balls: list[list[bool]] = []
+    shown: list[tuple[np.ndarray, np.ndarray]] = []  # the first rollouts, for rollouts.png
 
     # 1. PSNR / SSIM per horizon and action-following
     for e in tqdm(range(ec.episodes), desc="rollouts", disable=not progress):
@@ -274,6 +278,8 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         error, _ = player_errors(gen.reshape(-1, *gen.shape[2:]), ep.player[k * f :])
         follow.append((error <= 2.0).tolist())
         balls.append([_balls_kept(gen[i, j], truth[i, j]) for i in range(h) for j in range(f)])
+        if e < 3:
+            shown.append((gen, truth))
     psnr_h = np.mean(np.minimum(np.asarray(psnrs), 60.0), axis=0)
     copy_h = np.mean(np.minimum(np.asarray(copy_psnrs), 60.0), axis=0)
     ssim_h = np.mean(np.asarray(ssims), axis=0)
@@ -396,6 +402,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     _plot(result, out / "eval.png")
+    iio.imwrite(out / "rollouts.png", rollout_grid(shown, chunk_ticks(h)))
     return result
 
 
