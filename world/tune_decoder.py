@@ -14,12 +14,12 @@ session's cache all stay valid, and frames come out sharper at the same cost per
 Loss: the codec's own (:func:`world.train_codec.codec_loss`: MSE + L1, sprites weighted, a little
 noise on the latents), with gradients only into the decoder. AdamW, warm-up and cosine decay,
 gradient clipping, bf16 autocast where the CPU has native bf16. Resumable: the decoder and
-optimizer state sit in ``<out>/decoder_state.safetensors``; step ``i`` draws its batch and its
-latent noise from generators seeded by ``(seed, i)``, so a resumed run trains exactly as an
-uninterrupted one. The last
-``held_out`` clips of the data are never trained on; their reconstruction PSNR is logged to
-``<out>/metrics.jsonl`` every ``eval_every`` steps. The result is ``<out>/model``, the source
-checkpoint with the new decoder and a record of the tuning in its config (``decoder_tuning``).
+optimizer state sit in ``<out>/decoder_state.safetensors``, and step ``i`` draws its batch and
+its latent noise from generators seeded by ``(seed, i)``, so a resumed run trains exactly as an
+uninterrupted one. The last ``held_out`` clips of the data are never trained on; their
+reconstruction PSNR is logged to ``<out>/metrics.jsonl`` every ``eval_every`` steps. The result
+is ``<out>/model``: the source checkpoint with the new decoder and a record of the tuning in its
+config (``decoder_tuning``).
 
 Tried and not kept: training the decoder also on the model's own one-step predictions paired
 with the true frames. On held-out predictions it did no better than true latents alone (23.99
