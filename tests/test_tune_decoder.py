@@ -15,6 +15,7 @@ from world.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from world.config import preset
 from world.datagen import generate_dataset
 from world.model import WorldModel
+from world.trainkit import parse_config
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +104,12 @@ def test_latent_noise_is_the_only_randomness_of_the_codec_loss(source):
     noisy = [td.codec_loss(model.codec, frames, "fp32", latent_noise=0.5) for _ in range(2)]
     assert torch.equal(quiet[0], quiet[1])
     assert not torch.equal(noisy[0], noisy[1])
+
+
+def test_the_command_line_has_a_flag_per_field():
+    tc = parse_config(
+        td.DecoderTuning, "chunkworld tune-decoder", None, ["--steps", "5", "--latent-noise", "0.1"]
+    )
+    assert tc == td.DecoderTuning(steps=5, latent_noise=0.1)
+    with pytest.raises(SystemExit):
+        parse_config(td.DecoderTuning, "chunkworld tune-decoder", None, ["--stpes", "5"])

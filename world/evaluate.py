@@ -30,7 +30,6 @@ chunk of tick ``n``; with ``--in-flight W`` actions are fed ``W - 1`` ticks ahea
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Sequence
@@ -53,6 +52,7 @@ from world.game import Game, GameConfig
 from world.metrics import mean_interval, psnr, ssim, wilson_interval
 from world.model import WorldModel
 from world.sampler import PipelinedSampler, RolloutState
+from world.trainkit import config_parser
 
 BAR = {  # the bar of the project's issue for the shipped default
     "psnr_1_db": 28.0,
@@ -433,18 +433,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        prog="chunkworld eval",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    for name, default in asdict(EvalConfig()).items():
-        p.add_argument(
-            "--" + name.replace("_", "-"),
-            type=type(default),
-            default=default,
-            help=f"(default: {default})",
-        )
+    p = config_parser(EvalConfig, "chunkworld eval", __doc__)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = vars(p.parse_args(argv))
     quiet = args.pop("quiet")

@@ -233,19 +233,26 @@ def open_meta(path: Path) -> str:
 Config = TypeVar("Config")
 
 
-def parse_config(cls: type[Config], prog: str, doc: str | None, argv: list[str] | None) -> Config:
-    """A command line with one ``--flag`` per field of the dataclass ``cls`` (its default in the
-    help) and ``--threads``, which sets torch's thread count; returns ``cls`` of the flags."""
+def config_parser(cls: type, prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """A command line with one ``--flag`` per field of the dataclass ``cls``, its default in the
+    help (``train_steps`` -> ``--train-steps``)."""
     p = argparse.ArgumentParser(
         prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    for f in fields(cls):  # type: ignore[arg-type]
+    for f in fields(cls):
         p.add_argument(
             "--" + f.name.replace("_", "-"),
             type=type(f.default),
             default=f.default,
             help=f"(default: {f.default})",
         )
+    return p
+
+
+def parse_config(cls: type[Config], prog: str, doc: str | None, argv: list[str] | None) -> Config:
+    """``config_parser``'s flags and ``--threads``, which sets torch's thread count; returns
+    ``cls`` of the flags."""
+    p = config_parser(cls, prog, doc)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = vars(p.parse_args(argv))
     threads = args.pop("threads")
