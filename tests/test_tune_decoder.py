@@ -61,8 +61,13 @@ def test_only_the_decoder_changes_and_it_reconstructs_better(source, tmp_path):
     first, last = record["held_out_psnr_db"]
     assert last > first  # on clips it never trained on
     assert record["steps"] == 12
-    again = td.tune_decoder(_tuning(source, tmp_path / "again", model=str(path), steps=2))
-    assert [r["steps"] for r in load_checkpoint(again)[1]["decoder_tuning"]] == [12, 2]
+    # a second tuning of the tuned model, in the same directory after its state was deleted:
+    # its record starts from where the first one ended, not from the old run's log
+    (tmp_path / "run" / td.STATE_FILE).unlink()
+    again = td.tune_decoder(_tuning(source, tmp_path / "run", model=str(path), steps=2))
+    records = load_checkpoint(again)[1]["decoder_tuning"]
+    assert [r["steps"] for r in records] == [12, 2]
+    assert records[1]["held_out_psnr_db"][0] == last
 
 
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(source, tmp_path, monkeypatch):

@@ -56,6 +56,15 @@ def codec_loss(
     return (weight * (err.pow(2) + 0.5 * err.abs())).mean() + 1e-4 * z.float().pow(2).mean()
 
 
+def latent_frames(frames: np.ndarray, k: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A batch for the codec: ``size`` runs of ``k`` frames, each a latent frame's worth, at random
+    clips and latent-frame boundaries of ``frames`` (N, T, H, W, 3) -> (size, k, H, W, 3)."""
+    n, t = frames.shape[:2]
+    ci = rng.integers(0, n, size)
+    fi = rng.integers(0, t // k, size) * k
+    return np.stack([frames[c, f : f + k] for c, f in zip(ci, fi, strict=True)])
+
+
 def codec_step(out: Path) -> int:
     """Steps the codec of run directory ``out`` has trained (0 if it has no codec state)."""
     ck = out / "codec_state.safetensors"
@@ -75,7 +84,6 @@ def train_codec(
         codec.load_state_dict({n[6:]: v for n, v in t.items() if n.startswith("codec.")})
         load_opt(opt, t)
         start = codec_step(out)
-    n, tt = data.frames.shape[:2]
     rng = np.random.default_rng(tc.seed * 1000 + rank + start)
     bar = tqdm(
         range(start, tc.codec_steps),
@@ -88,12 +96,7 @@ def train_codec(
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = codec_leg_lr(tc, step)
-        ci = rng.integers(0, n, tc.codec_batch)
-        fi = rng.integers(0, tt // k, tc.codec_batch) * k
-        frames = np.stack(
-            [data.frames[c, f : f + k] for c, f in zip(ci, fi, strict=True)]
-        )  # (B, k, H, W, 3)
-        loss = codec_loss(codec, frames, tc.precision)
+        loss = codec_loss(codec, latent_frames(data.frames, k, tc.codec_batch, rng), tc.precision)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         sync_grads(list(codec.parameters()))

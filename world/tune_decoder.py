@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from world.checkpoint import checkpoint_dir, load_checkpoint, save_checkpoint
 from world.model import WorldModel
-from world.train_codec import codec_loss, reconstruction_psnr
+from world.train_codec import codec_loss, latent_frames, reconstruction_psnr
 from world.trainkit import (
     MetricsLog,
     load_arrays,
@@ -75,16 +75,6 @@ class DecoderTuning:
     save_every: int = 250
     seed: int = 0
     precision: str = "auto"  # as chunkworld train: bf16 autocast only on CPUs with native bf16
-
-
-def _batch(frames: np.ndarray, k: int, size: int, seed: int, step: int) -> np.ndarray:
-    """The frames of step ``step``: ``size`` runs of ``k`` frames (B, k, H, W, 3), drawn by a
-    generator of its own so a resumed run draws what an uninterrupted one would."""
-    rng = np.random.default_rng([seed, step])
-    n, t = frames.shape[:2]
-    ci = rng.integers(0, n, size)
-    fi = rng.integers(0, t // k, size) * k
-    return np.stack([frames[c, f : f + k] for c, f in zip(ci, fi, strict=True)])
 
 
 def tune_decoder(tc: DecoderTuning) -> Path:
@@ -126,7 +116,8 @@ def tune_decoder(tc: DecoderTuning) -> Path:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, tc.steps, tc.lr, tc.warmup)
         torch.manual_seed(tc.seed * 1_000_003 + step)  # the latent noise, as the batch: per step
-        frames = _batch(train_frames, k, tc.batch, tc.seed, step)
+        # the batch from a generator of its own, so a resumed run draws what an uninterrupted one
+        frames = latent_frames(train_frames, k, tc.batch, np.random.default_rng([tc.seed, step]))
         loss = codec_loss(codec, frames, tc.precision, tc.latent_noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -151,7 +142,9 @@ def _export(model: WorldModel, doc: dict[str, Any], tc: DecoderTuning, out: Path
     record of this tuning (settings, held-out PSNR before and after) appended to the list
     ``decoder_tuning``."""
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    scores = [r["held_out_psnr_db"] for r in rows if r["phase"] == "decoder_eval"]
+    evals = [r for r in rows if r["phase"] == "decoder_eval"]
+    first = max(i for i, r in enumerate(evals) if r["step"] == 0)  # this run's start, not a
+    scores = [r["held_out_psnr_db"] for r in evals[first:]]  # deleted earlier run's
     record = {**asdict(tc), "held_out_psnr_db": [scores[0], scores[-1]]}
     extra = {k: v for k, v in doc.items() if k not in ("format_version", "model")}
     extra["decoder_tuning"] = [*doc.get("decoder_tuning", []), record]  # one record per tuning
