@@ -8,7 +8,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from world.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from world.checkpoint import (
+    DEFAULT_DIR,
+    CheckpointError,
+    load_checkpoint,
+    read_config,
+    save_checkpoint,
+)
 
 
 @pytest.fixture()
@@ -115,3 +121,14 @@ def test_not_json(saved):
     (saved / "config.json").write_text("{nope")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_checkpoint(saved)
+
+
+def test_default_names_the_shipped_model_from_any_directory(tmp_path, monkeypatch):
+    """``"default"`` is the shipped model wherever the command runs, as the CLI help says."""
+    monkeypatch.chdir(tmp_path)  # no ./default here
+    cfg, doc = read_config("default")
+    model, doc2 = load_checkpoint("default")
+    assert model.cfg == cfg and doc2["step"] == doc["step"]
+    assert (DEFAULT_DIR / "config.json").is_file()
+    with pytest.raises(CheckpointError, match="config.json: missing"):
+        load_checkpoint("./default")  # a path is taken as a path

@@ -47,13 +47,14 @@ def save_checkpoint(
 
 
 def checkpoint_dir(path: str | Path) -> Path:
-    """``"default"`` -> the shipped model's directory; any other path as it is."""
-    return DEFAULT_DIR if str(path) == "default" else Path(path)
+    """The string ``"default"`` -> the shipped model's directory; any other path as it is (a
+    ``Path("default")`` is a directory of that name)."""
+    return DEFAULT_DIR if isinstance(path, str) and path == "default" else Path(path)
 
 
 def read_config(path: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
     """Read and validate ``config.json``: returns the model config and the whole document."""
-    file = Path(path) / CONFIG_FILE
+    file = checkpoint_dir(path) / CONFIG_FILE
     if not file.is_file():
         raise CheckpointError(
             f"{file}: missing; a checkpoint directory holds {CONFIG_FILE} and {WEIGHTS_FILE}"
@@ -89,8 +90,9 @@ def _read_weights(path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
 def load_checkpoint(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[WorldModel, dict[str, Any]]:
-    """Rebuild the model from ``path`` and load its weights, checking every key, shape and dtype."""
-    path = Path(path)
+    """Rebuild the model from ``path`` (``"default"``: the shipped model) and load its weights,
+    checking every key, shape and dtype."""
+    path = checkpoint_dir(path)
     cfg, doc = read_config(path)
     file, tensors = _read_weights(path)
     model = WorldModel(cfg)

@@ -266,7 +266,9 @@ def main(argv: list[str] | None = None) -> None:
     f = sub.add_parser(
         "following", help="where action following fails: the player's error, broken down"
     )
-    f.add_argument("--model", default="world/models/default", help="checkpoint directory")
+    f.add_argument(
+        "--model", default="default", help="checkpoint directory (default: the shipped model)"
+    )
     f.add_argument("--episodes", type=int, default=32)
     f.add_argument("--horizon", type=int, default=6, help="chunks rolled out per episode")
     f.add_argument("--seed", type=int, default=1_000_000, help="first held-out seed")

@@ -66,7 +66,7 @@ BAR = {  # the bar of the project's issue for the shipped default
 
 @dataclass
 class EvalConfig:
-    model: str = "world/models/default"  # checkpoint directory
+    model: str = "default"  # checkpoint directory ("default": the shipped model)
     out: str = "runs/eval"
     # 48 rollouts and 160 prompt trials: with 16 and 40 the 95% intervals of following and of
     # prompt success were about +-12 and +-10 points wide, wider than the gaps between models

@@ -36,7 +36,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
-from world.checkpoint import checkpoint_dir, load_matching, read_config, save_checkpoint
+from world.checkpoint import load_matching, read_config, save_checkpoint
 from world.codec import codec_setting, codec_text
 from world.config import ModelConfig, preset
 from world.metrics import psnr
@@ -351,7 +351,7 @@ def run(tc: TrainConfig) -> WorldModel:
     cfg = preset(tc.preset)
     base = cfg.codec
     if tc.init_from:  # fine-tuning keeps the source's codec setting, at the preset's frame size
-        source = read_config(checkpoint_dir(tc.init_from))[0].codec
+        source = read_config(tc.init_from)[0].codec
         base = replace(source, frame_size=base.frame_size, latent_scale=base.latent_scale)
     cfg = cfg.replace(codec=codec_setting(tc.codec, base))
     codec_now, codec_then = codec_text(cfg.codec), progress.get("codec_setting")

@@ -41,7 +41,7 @@ from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
-from world.checkpoint import checkpoint_dir, load_checkpoint, save_checkpoint
+from world.checkpoint import load_checkpoint, save_checkpoint
 from world.model import WorldModel
 from world.train_codec import codec_loss, latent_frames, reconstruction_psnr
 from world.trainkit import (
@@ -84,7 +84,7 @@ def tune_decoder(tc: DecoderTuning) -> Path:
         CheckpointError: ``tc.model`` is not a loadable checkpoint.
         ValueError: the data do not fit the model, or are too few to hold clips out.
     """
-    model, doc = load_checkpoint(checkpoint_dir(tc.model))
+    model, doc = load_checkpoint(tc.model)
     data = load_arrays(tc.data, model.cfg)
     if len(data.frames) <= tc.held_out:
         raise ValueError(
