@@ -252,3 +252,60 @@ def test_command_line(tmp_path, capsys):
         == 0
     )
     assert Dataset(tmp_path / "e").meta.generator["seed_base"] == EVAL_SEED
+
+
+@pytest.fixture(scope="module")
+def replay_data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("replay") / "d"
+    generate_dataset(path, n_clips=4, clip_frames=48, chunk_frames=4, seed=77, progress=False)
+    return Dataset(path)
+
+
+@pytest.mark.parametrize("row, chunk", [(0, 0), (1, 5), (3, 9)])
+def test_replay_with_the_player_in_place_is_the_clip(replay_data, row, chunk):
+    from world.datagen import Replayer
+
+    clip = replay_data[row]
+    where = tuple(clip.state[chunk * 4 + 3, :2])  # the player at the end of the chunk
+    frames = Replayer(replay_data.path).frames_after(row, chunk, where, 2)
+    assert np.array_equal(frames, clip.frames[(chunk + 1) * 4 : (chunk + 3) * 4])
+
+
+@pytest.mark.parametrize("dx, dy", [(2, 0), (-1, 3), (40, -40)])
+def test_replay_moves_the_player_and_nothing_else(replay_data, dx, dy):
+    from world.actions import MOVES
+    from world.datagen import Replayer
+    from world.game import PLAYER_RGB, PROJECTILE_RGB, GameConfig
+
+    row, chunk = 2, 4
+    clip = replay_data[row]
+    cfg = GameConfig.for_size(64)
+    lo, hi = cfg.player_bounds()
+    x, y = clip.state[chunk * 4 + 3, :2] + (dx, dy)
+    frames = Replayer(replay_data.path).frames_after(row, chunk, (x, y), 3)
+    x, y = min(max(x, lo), hi), min(max(y, lo), hi)  # placed inside the wall
+    for t, frame in enumerate(frames):
+        mx, my = MOVES[int(clip.actions[(chunk + 1) * 4 + t])]
+        x = min(max(x + mx * cfg.player_speed, lo), hi)
+        y = min(max(y + my * cfg.player_speed, lo), hi)
+        assert find_player(frame) == (x, y), t
+    true = clip.frames[(chunk + 1) * 4 : (chunk + 4) * 4]
+    differ = np.any(frames != true, axis=-1)  # pixels that changed
+    sprites = np.zeros_like(differ)  # the player's and its bolts' pixels, in either world
+    for rgb in (PLAYER_RGB, PROJECTILE_RGB):
+        sprites |= np.all(frames == rgb, axis=-1) | np.all(true == rgb, axis=-1)
+    assert differ.any() and not (differ & ~sprites).any()  # balls, weather, walls: the clip's
+
+
+def test_replay_needs_the_built_in_games_data(tmp_path, replay_data):
+    from world.datagen import Replayer
+
+    with pytest.raises(ValueError, match="not in a clip of 12 chunks"):
+        Replayer(replay_data.path).frames_after(0, 10, (30, 30), 2)
+    meta = json.loads((replay_data.path / "meta.json").read_text())
+    meta["generator"] = {"name": "my recorder"}
+    other = tmp_path / "other"
+    (other / "clips").mkdir(parents=True)
+    (other / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="cannot be replayed; train without --rollout-resim"):
+        Replayer(other)

@@ -143,6 +143,15 @@ def test_true_frames_follow_exactly_and_a_shift_shows_along_the_motion(seed):
         assert (r.chunk, r.frame, r.phase) == (t // 4 + 1, t % 4, t % 2)
     report = breakdown(off)
     assert report["within_tol"] == 0.0 and report["not_found"] == 0
+    # the offset is made in the first frame (its predecessor is the true start) and then carried
+    assert report["strays"] == 1 and report["by"]["chunk"]["1"]["strays"] == 1
+    assert breakdown(exact)["strays"] == 0
+    for t, r in enumerate(off):  # frames the key has been held, counted back into the start
+        i = 8 + t
+        assert r.held == next(
+            h for h in range(1, i + 2) if h > i or ep.actions[i - h] != ep.actions[i]
+        )
+    assert sum(g["frames"] for g in report["by"]["press"].values()) == 16
     assert sum(g["frames"] for g in report["by"]["chunk"].values()) == 16
 
 
@@ -161,7 +170,12 @@ def test_breakdown_counts_each_group_and_averages_the_signed_error():
         "within_tol": 0.5,
         "not_found": 0,
         "median_px": 1.75,
+        "strays": 1,
     }
+    # a stray needs the player within the tolerance just before: carried offsets do not count
+    carried = [replace(r, before=b) for r, b in zip(rows, [0.5, 2.5, None, 3.0], strict=True)]
+    assert breakdown(carried)["strays"] == 0
+    assert breakdown([replace(rows[2], before=1.0)])["strays"] == 1  # the player vanished
     assert report["by"]["chunk"]["2"]["within_tol"] == 0.5
     assert report["by"]["motion"]["still"]["frames"] == 1
     assert report["along_motion_px"]["chunk"] == {"1": -1.75}

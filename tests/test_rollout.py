@@ -242,3 +242,36 @@ def test_streams_need_long_enough_clips(tiny_model):
         _streams(tiny_model, clips=2, chunks=n, count=1, depth=4)
     with pytest.raises(ValueError, match="at least 1"):
         _streams(tiny_model, clips=2, chunks=n + 1, count=1, depth=0)
+
+
+def test_retarget_replaces_the_targets_of_generated_histories_only(tiny_model):
+    h = tiny_model.cfg.history_chunks
+    calls = []
+
+    def retarget(clips, chunks, latents, count):  # stream 0: its own world; stream 1: none
+        calls.append((clips.copy(), chunks.copy(), latents.shape[0], count))
+        target = torch.full((count, *latents.shape[1:]), -7.0)
+        return [target, None][: len(clips)]
+
+    s, _, _, n = _streams(tiny_model, clips=3, chunks=40, count=2, depth=30)
+    s.limit[:] = 30
+    s.retarget = retarget
+    ctx = _ctx_mask(2, n, [h, h])
+    for step in range(1, 4):
+        t0 = s.t.copy()
+        z, _, _ = s.windows(tiny_model, ctx)
+        clips, chunks, made, count = calls[-1]
+        assert list(chunks) == list(t0 + 1) and made == 2 and count == n - h
+        assert torch.all(z[0, h:] == -7.0)  # targets of the world that goes on from g
+        first = int(s.t[1]) - h + 1
+        assert [_mark(z[1, j]) for j in range(h, n)] == [
+            int(s.clip[1]) * 100 + first + j for j in range(h, n)
+        ]  # None: the clip's own targets
+        assert s.retargeted == step
+    s.on_track = lambda clips, chunks, latents: np.array([False, True])  # stream 0 re-anchored
+    z, _, _ = s.windows(tiny_model, ctx)
+    assert list(calls[-1][0]) == [int(s.clip[1])]  # a true history keeps the clip's targets
+    first = int(s.t[0]) - h + 1
+    assert [_mark(z[0, j]) for j in range(n)] == [
+        int(s.clip[0]) * 100 + first + j for j in range(n)
+    ]

@@ -22,7 +22,7 @@ from world.datagen import generate_dataset
 from world.model import WorldModel
 from world.train import DenoiseObjective, TrainConfig, run
 from world.train_codec import codec_step
-from world.trainkit import codec_leg_lr, leg_lr, load_arrays, lr_at
+from world.trainkit import codec_leg_lr, leg_lr, load_arrays, lr_at, parse_config
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +239,27 @@ def test_train_with_deep_self_rollout(tiny_data, tmp_path):
     assert train["rollout_depth"] == 3 and train["rollout_drift"] == 2.0
 
 
-@pytest.mark.parametrize("kw", [dict(rollout_depth=4), dict(rollout=0.5, rollout_drift=2.0)])
+def test_train_with_replayed_targets(tiny_data, tmp_path, monkeypatch):
+    """``--rollout-resim``: the streams' targets are the clip replayed from the generated
+    player's place (an untrained model draws no player, so the detector is told where it is)."""
+    import world.rollout
+
+    monkeypatch.setattr(world.rollout, "find_player", lambda frame: (12.0, 13.0))
+    out = tmp_path / "resim"
+    run(_config(tiny_data, out, rollout=1.0, rollout_depth=3, rollout_resim=True, steps=4))
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    den = [r for r in rows if r["phase"] == "denoiser"]
+    assert den[-1]["retargeted"] > 0 and all(r["loss"] == r["loss"] for r in den)
+    assert load_checkpoint(out / "model")[1]["train"]["rollout_resim"] is True
+    argv = ["--rollout", "0.5", "--rollout-depth", "8", "--rollout-resim"]
+    assert parse_config(TrainConfig, "chunkworld train", None, argv).rollout_resim is True
+    assert parse_config(TrainConfig, "chunkworld train", None, []).rollout_resim is False
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(rollout_depth=4), dict(rollout=0.5, rollout_drift=2.0), dict(rollout_resim=True)],
+)
 def test_deep_rollout_flags_without_their_base_are_refused(tiny_data, tmp_path, kw):
     with pytest.raises(ValueError, match="--rollout 0.5 --rollout-depth 64"):
         run(_config(tiny_data, tmp_path / "bad", **kw))

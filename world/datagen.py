@@ -16,7 +16,7 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,36 @@ def clip_seeds(seed: int, index: int) -> tuple[int, int, int]:
     return int(g), int(a), int(c)
 
 
+def _clip_script(
+    game: Game, index: int, clip_frames: int, chunk_frames: int, seed: int, event_prob: float
+) -> Iterator[tuple[np.ndarray, str, dict[str, Any] | None]]:
+    """Play clip ``index``'s script on ``game``: reset it from the clip's seed, then for each
+    chunk apply its prompt and yield ``(the chunk's actions, its caption, the event record or
+    None)``. The caller steps the chunk's frames before it asks for the next chunk, since a
+    chunk's caption is drawn from the scene the frames before it left."""
+    game_seed, act_seed, cap_seed = clip_seeds(seed, index)
+    game.reset(game_seed)
+    actions = play_like_actions(np.random.default_rng(act_seed), clip_frames)
+    cap_rng = np.random.default_rng(cap_seed)
+    for c in range(clip_frames // chunk_frames):
+        event = None
+        if c == 0:
+            caption = game.describe()
+        else:
+            caption, is_event = sample_chunk_caption(
+                cap_rng, game.state(), event_prob, game.config.max_balls
+            )
+            if is_event:
+                changed = game.apply_prompt(caption)
+                event = {
+                    "frame": c * chunk_frames,
+                    "chunk": c,
+                    "prompt": caption,
+                    "events": changed,
+                }
+        yield actions[c * chunk_frames : (c + 1) * chunk_frames], caption, event
+
+
 def generate_clip(
     game: Game,
     index: int,
@@ -51,34 +81,88 @@ def generate_clip(
     ``event_prob``, gets an event prompt that is applied to the game before its first frame,
     otherwise the (current) scene description.
     """
-    game_seed, act_seed, cap_seed = clip_seeds(seed, index)
-    game.reset(game_seed)
-    actions = play_like_actions(np.random.default_rng(act_seed), clip_frames)
-    cap_rng = np.random.default_rng(cap_seed)
-    max_balls = game.config.max_balls
     s = game.config.size
     frames = np.empty((clip_frames, s, s, 3), dtype=np.uint8)
-    state = np.empty((clip_frames, len(state_fields(max_balls))), dtype=np.float32)
+    state = np.empty((clip_frames, len(state_fields(game.config.max_balls))), dtype=np.float32)
+    actions = np.empty(clip_frames, dtype=np.int64)
     captions: list[str] = []
     events: list[dict[str, Any]] = []
-    for c in range(clip_frames // chunk_frames):
-        if c == 0:
-            caption = game.describe()
-        else:
-            caption, is_event = sample_chunk_caption(cap_rng, game.state(), event_prob, max_balls)
-            if is_event:
-                changed = game.apply_prompt(caption)
-                events.append(
-                    {"frame": c * chunk_frames, "chunk": c, "prompt": caption, "events": changed}
-                )
+    script = _clip_script(game, index, clip_frames, chunk_frames, seed, event_prob)
+    for c, (acts, caption, event) in enumerate(script):
         captions.append(caption)
-        for t in range(c * chunk_frames, (c + 1) * chunk_frames):
-            frames[t] = game.step(int(actions[t]))
+        if event is not None:
+            events.append(event)
+        for t, a in enumerate(acts, start=c * chunk_frames):
+            actions[t] = a
+            frames[t] = game.step(int(a))
             state[t] = game.state_vector()
-    info = {"seed_base": seed, "index": index, "game_seed": game_seed}
+    info = {"seed_base": seed, "index": index, "game_seed": clip_seeds(seed, index)[0]}
     return dict(
         frames=frames, actions=actions, captions=captions, state=state, events=events, info=info
     )
+
+
+class Replayer:
+    """Clips of a dataset the built-in game wrote, played again with the player moved.
+
+    ``frames_after(row, chunk, player, chunks)``: the frames of the ``chunks`` chunks after
+    chunk ``chunk`` of the dataset's clip ``row``, in the world where the player stood at
+    ``player`` at the end of chunk ``chunk``. The actions, prompts, balls and weather are the
+    clip's; only the player and the bolts it fires differ. With the player where the clip has
+    it, the frames are the clip's own, pixel for pixel.
+
+    Deep self-rollout uses it (``chunkworld train --rollout-resim``): a generated history that
+    drew the player 1 px off gets targets that continue from where it drew it, not a player
+    that jumps back to the clip's place, which no history shows and a model can only learn as a
+    blur. Only a dataset of :func:`generate_dataset` can be replayed: its ``meta.json`` holds
+    the seeds, the event rate and the game's config, and its clip files are named by index.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        ds = Dataset(path)
+        gen = ds.meta.generator
+        if (
+            gen.get("name") != "world.game.Game"
+            or "seed_base" not in gen
+            or ds.meta.clip_frames is None
+        ):
+            raise ValueError(
+                f"{path}: not written by the built-in game's generator (meta.json generator "
+                f"{gen.get('name')!r}), so its clips cannot be replayed; train without "
+                "--rollout-resim"
+            )
+        cfg: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in gen["config"].items()
+        }
+        self.game = Game(GameConfig(**cfg))
+        self.seed, self.event_prob = int(gen["seed_base"]), float(gen["event_prob"])
+        self.chunk_frames, self.clip_frames = ds.meta.chunk_frames, int(ds.meta.clip_frames)
+        self.index = [int(i) for i in ds.ids]  # clip files are named by their index
+
+    def frames_after(
+        self, row: int, chunk: int, player: tuple[float, float], chunks: int
+    ) -> np.ndarray:
+        """(chunks * chunk_frames, H, W, 3) uint8; see the class docstring."""
+        f = self.chunk_frames
+        if not 0 <= chunk < chunk + chunks <= self.clip_frames // f - 1:
+            raise ValueError(
+                f"chunks {chunk + 1}..{chunk + chunks} are not in a clip of "
+                f"{self.clip_frames // f} chunks"
+            )
+        script = _clip_script(
+            self.game, self.index[row], self.clip_frames, f, self.seed, self.event_prob
+        )
+        out = []
+        for c, (acts, _, _) in enumerate(script):
+            if c == chunk + 1:
+                self.game.place_player(*player)
+            for a in acts:
+                frame = self.game.step(int(a))
+                if c > chunk:
+                    out.append(frame)
+            if c == chunk + chunks:
+                break
+        return np.stack(out)
 
 
 def generate_dataset(

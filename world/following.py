@@ -7,9 +7,17 @@
 2 px of the truth. This rolls the model out the same way (true 2-chunk video start, the true
 game's actions and captions, the checkpoint's play setting) and splits that share by chunks
 ahead, by frame within the chunk and within the latent frame, by the action held, by motion
-(the true player moved this frame or not), by scene (night, weather) and by nearness to a wall.
-It also gives the signed error along the true motion: negative means the generated player lags,
-positive that it runs ahead.
+(the true player moved this frame or not), by scene (night, weather), by nearness to a wall and
+by how long the key has been held ("new": pressed this frame or the one before). It also gives
+the signed error along the true motion: negative means the generated player lags, positive that
+it runs ahead.
+
+Every group also counts its ``strays``: frames where the player leaves the tolerance (within it
+in the previous frame, beyond it or gone in this one). A generated world continues from its own
+frames, so an offset, once made, is carried until a wall stops the player; ``strays`` shows
+where offsets are made, ``within_tol`` where they are carried. Strays spread evenly over the
+chunks ahead mean a one-step error; strays rising with depth mean the model reads its own
+history worse than the truth.
 
 With ``--codec-only`` the frames scored are the codec's round trip of the true frames: what the
 codec alone costs, the floor under every rollout.
@@ -50,6 +58,10 @@ class FrameError:
     near_wall: bool  # the true player's centre is within one player side of its bounds
     error: float | None  # distance (px) of the detected centre from the true one; None: not found
     along: float | None  # signed error along the true motion (px); None when still or not found
+    held: int = 1  # frames the action has been held, this one included (1: pressed this frame)
+    # the previous frame's error (None: no player there); the first rolled-out frame follows a
+    # true start, so its predecessor is 0.0
+    before: float | None = 0.0
 
 
 def frame_errors(
@@ -79,6 +91,9 @@ def frame_errors(
     out = []
     for t in range(n):
         i = first + t
+        held = 1
+        while held <= i and ep.actions[i - held] == ep.actions[i]:
+            held += 1
         state = ep.states[i // chunk_frames]
         scene = ("night" if state.night else "day") + (
             "" if state.weather == "clear" else f"+{state.weather}"
@@ -94,6 +109,8 @@ def frame_errors(
                 near_wall=bool(min(true[t].min() - lo, hi - true[t].max()) < game.player_size),
                 error=None if np.isinf(error[t]) else float(error[t]),
                 along=None if np.isnan(along[t]) else float(along[t]),
+                held=held,
+                before=0.0 if t == 0 else None if np.isinf(error[t - 1]) else float(error[t - 1]),
             )
         )
     return out
@@ -102,11 +119,18 @@ def frame_errors(
 def _summary(rows: Sequence[FrameError], tol: float) -> dict[str, Any]:
     errs = np.asarray([np.inf if r.error is None else r.error for r in rows])
     found = errs[np.isfinite(errs)]
+    # the player strays here: within ``tol`` in the previous frame, beyond it (or gone) in this one
+    strays = sum(
+        1
+        for r, e in zip(rows, errs, strict=True)
+        if e > tol and r.before is not None and r.before <= tol
+    )
     return {
         "frames": len(rows),
         "within_tol": round(float(np.mean(errs <= tol)), 4),
         "not_found": int(np.sum(~np.isfinite(errs))),
         "median_px": round(float(np.median(found)), 3) if len(found) else None,
+        "strays": strays,
     }
 
 
@@ -124,6 +148,7 @@ def breakdown(errors: Iterable[FrameError], tol: float = 2.0) -> dict[str, Any]:
         "motion": lambda r: "moving" if r.moving else "still",
         "scene": lambda r: r.scene,
         "wall": lambda r: "near" if r.near_wall else "open",
+        "press": lambda r: "new" if r.held <= 2 else "held",
     }
     by: dict[str, dict[str, Any]] = {}
     for name, key in keys.items():

@@ -259,6 +259,15 @@ class Game:
             self.apply_prompt(caption)
         return self.render()
 
+    def place_player(self, x: float, y: float) -> tuple[int, int]:
+        """Move the player's centre to the nearest pixel of ``(x, y)`` inside its bounds, as if
+        it had stood there all along; returns where it went. The next ``step`` moves it from
+        there. The world model's training uses this to continue a clip from where a generated
+        frame drew the player (``world.datagen.Replayer``)."""
+        lo, hi = self.config.player_bounds()
+        self._px, self._py = (min(max(int(round(v)), lo), hi) for v in (x, y))
+        return self._px, self._py
+
     def clone(self) -> Game:
         """An independent copy (random generator included): a snapshot to fork or restore."""
         return copy.deepcopy(self)

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from world.datagen import Replayer
 from world.detect import find_player
 from world.model import WorldModel
 from world.sampler import PipelinedSampler
@@ -117,6 +118,10 @@ def rollout_windows(
 
 # (clip of each stream, chunk just generated, its latents (S, Tl, C, h, w)) -> (S,) bool
 OnTrack = Callable[[np.ndarray, np.ndarray, torch.Tensor], np.ndarray]
+# (clips, chunks just generated, their latents (S, Tl, C, h, w), how many chunks after them) ->
+# per stream the latents (count, Tl, C, h, w) of those chunks in a world that goes on from the
+# generated chunk, or None for the clip's own
+Retarget = Callable[[np.ndarray, np.ndarray, torch.Tensor, int], list[torch.Tensor | None]]
 
 
 class RolloutStreams:
@@ -146,6 +151,13 @@ class RolloutStreams:
     generation, which streams still agree; the others are re-anchored: their history becomes
     the true chunks at the same place in the clip, depth 0, and the stream goes on from there.
 
+    Within that tolerance the targets can still disagree with the history by a pixel or two,
+    and the model learns that disagreement as a blur or a jump it cannot foresee.
+    ``retarget(clips, chunks, latents, count)`` removes it where the data can be replayed: it
+    gives the target chunks of a world that goes on from the generated chunk
+    (:func:`player_resim`: the built-in game replayed with the player where the generated chunk
+    drew it). Re-anchored streams keep the clip's targets.
+
     The generated history is kept across steps, so it comes from weights a few steps old; a
     resumed run starts its streams afresh.
     """
@@ -163,6 +175,7 @@ class RolloutStreams:
         depth: int,
         rng: np.random.Generator,
         on_track: OnTrack | None = None,
+        retarget: Retarget | None = None,
     ) -> None:
         chunks = latents.shape[1] // latent_frames
         if chunks < window + 1:
@@ -175,8 +188,9 @@ class RolloutStreams:
         self.latents, self.actions, self.captions = latents, actions, captions
         self.h, self.n, self.tl, self.chunks = history, window, latent_frames, chunks
         self.f = actions.shape[1] // chunks
-        self.depth, self.rng, self.on_track = depth, rng, on_track
+        self.depth, self.rng, self.on_track, self.retarget = depth, rng, on_track, retarget
         self.anchored = 0  # re-anchorings so far
+        self.retargeted = 0  # windows whose targets went on from the generated chunk
         self.clip = rng.integers(0, len(latents), count)
         self.t = np.full(count, history - 1)  # last history chunk
         self.made = np.zeros(count, dtype=np.int64)  # chunks generated since ground truth
@@ -289,6 +303,13 @@ class RolloutStreams:
         )
         keep = is_context[:, : self.h][..., None, None, None, None]
         z[:, : self.h] = torch.where(keep, self.hist, z[:, : self.h])
+        live = np.flatnonzero(self.made > 0)  # streams whose history is generated
+        if self.retarget is not None and len(live):
+            targets = self.retarget(clip[live], nxt[live], gen[live], self.n - self.h)
+            for k, target in zip(live.tolist(), targets, strict=True):
+                if target is not None:
+                    z[k, self.h :] = target.to(z.dtype)
+                    self.retargeted += 1
         a = torch.stack(
             [
                 acts[c, s * self.f : (s + self.n) * self.f].view(self.n, self.f)
@@ -329,3 +350,28 @@ def player_on_track(model: WorldModel, frames: np.ndarray, tolerance: float) -> 
         return ok
 
     return check
+
+
+def player_resim(model: WorldModel, replayer: Replayer) -> Retarget:
+    """A ``retarget`` for data the built-in game wrote: each target chunk is the clip replayed
+    (``world.datagen.Replayer``) with the player placed where the generated chunk's last frame
+    draws it (``world.detect.find_player``), encoded by the model's codec. A generated chunk with
+    no player found keeps the clip's targets."""
+
+    def retarget(
+        clips: np.ndarray, chunks: np.ndarray, latents: torch.Tensor, count: int
+    ) -> list[torch.Tensor | None]:
+        with torch.no_grad(), torch.autocast("cpu", enabled=False):
+            last = model.codec.decode(latents[:, -1:].float()).numpy()[:, -1]  # (S, H, W, 3)
+            out: list[torch.Tensor | None] = []
+            for c, t, frame in zip(clips, chunks, last, strict=True):
+                where = find_player(frame)
+                if where is None:
+                    out.append(None)
+                    continue
+                frames = replayer.frames_after(int(c), int(t), where, count)
+                z = model.codec.encode(torch.from_numpy(frames)[None])[0]  # (count * Tl, ...)
+                out.append(z.view(count, -1, *z.shape[1:]))
+        return out
+
+    return retarget

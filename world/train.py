@@ -39,9 +39,10 @@ from tqdm import tqdm
 from world.checkpoint import load_matching, read_config, save_checkpoint
 from world.codec import codec_setting, codec_text
 from world.config import ModelConfig, preset
+from world.datagen import Replayer
 from world.metrics import psnr
 from world.model import WorldModel
-from world.rollout import RolloutStreams, player_on_track, rollout_windows
+from world.rollout import RolloutStreams, player_on_track, player_resim, rollout_windows
 from world.schedule import (
     add_noise,
     flow_loss,
@@ -243,6 +244,7 @@ def train_denoiser(
                 if tc.rollout_drift > 0
                 else None
             ),
+            retarget=player_resim(model, Replayer(tc.data)) if tc.rollout_resim else None,
         )
     gen = torch.Generator().manual_seed(tc.seed * 31 + rank * 17 + start)
     bar = tqdm(
@@ -290,7 +292,11 @@ def train_denoiser(
                 clips_per_s=rate,
                 rolled_out=rolled,
                 **(
-                    {"rollout_depth": float(streams.depths().mean()), "anchored": streams.anchored}
+                    {
+                        "rollout_depth": float(streams.depths().mean()),
+                        "anchored": streams.anchored,
+                        "retargeted": streams.retargeted,
+                    }
                     if streams
                     else {}
                 ),
@@ -334,12 +340,12 @@ def _with_weights(obj: nn.Module, weights: dict[str, torch.Tensor], fn):
 
 def run(tc: TrainConfig) -> WorldModel:
     if (tc.rollout_depth > 0 and tc.rollout <= 0) or (
-        tc.rollout_drift > 0 and tc.rollout_depth <= 0
+        (tc.rollout_drift > 0 or tc.rollout_resim) and tc.rollout_depth <= 0
     ):
         raise ValueError(
             "--rollout-depth needs --rollout P (the share of windows it serves), and "
-            "--rollout-drift needs --rollout-depth D: e.g. --rollout 0.5 --rollout-depth 64 "
-            "--rollout-drift 2"
+            "--rollout-drift and --rollout-resim need --rollout-depth D: e.g. --rollout 0.5 "
+            "--rollout-depth 64 --rollout-drift 2"
         )
     rank, world = init_dist()
     torch.manual_seed(tc.seed)

@@ -66,6 +66,10 @@ class TrainConfig:
     # > 0: a stream whose player (built-in game's detector) strays more than this many px from
     # the truth goes back to the true chunks (RolloutStreams on_track)
     rollout_drift: float = 0.0
+    # the streams' targets go on from where the generated chunk drew the player, the clip
+    # replayed with the player moved there (data of the built-in game only; RolloutStreams
+    # retarget, world/datagen.py Replayer)
+    rollout_resim: bool = False
     eval_every: int = 250
     save_every: int = 100
     seed: int = 0
@@ -240,12 +244,13 @@ def config_parser(cls: type, prog: str, doc: str | None) -> argparse.ArgumentPar
         prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     for f in fields(cls):
-        p.add_argument(
-            "--" + f.name.replace("_", "-"),
-            type=type(f.default),
-            default=f.default,
-            help=f"(default: {f.default})",
-        )
+        flag, help = "--" + f.name.replace("_", "-"), f"(default: {f.default})"
+        if isinstance(f.default, bool):  # --flag / --no-flag
+            p.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=f.default, help=help
+            )
+        else:
+            p.add_argument(flag, type=type(f.default), default=f.default, help=help)
     return p
 
 
