@@ -164,6 +164,13 @@ def test_streams_start_over_at_their_depth_and_at_the_clip_end(tiny_model, extra
     assert (np.diff(seen, axis=0) < 0).any()  # streams started over
 
 
+def _two_long_streams(tiny_model):
+    """Two streams on 40-chunk clips that run 30 deep, and a full context mask."""
+    s, _, _, n = _streams(tiny_model, clips=3, chunks=40, count=2, depth=30)
+    s.limit[:] = 30
+    return s, n, _ctx_mask(2, n, [tiny_model.cfg.history_chunks] * 2)
+
+
 def test_streams_off_track_go_back_to_the_truth_in_place(tiny_model):
     h = tiny_model.cfg.history_chunks
     calls = []
@@ -172,10 +179,8 @@ def test_streams_off_track_go_back_to_the_truth_in_place(tiny_model):
         calls.append((clips.copy(), chunks.copy(), latents.shape[0]))
         return np.array([False, True])
 
-    s, _, _, n = _streams(tiny_model, clips=3, chunks=40, count=2, depth=30)
-    s.limit[:] = 30
+    s, n, ctx = _two_long_streams(tiny_model)
     s.on_track = on_track
-    ctx = _ctx_mask(2, n, [h, h])
     for step in range(1, 4):
         t0 = s.t.copy()
         z, _, _ = s.windows(tiny_model, ctx)
@@ -253,10 +258,8 @@ def test_retarget_replaces_the_targets_of_generated_histories_only(tiny_model):
         target = torch.full((count, *latents.shape[1:]), -7.0)
         return [target, None][: len(clips)]
 
-    s, _, _, n = _streams(tiny_model, clips=3, chunks=40, count=2, depth=30)
-    s.limit[:] = 30
+    s, n, ctx = _two_long_streams(tiny_model)
     s.retarget = retarget
-    ctx = _ctx_mask(2, n, [h, h])
     for step in range(1, 4):
         t0 = s.t.copy()
         z, _, _ = s.windows(tiny_model, ctx)
