@@ -271,6 +271,9 @@ def test_retarget_replaces_the_targets_of_generated_histories_only(tiny_model):
             int(s.clip[1]) * 100 + first + j for j in range(h, n)
         ]  # None: the clip's own targets
         assert s.retargeted == step
+    one = _ctx_mask(2, n, [1, h])  # stream 0 has one context chunk: a true target follows it
+    z, _, _ = s.windows(tiny_model, one)
+    assert list(calls[-1][0]) == [int(s.clip[1])] and _mark(z[0, h]) is not None
     s.on_track = lambda clips, chunks, latents: np.array([False, True])  # stream 0 re-anchored
     z, _, _ = s.windows(tiny_model, ctx)
     assert list(calls[-1][0]) == [int(s.clip[1])]  # a true history keeps the clip's targets

@@ -156,7 +156,8 @@ class RolloutStreams:
     ``retarget(clips, chunks, latents, count)`` removes it where the data can be replayed: it
     gives the target chunks of a world that goes on from the generated chunk
     (:func:`player_resim`: the built-in game replayed with the player where the generated chunk
-    drew it). Re-anchored streams keep the clip's targets.
+    drew it). Re-anchored streams, and windows with fewer than ``history`` context chunks,
+    keep the clip's targets.
 
     The generated history is kept across steps, so it comes from weights a few steps old; a
     resumed run starts its streams afresh.
@@ -303,7 +304,11 @@ class RolloutStreams:
         )
         keep = is_context[:, : self.h][..., None, None, None, None]
         z[:, : self.h] = torch.where(keep, self.hist, z[:, : self.h])
-        live = np.flatnonzero(self.made > 0)  # streams whose history is generated
+        # streams whose whole history slot is generated: with fewer context chunks, a true chunk
+        # sits between the generated history and the targets, and replayed targets would not
+        # go on from it
+        full = is_context[:, : self.h].all(dim=1).numpy()
+        live = np.flatnonzero((self.made > 0) & full)
         if self.retarget is not None and len(live):
             targets = self.retarget(clip[live], nxt[live], gen[live], self.n - self.h)
             for k, target in zip(live.tolist(), targets, strict=True):
