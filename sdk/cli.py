@@ -242,9 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --- commands ---------------------------------------------------------------------------------
 def _session(args: argparse.Namespace, seed: int = 0) -> Any:
-    from sdk.session import Session
+    import torch
 
-    return Session.load(
+    from sdk.session import Session
+    from world.cpus import warn_if_busy
+
+    session = Session.load(
         args.model,
         device=args.device,
         seed=seed,
@@ -252,6 +255,8 @@ def _session(args: argparse.Namespace, seed: int = 0) -> Any:
         in_flight=args.in_flight,
         threads=args.threads,
     )
+    warn_if_busy(torch.get_num_threads())
+    return session
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -380,14 +385,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import dataclasses
     import logging
 
+    import torch
+
     from bridges.limits import ServerLimits
     from bridges.server import serve
+    from world.cpus import warn_if_busy
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     if args.threads:
-        import torch
-
         torch.set_num_threads(args.threads)
+    warn_if_busy(torch.get_num_threads())
     limits = ServerLimits()
     changes = {
         k: v

@@ -30,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from world.codec import codec_setting
 from world.config import preset
+from world.cpus import warn_if_busy
 from world.model import WorldModel
 from world.sampler import PipelinedSampler, RolloutState
 
@@ -202,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--ticks must be at least {2 * a.window + 13} for --window {a.window}")
     if a.repeats < 4:
         p.error(f"--repeats must be at least 4, got {a.repeats}")
+    warn_if_busy(a.threads or torch.get_num_threads())
     try:
         result = run(a.preset, a.ticks, a.window, a.steps, a.threads, a.repeats, a.codec)
     except ValueError as e:  # a bad --codec setting, with the codec's own message

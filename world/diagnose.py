@@ -36,6 +36,7 @@ from tqdm import tqdm
 from world.captions import WEATHERS
 from world.codec import Codec, codec_setting
 from world.config import CodecConfig
+from world.cpus import warn_if_busy
 from world.data import Dataset
 from world.detect import FIRST_PALETTE, LABELS, classify, player_errors
 from world.game import GameConfig
@@ -280,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.what == "salience":
         print(json.dumps(salience_coverage(a.data, a.latents, a.clips, a.share), indent=1))
         return
+    warn_if_busy(torch.get_num_threads())
     if a.what == "following":
         from world.following import following_report
 

@@ -45,6 +45,7 @@ from tqdm import tqdm
 from world.actions import play_like_actions
 from world.captions import event_prompt, possible_events
 from world.checkpoint import load_checkpoint
+from world.cpus import warn_if_busy
 from world.datagen import EVAL_SEED
 from world.detect import detect_events, find_player, player_errors
 from world.figures import chunk_ticks, rollout_grid
@@ -437,6 +438,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = vars(p.parse_args(argv))
     quiet = args.pop("quiet")
+    warn_if_busy(torch.get_num_threads())
     result = evaluate(EvalConfig(**args), progress=not quiet)
     print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2))
 

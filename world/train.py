@@ -39,6 +39,7 @@ from tqdm import tqdm
 from world.checkpoint import load_matching, read_config, save_checkpoint
 from world.codec import codec_setting, codec_text
 from world.config import ModelConfig, preset
+from world.cpus import warn_if_busy
 from world.datagen import Replayer
 from world.metrics import psnr
 from world.model import WorldModel
@@ -501,7 +502,9 @@ def plot_metrics(out: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run(parse_config(TrainConfig, "chunkworld train", __doc__, argv))
+    tc = parse_config(TrainConfig, "chunkworld train", __doc__, argv)
+    warn_if_busy(torch.get_num_threads())
+    run(tc)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from torch import nn
 from tqdm import tqdm
 
 from world.checkpoint import load_checkpoint, save_checkpoint
+from world.cpus import warn_if_busy
 from world.model import WorldModel
 from world.train_codec import codec_loss, latent_frames, reconstruction_psnr
 from world.trainkit import (
@@ -157,7 +158,9 @@ def _export(model: WorldModel, doc: dict[str, Any], tc: DecoderTuning, out: Path
 
 
 def main(argv: list[str] | None = None) -> None:
-    tune_decoder(parse_config(DecoderTuning, "chunkworld tune-decoder", __doc__, argv))
+    tc = parse_config(DecoderTuning, "chunkworld tune-decoder", __doc__, argv)
+    warn_if_busy(torch.get_num_threads())
+    tune_decoder(tc)
 
 
 if __name__ == "__main__":
