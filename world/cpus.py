@@ -7,36 +7,81 @@ The long commands (``train``, ``tune-decoder``, ``eval``, ``diagnose``, ``bench`
 sampler commands of ``sdk.cli``) call :func:`warn_if_busy` as they start, so a user learns why a
 run crawls before waiting for it, and what to do.
 
-The measure is the one-minute load average: the number of threads that wanted a core, averaged
-over about a minute. A process that has only just started adds little to it.
+The measure is the CPU time the other processes use over a short window (``/proc/<pid>/stat``,
+Linux), not the load average: the load average decays over a minute, so it still reads a job
+that has just ended as busy, and a script that runs one command after another would be warned
+for nothing. Where ``/proc`` is missing, no warning is given.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
 
-def busy_message(threads: int, load: float, cores: int) -> str | None:
+def busy_message(threads: int, busy: float, cores: int) -> str | None:
     """The warning for a command about to run ``threads`` torch threads on ``cores`` cores while
-    ``load`` threads already want one, or None when enough cores are free."""
-    free = cores - load
-    if free >= min(threads, cores) - 0.5:
+    other processes keep ``busy`` cores busy, or None when enough cores are free."""
+    if cores - busy >= min(threads, cores) - 0.5:
         return None
     return (
-        f"warning: the CPUs are already busy (load {load:.1f} on {cores} cores), and this "
+        f"warning: other processes keep {busy:.1f} of this machine's {cores} cores busy, and this "
         f"command runs {threads} torch threads; torch jobs that compete for the cores can run "
         "many times slower than alone. Wait for the other job, or give each job fewer threads "
         "(--threads N, the jobs' threads summing to at most the cores)."
     )
 
 
+def cpu_seconds_by_process() -> dict[int, float]:
+    """CPU seconds (user and system) each visible process has used so far, by pid; empty where
+    there is no ``/proc``."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    seconds = {}
+    try:
+        entries = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return {}
+    for pid in entries:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = stat[
+            stat.rindex(b")") + 2 :
+        ].split()  # from field 3 (state) on; comm may hold spaces
+        seconds[int(pid)] = (int(fields[11]) + int(fields[12])) / tick  # fields 14, 15
+    return seconds
+
+
+def others_busy(window_s: float = 0.2) -> float | None:
+    """Cores the other processes kept busy over the next ``window_s`` seconds, or None where
+    this cannot be measured."""
+    me = os.getpid()
+    before = cpu_seconds_by_process()
+    if not before:
+        return None
+    t0 = time.perf_counter()
+    time.sleep(window_s)
+    after = cpu_seconds_by_process()
+    wall = time.perf_counter() - t0
+    used = sum(after[p] - before[p] for p in after.keys() & before.keys() if p != me)
+    return max(0.0, used / wall)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def warn_if_busy(threads: int) -> None:
     """Print :func:`busy_message` for this machine to stderr, if there is one."""
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # the platform does not report a load average
+    busy = others_busy()
+    if busy is None:
         return
-    message = busy_message(threads, load, os.cpu_count() or 1)
+    message = busy_message(threads, busy, usable_cores())
     if message:
         print(message, file=sys.stderr)
