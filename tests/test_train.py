@@ -186,6 +186,34 @@ def test_a_run_from_a_model_takes_its_codec_setting_unless_codec_names_another(t
     assert load_checkpoint(tmp_path / "a" / "model")[1]["step"] == 2
 
 
+def test_a_deeper_run_from_a_model_starts_as_that_model(tiny_data, tmp_path):
+    from test_core import _forward, _inputs
+
+    torch.manual_seed(0)
+    source = WorldModel(preset("tiny"))  # two denoiser blocks
+    for p in source.denoiser.parameters():  # trained-looking weights: gates open, nothing zero
+        p.data.add_(0.05 * torch.randn_like(p))
+    save_checkpoint(source, tmp_path / "src")
+    init = str(tmp_path / "src")
+    run(_config(tiny_data, tmp_path / "a", init_from=init, depth=3, codec_steps=0, steps=0))
+    deeper, _ = load_checkpoint(tmp_path / "a" / "model")
+    assert len(deeper.denoiser.blocks) == 3
+    inputs = _inputs(source, 3)
+    for n_context in (0, 1):  # the third block, gates shut, passes its input through
+        assert torch.equal(
+            _forward(deeper, *inputs, n_context=n_context),
+            _forward(source, *inputs, n_context=n_context),
+        )
+    with pytest.raises(ValueError, match="started with 3 denoiser blocks.*--depth 3"):
+        run(_config(tiny_data, tmp_path / "a", init_from=init, steps=2))
+    run(_config(tiny_data, tmp_path / "a", init_from=init, depth=3, steps=2))
+    trained, doc = load_checkpoint(tmp_path / "a" / "model")
+    assert doc["step"] == 2
+    dim = trained.cfg.denoiser.dim
+    gates = trained.denoiser.blocks[2].mod.bias.detach()[2 * dim : 3 * dim]
+    assert gates.abs().max() > 0  # training opens them
+
+
 @pytest.mark.parametrize("name", ["tiny", "small", "base", "large"])
 def test_codec_text_is_the_inverse_of_codec_setting(name):
     codec = replace(preset(name).codec, temporal=1, latent_scale=0.25)

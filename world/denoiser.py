@@ -180,6 +180,16 @@ class Block(nn.Module):
             self.mod.bias[5 * dim : 6 * dim].fill_(0.1)
             self.mod.bias[8 * dim : 9 * dim].fill_(0.1)
 
+    def shut_gates(self) -> None:
+        """Close the block: with the modulation's weight at zero (as initialised) and its gate
+        biases at zero, every residual branch is gated by tanh(0) = 0 and the block passes its
+        input through. Training opens the gates (their gradients are not zero)."""
+        dim = self.proj.out_features
+        with torch.no_grad():
+            self.mod.weight.zero_()
+            for g in (2, 5, 8):
+                self.mod.bias[g * dim : (g + 1) * dim].zero_()
+
     def forward(
         self,
         x: torch.Tensor,  # (B, N, D) tokens, N = n chunks * T

@@ -361,6 +361,13 @@ def run(tc: TrainConfig) -> WorldModel:
         source = read_config(tc.init_from)[0].codec
         base = replace(source, frame_size=base.frame_size, latent_scale=base.latent_scale)
     cfg = cfg.replace(codec=codec_setting(tc.codec, base))
+    if tc.depth:
+        cfg = cfg.replace(denoiser=replace(cfg.denoiser, depth=tc.depth))
+    if progress.get("depth", cfg.denoiser.depth) != cfg.denoiser.depth:
+        raise ValueError(
+            f"{out} was started with {progress['depth']} denoiser blocks; this call asks for "
+            f"{cfg.denoiser.depth}: resume it with --depth {progress['depth']}, or give a new --out"
+        )
     codec_now, codec_then = codec_text(cfg.codec), progress.get("codec_setting")
     if codec_then:
         changed = codec_then != codec_now
@@ -398,6 +405,9 @@ def run(tc: TrainConfig) -> WorldModel:
             tqdm.write(f"init: {len(taken)} of {len(taken) + len(kept)} from {tc.init_from}{fresh}")
         if not any(n.startswith("codec.") for n in kept):
             init_scale = init_cfg.codec.latent_scale
+        for i, block in enumerate(model.denoiser.blocks):
+            if i >= init_cfg.denoiser.depth:  # a block the checkpoint lacks: pass-through
+                block.shut_gates()
     data = load_arrays(tc.data, cfg)
     if rank == 0:
         tqdm.write(
@@ -413,6 +423,7 @@ def run(tc: TrainConfig) -> WorldModel:
         progress["latent_scale"] = init_scale or 1.0 / std  # the scale its denoiser knows
         progress["codec"] = tc.codec
         progress["codec_setting"] = codec_now
+        progress["depth"] = cfg.denoiser.depth
         progress["codec_psnr_db"] = codec_quality(model, data)
         if rank == 0:
             progress_file.write_text(json.dumps(progress))

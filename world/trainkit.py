@@ -33,6 +33,9 @@ class TrainConfig:
     # of the preset's codec, or with init_from of that checkpoint's (at the preset's frame size);
     # a run keeps the setting it started with
     codec: str = ""
+    # denoiser blocks (0: the preset's); with init_from, the blocks past the checkpoint's start
+    # with their gates shut, so the deeper model starts as the checkpoint's function
+    depth: int = 0
     codec_steps: int = 1200
     codec_batch: int = 32  # latent frames per codec step
     codec_lr: float = 2e-3
