@@ -204,6 +204,8 @@ def test_a_deeper_run_from_a_model_starts_as_that_model(tiny_data, tmp_path):
             _forward(deeper, *inputs, n_context=n_context),
             _forward(source, *inputs, n_context=n_context),
         )
+    with pytest.raises(ValueError, match="--depth -1: give the denoiser's blocks"):
+        run(_config(tiny_data, tmp_path / "c", depth=-1))
     with pytest.raises(ValueError, match="started with 3 denoiser blocks.*--depth 3"):
         run(_config(tiny_data, tmp_path / "a", init_from=init, steps=2))
     run(_config(tiny_data, tmp_path / "a", init_from=init, depth=3, steps=2))

@@ -48,10 +48,9 @@ def cpu_seconds_by_process() -> dict[int, float]:
                 stat = f.read()
         except OSError:  # the process ended meanwhile
             continue
-        fields = stat[
-            stat.rindex(b")") + 2 :
-        ].split()  # from field 3 (state) on; comm may hold spaces
-        seconds[int(pid)] = (int(fields[11]) + int(fields[12])) / tick  # fields 14, 15
+        # the fields from the third (state) on: the second, the command name, may hold spaces
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        seconds[int(pid)] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return seconds
 
 

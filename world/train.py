@@ -348,6 +348,8 @@ def run(tc: TrainConfig) -> WorldModel:
             "--rollout-drift and --rollout-resim need --rollout-depth D: e.g. --rollout 0.5 "
             "--rollout-depth 64 --rollout-drift 2"
         )
+    if tc.depth < 0:
+        raise ValueError(f"--depth {tc.depth}: give the denoiser's blocks, or 0 for the preset's")
     rank, world = init_dist()
     torch.manual_seed(tc.seed)
     out = Path(tc.out)
