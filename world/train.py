@@ -41,6 +41,7 @@ from world.codec import codec_setting, codec_text
 from world.config import ModelConfig, preset
 from world.cpus import warn_if_busy
 from world.datagen import Replayer
+from world.denoiser import Block
 from world.metrics import psnr
 from world.model import WorldModel
 from world.rollout import RolloutStreams, player_on_track, player_resim, rollout_windows
@@ -408,8 +409,8 @@ def run(tc: TrainConfig) -> WorldModel:
         if not any(n.startswith("codec.") for n in kept):
             init_scale = init_cfg.codec.latent_scale
         for i, block in enumerate(model.denoiser.blocks):
-            if i >= init_cfg.denoiser.depth:  # a block the checkpoint lacks: pass-through
-                block.shut_gates()
+            if i >= init_cfg.denoiser.depth and isinstance(block, Block):  # one it lacks
+                block.shut_gates()  # passes its input through
     data = load_arrays(tc.data, cfg)
     if rank == 0:
         tqdm.write(
