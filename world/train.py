@@ -340,24 +340,10 @@ def _with_weights(obj: nn.Module, weights: dict[str, torch.Tensor], fn):
 # --- the command ---------------------------------------------------------------------------------------
 
 
-def run(tc: TrainConfig) -> WorldModel:
-    if (tc.rollout_depth > 0 and tc.rollout <= 0) or (
-        (tc.rollout_drift > 0 or tc.rollout_resim) and tc.rollout_depth <= 0
-    ):
-        raise ValueError(
-            "--rollout-depth needs --rollout P (the share of windows it serves), and "
-            "--rollout-drift and --rollout-resim need --rollout-depth D: e.g. --rollout 0.5 "
-            "--rollout-depth 64 --rollout-drift 2"
-        )
-    if tc.depth < 0:
-        raise ValueError(f"--depth {tc.depth}: give the denoiser's blocks, or 0 for the preset's")
-    rank, world = init_dist()
-    torch.manual_seed(tc.seed)
-    out = Path(tc.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = MetricsLog(out, rank)
-    progress_file = out / "progress.json"
-    progress = json.loads(progress_file.read_text()) if progress_file.exists() else {}
+def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, str]:
+    """The run's model config from the preset, ``--init-from``'s codec setting, ``--codec`` and
+    ``--depth``, and its codec as text; raises ValueError when a resumed run (``progress``)
+    started with another codec or depth."""
     cfg = preset(tc.preset)
     base = cfg.codec
     if tc.init_from:  # fine-tuning keeps the source's codec setting, at the preset's frame size
@@ -383,6 +369,28 @@ def run(tc: TrainConfig) -> WorldModel:
             + f"; this call asks for {codec_now}: resume it with the --codec and --init-from it "
             "started with, or give a new --out"
         )
+    return cfg, codec_now
+
+
+def run(tc: TrainConfig) -> WorldModel:
+    if (tc.rollout_depth > 0 and tc.rollout <= 0) or (
+        (tc.rollout_drift > 0 or tc.rollout_resim) and tc.rollout_depth <= 0
+    ):
+        raise ValueError(
+            "--rollout-depth needs --rollout P (the share of windows it serves), and "
+            "--rollout-drift and --rollout-resim need --rollout-depth D: e.g. --rollout 0.5 "
+            "--rollout-depth 64 --rollout-drift 2"
+        )
+    if tc.depth < 0:
+        raise ValueError(f"--depth {tc.depth}: give the denoiser's blocks, or 0 for the preset's")
+    rank, world = init_dist()
+    torch.manual_seed(tc.seed)
+    out = Path(tc.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = MetricsLog(out, rank)
+    progress_file = out / "progress.json"
+    progress = json.loads(progress_file.read_text()) if progress_file.exists() else {}
+    cfg, codec_now = _run_shape(tc, progress, out)
     backend = None
     if tc.text_encoder != "hash":  # the frozen encoder's width sizes the trained projection
         backend = load_backend(tc.text_encoder)
