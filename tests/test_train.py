@@ -186,6 +186,26 @@ def test_a_run_from_a_model_takes_its_codec_setting_unless_codec_names_another(t
     assert load_checkpoint(tmp_path / "a" / "model")[1]["step"] == 2
 
 
+def test_a_run_from_a_model_with_no_codec_steps_resumes(tiny_data, tmp_path):
+    run(_config(tiny_data, tmp_path / "src"))
+    init = str(tmp_path / "src" / "model")
+    source, _ = load_checkpoint(init)
+    out = tmp_path / "a"
+    run(_config(tiny_data, out, init_from=init, codec_steps=0, steps=2))
+    assert codec_step(out) == 0  # the run keeps the codec it took, at no steps of its own
+    run(_config(tiny_data, out, init_from=init, codec_steps=0, steps=4))  # a second leg
+    resumed, doc = load_checkpoint(out / "model")
+    assert doc["step"] == 4
+    want = source.state_dict()
+    assert all(torch.equal(v, want[n]) for n, v in resumed.state_dict().items() if "codec." in n)
+    # a run directory of an earlier version, without that codec state, resumes from its source
+    (out / "codec_state.safetensors").unlink()
+    run(_config(tiny_data, out, init_from=init, codec_steps=0, steps=6))
+    assert load_checkpoint(out / "model")[1]["step"] == 6
+    with pytest.raises(ValueError, match="holds no codec state.*--init-from.*--codec-steps"):
+        run(_config(tiny_data, out, codec_steps=0, steps=8))
+
+
 def test_a_deeper_run_from_a_model_starts_as_that_model(tiny_data, tmp_path):
     from test_core import _forward, _inputs
 

@@ -456,9 +456,14 @@ def run(tc: TrainConfig) -> WorldModel:
             tqdm.write(f"codec: {progress['codec_psnr_db']:.2f} dB reconstruction")
         if dist.is_initialized():
             dist.barrier()
-    else:
+    elif (out / "codec_state.safetensors").exists():
         t = load_file(str(out / "codec_state.safetensors"))
         model.codec.load_state_dict({n[6:]: v for n, v in t.items() if n.startswith("codec.")})
+    elif init_scale != progress["latent_scale"]:  # runs before 2026-12-01 saved no codec state
+        raise ValueError(  # after --codec-steps 0; the codec came whole from --init-from
+            f"{out} holds no codec state: resume it with the --init-from it started with, "
+            "or train a codec with --codec-steps N"
+        )
     cfg = cfg.replace(
         codec=cfg.codec.__class__(**{**asdict(cfg.codec), "latent_scale": progress["latent_scale"]})
     )

@@ -114,6 +114,9 @@ def train_codec(
             )
         if dist.is_initialized():
             dist.barrier()
+    if rank == 0 and not ck.exists():  # no steps (--codec-steps 0, the codec taken whole from
+        # --init-from): the run keeps the codec it has, so that a resume finds it here
+        save_state(ck, {"codec." + k2: v for k2, v in codec.state_dict().items()}, {"step": start})
 
 
 @torch.no_grad()
