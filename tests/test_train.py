@@ -20,8 +20,9 @@ from world.codec import codec_setting, codec_text
 from world.config import preset
 from world.datagen import generate_dataset
 from world.model import WorldModel
-from world.train import DenoiseObjective, TrainConfig, run
+from world.train import TrainConfig, run
 from world.train_codec import codec_step
+from world.train_denoiser import DenoiseObjective
 from world.trainkit import codec_leg_lr, leg_lr, load_arrays, lr_at, parse_config
 
 
