@@ -124,7 +124,7 @@ def _shifted_rows(seed: int, shift: int):
 
     ep = true_episode(seed, 6, 4, 64)
     frames = np.roll(ep.frames[8:], shift, axis=2)  # the player moved `shift` px to the right
-    return ep, frame_errors(frames, ep, 8, 4, 2)
+    return ep, frame_errors(frames, ep, 8, 4, 2, cell=8)
 
 
 @pytest.mark.parametrize("seed", [1, 4])
@@ -152,7 +152,22 @@ def test_true_frames_follow_exactly_and_a_shift_shows_along_the_motion(seed):
             h for h in range(1, i + 2) if h > i or ep.actions[i - h] != ep.actions[i]
         )
     assert sum(g["frames"] for g in report["by"]["press"].values()) == 16
+
+    def covered(p):  # the 8-px latent cells the 6-px sprite centred at p covers, per axis
+        return [set(range(int(v - 3) // 8, int(v + 2) // 8 + 1)) for v in p]
+
+    for t, r in enumerate(off):
+        assert r.crossing == (covered(ep.player[8 + t]) != covered(ep.player[7 + t]))
+        assert r.moving or not r.crossing
+    assert sum(g["frames"] for g in report["by"]["cell"].values()) == 16
     assert sum(g["frames"] for g in report["by"]["chunk"].values()) == 16
+
+
+def test_cells_a_sprite_covers():
+    from world.following import _cells
+
+    # a 6-px sprite at x = 8 covers pixels 5..10 (cells 0 and 1); at x = 12, 9..14 (cell 1)
+    assert _cells(np.array([[8, 12], [12, 8]]), 6, 8).tolist() == [[0, 1, 1, 1], [1, 0, 1, 1]]
 
 
 def test_breakdown_counts_each_group_and_averages_the_signed_error():
@@ -189,9 +204,9 @@ def test_frame_errors_rejects_frames_off_the_chunk_grid():
 
     ep = true_episode(0, 4, 4, 64)
     with pytest.raises(ValueError, match="multiple of chunk_frames"):
-        frame_errors(ep.frames[6:], ep, 6, 4, 2)
+        frame_errors(ep.frames[6:], ep, 6, 4, 2, cell=8)
     with pytest.raises(ValueError, match="do not fit"):
-        frame_errors(ep.frames[4:], ep, 8, 4, 2)
+        frame_errors(ep.frames[4:], ep, 8, 4, 2, cell=8)
 
 
 @pytest.mark.parametrize("codec_only", [False, True])

@@ -8,7 +8,9 @@
 game's actions and captions, the checkpoint's play setting) and splits that share by chunks
 ahead, by frame within the chunk and within the latent frame, by the action held, by motion
 (the true player moved this frame or not), by scene (night, weather), by nearness to a wall and
-by how long the key has been held ("new": pressed this frame or the one before). It also gives
+by how long the key has been held ("new": pressed this frame or the one before) and by whether
+the player's sprite just crossed into other latent cells (the codec's ``spatial`` grid: the
+tokens that draw it changed this frame, "crossing", or not, "steady"). It also gives
 the signed error along the true motion: negative means the generated player lags, positive that
 it runs ahead.
 
@@ -62,15 +64,24 @@ class FrameError:
     # the previous frame's error (None: no player there); the first rolled-out frame follows a
     # true start, so its predecessor is 0.0
     before: float | None = 0.0
+    # the true sprite covers other latent cells (the codec's ``spatial`` grid) than the frame before
+    crossing: bool = False
 
 
 def frame_errors(
-    generated: np.ndarray, ep: Episode, first: int, chunk_frames: int, temporal: int
+    generated: np.ndarray,
+    ep: Episode,
+    first: int,
+    chunk_frames: int,
+    temporal: int,
+    *,
+    cell: int,
 ) -> list[FrameError]:
     """Score ``generated`` (T, H, W, 3), the frames standing for ``ep.frames[first:first + T]``.
 
     ``first`` is a multiple of ``chunk_frames`` (rollouts start at a chunk boundary) and
-    ``chunk_frames`` a multiple of ``temporal``.
+    ``chunk_frames`` a multiple of ``temporal``; ``cell`` is the side in pixels of one latent
+    cell (the codec's ``spatial``).
     """
     if first % chunk_frames or chunk_frames % temporal:
         raise ValueError(
@@ -88,6 +99,8 @@ def frame_errors(
     true = ep.player[first : first + n].astype(np.float64)
     before = ep.player[first - 1 : first + n - 1]
     error, along = player_errors(generated, true, before)
+    cells = _cells(true, game.player_size, cell)
+    cells_before = _cells(before, game.player_size, cell)
     out = []
     for t in range(n):
         i = first + t
@@ -111,9 +124,21 @@ def frame_errors(
                 along=None if np.isnan(along[t]) else float(along[t]),
                 held=held,
                 before=0.0 if t == 0 else None if np.isinf(error[t - 1]) else float(error[t - 1]),
+                crossing=bool(np.any(cells[t] != cells_before[t])),
             )
         )
     return out
+
+
+def _cells(centres: np.ndarray, size: int, cell: int) -> np.ndarray:
+    """(T, 2) sprite centres -> (T, 4): the first and last latent cell its pixels cover, per axis.
+
+    A 6-px sprite centred at x = 8 covers pixels 5..10, so cells 0..1 of an 8-px grid; at x = 12,
+    pixels 9..14, cell 1 only.
+    """
+    c = np.asarray(centres, dtype=np.int64)
+    half = size // 2
+    return np.concatenate([(c - half) // cell, (c + half - 1) // cell], axis=1)
 
 
 def _summary(rows: Sequence[FrameError], tol: float) -> dict[str, Any]:
@@ -149,6 +174,7 @@ def breakdown(errors: Iterable[FrameError], tol: float = 2.0) -> dict[str, Any]:
         "scene": lambda r: r.scene,
         "wall": lambda r: "near" if r.near_wall else "open",
         "press": lambda r: "new" if r.held <= 2 else "held",
+        "cell": lambda r: "crossing" if r.crossing else "steady",
     }
     by: dict[str, dict[str, Any]] = {}
     for name, key in keys.items():
@@ -197,7 +223,7 @@ def following_report(
             acts = ep.actions[k * f :].reshape(horizon, f)
             frames, _ = roller.run(state, acts, ep.captions[k:])
             gen = frames.reshape(-1, *frames.shape[2:])
-        rows += frame_errors(gen, ep, k * f, f, cfg.codec.temporal)
+        rows += frame_errors(gen, ep, k * f, f, cfg.codec.temporal, cell=cfg.codec.spatial)
     return {
         "model": str(model_dir),
         "mode": "codec round trip" if codec_only else "rollout",
