@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import types
 from dataclasses import replace
 
 import numpy as np
@@ -185,6 +186,7 @@ def test_breakdown_counts_each_group_and_averages_the_signed_error():
         "within_tol": 0.5,
         "not_found": 0,
         "median_px": 1.75,
+        "one_px_off": 0.5,
         "strays": 1,
     }
     # a stray needs the player within the tolerance just before: carried offsets do not count
@@ -209,6 +211,37 @@ def test_frame_errors_rejects_frames_off_the_chunk_grid():
         frame_errors(ep.frames[4:], ep, 8, 4, 2, cell=8)
 
 
+def test_one_step_generates_each_chunk_after_its_own_true_history(monkeypatch):
+    """``--one-step`` hands the sampler, for chunk k + c, the true chunks c .. k + c - 1 and the
+    actions and caption of chunk k + c. A stand-in sampler that repeats the last history chunk
+    (copy-last) must give back the true chunk before each one."""
+    import world.following as following
+    from world.evaluate import true_episode
+
+    seen = {}
+
+    def copy_last(model, history, history_actions, actions, captions, seed):
+        seen.update(history_actions=history_actions, actions=actions, captions=captions)
+        return history[:, -1:]
+
+    tiny = preset("tiny")  # with an identity codec: one latent frame per frame
+    cfg = tiny.replace(codec=replace(tiny.codec, temporal=1))
+    model = types.SimpleNamespace(cfg=cfg, codec=_FakeCodec())
+    monkeypatch.setattr(following, "generate_after", copy_last)
+    f, k, horizon = cfg.chunk_frames, cfg.history_chunks, 3
+    ep = true_episode(5, k + horizon, f, 64)
+    gen = following._one_step(model, ep, horizon, seed=0)
+    assert gen.shape == (horizon, f, 64, 64, 3)
+    for c in range(horizon):
+        assert np.array_equal(gen[c], ep.frames[(k + c - 1) * f : (k + c) * f])
+        assert seen["actions"][c, 0].tolist() == ep.actions[(k + c) * f : (k + c + 1) * f].tolist()
+        assert (
+            seen["history_actions"][c, -1].tolist()
+            == ep.actions[(k + c - 1) * f : (k + c) * f].tolist()
+        )
+        assert seen["captions"][c] == [ep.captions[k + c]]
+
+
 @pytest.mark.parametrize("codec_only", [False, True])
 def test_following_command_scores_every_generated_frame(tmp_path, capsys, codec_only):
     from world.checkpoint import save_checkpoint
@@ -223,6 +256,16 @@ def test_following_command_scores_every_generated_frame(tmp_path, capsys, codec_
     assert report["mode"] == ("codec round trip" if codec_only else "rollout")
     assert list(report["by"]["chunk"]) == ["1", "2", "3"]
     assert sum(g["frames"] for g in report["by"]["scene"].values()) == 2 * 3 * chunk
+    if codec_only:
+        return
+    main([*args, "--quiet", "--one-step"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["mode"] == "one step" and report["frames"] == 2 * 3 * chunk
+    assert list(report["by"]["chunk"]) == ["1", "2", "3"]  # each one tick from the truth
+    assert list(report["by"]["frame"]) == [str(i) for i in range(chunk)]
+    with pytest.raises(SystemExit):
+        main([*args, "--quiet", "--one-step", "--codec-only"])
+    assert "not both" in capsys.readouterr().err
 
 
 def test_following_command_names_a_missing_model(tmp_path, capsys):

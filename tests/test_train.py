@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from world.actions import ACTIONS
 from world.checkpoint import CheckpointError, load_checkpoint, load_matching, save_checkpoint
 from world.codec import codec_setting, codec_text
 from world.config import preset
@@ -235,6 +236,46 @@ def test_a_deeper_run_from_a_model_starts_as_that_model(tiny_data, tmp_path):
     dim = trained.cfg.denoiser.dim
     gates = trained.denoiser.blocks[2].mod.bias.detach()[2 * dim : 3 * dim]
     assert gates.abs().max() > 0  # training opens them
+
+
+def test_action_counts_count_each_action_up_to_each_latent_frame():
+    from world.denoiser import action_counts
+
+    right, up = ACTIONS.index("right"), ACTIONS.index("up")
+    acts = torch.tensor([[[right, right, up, right]]])
+    counts = action_counts(acts, len(ACTIONS), temporal=1)[0, 0]
+    assert counts[:, right].tolist() == [1, 2, 2, 3] and counts[:, up].tolist() == [0, 0, 1, 1]
+    assert counts.sum(-1).tolist() == [1, 2, 3, 4]  # every frame counted once
+    assert action_counts(acts, len(ACTIONS), temporal=2)[0, 0].tolist() == counts[1::2].tolist()
+
+
+def test_a_run_with_action_counts_from_a_model_starts_as_that_model(tiny_data, tmp_path):
+    from test_core import _forward, _inputs
+
+    torch.manual_seed(0)
+    source = WorldModel(preset("tiny"))
+    for p in source.denoiser.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    save_checkpoint(source, tmp_path / "src")
+    init = str(tmp_path / "src")
+    run(
+        _config(
+            tiny_data, tmp_path / "a", init_from=init, action_counts=True, codec_steps=0, steps=0
+        )
+    )
+    counted, _ = load_checkpoint(tmp_path / "a" / "model")
+    assert counted.cfg.denoiser.action_counts and not source.cfg.denoiser.action_counts
+    inputs = _inputs(source, 3)
+    for n_context in (0, 1):  # the count layer starts at zero
+        assert torch.equal(
+            _forward(counted, *inputs, n_context=n_context),
+            _forward(source, *inputs, n_context=n_context),
+        )
+    with pytest.raises(ValueError, match="started with action counts.*with --action-counts"):
+        run(_config(tiny_data, tmp_path / "a", init_from=init, steps=2))
+    run(_config(tiny_data, tmp_path / "a", init_from=init, action_counts=True, steps=2))
+    trained, _ = load_checkpoint(tmp_path / "a" / "model")
+    assert trained.denoiser.count_proj.weight.abs().max() > 0  # training moves it
 
 
 @pytest.mark.parametrize("name", ["tiny", "small", "base", "large"])

@@ -73,6 +73,9 @@ class DenoiserConfig:
     context_frame: bool = True  # direct path: the previous chunk's last latent frame on the input
     step_size_cond: bool = True  # condition on the step size (for shortcut / few-step sampling)
     rope_theta: float = 100.0  # base of the rotary frequencies (positions are small integers)
+    # condition each latent frame also on how many frames of its chunk, up to its own, held each
+    # action: the displacement from the previous chunk's last frame, without summing it by attention
+    action_counts: bool = False
 
     @property
     def head_dim(self) -> int:

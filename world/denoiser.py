@@ -257,6 +257,17 @@ class Block(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
+def action_counts(actions: torch.Tensor, n_actions: int, temporal: int) -> torch.Tensor:
+    """(B, n, F) action ids -> (B, n, F / temporal, n_actions) float: per latent frame, how many
+    frames of its chunk, from the first to its own last one, held each action.
+
+    Worked example, F = 4, temporal 1, actions ``[right, right, up, right]``: the four latent
+    frames count right 1, 2, 2, 3 and up 0, 0, 1, 1.
+    """
+    counts = fn.one_hot(actions, n_actions).float().cumsum(dim=2)
+    return counts[:, :, temporal - 1 :: temporal]
+
+
 class Denoiser(nn.Module):
     """Velocity prediction for chunks of latents, with optional clean history from a KV cache."""
 
@@ -274,6 +285,10 @@ class Denoiser(nn.Module):
         self.step_mlp = nn.Sequential(nn.Linear(256, d.dim), nn.SiLU(), nn.Linear(d.dim, d.dim))
         self.action_emb = nn.Embedding(len(cfg.actions), 64)
         self.action_proj = nn.Linear(64 * cfg.codec.temporal, d.dim)
+        if d.action_counts:  # starts at zero: a checkpoint without it keeps its function
+            self.count_proj = nn.Linear(len(cfg.actions), d.dim)
+            nn.init.zeros_(self.count_proj.weight)
+            nn.init.zeros_(self.count_proj.bias)
         self.context_emb = nn.Embedding(2, d.dim)
         self.rope = RoPE3D(d.head_dim, d.rope_theta)
         self.blocks = nn.ModuleList(Block(cfg, text_dim) for _ in range(d.depth))
@@ -364,6 +379,8 @@ class Denoiser(nn.Module):
         cond = self.level_mlp(sinusoid(levels, 256))[:, :, None]  # (B, n, 1, D)
         act = self.action_emb(actions.view(b, n, tl, k)).flatten(3)  # (B, n, Tl, 64 k)
         cond = cond + self.action_proj(act)  # (B, n, Tl, D)
+        if cfg.denoiser.action_counts:
+            cond = cond + self.count_proj(action_counts(actions, len(cfg.actions), k))
         if cfg.denoiser.step_size_cond:
             s = torch.zeros_like(levels) if step_size is None else step_size
             cond = cond + self.step_mlp(sinusoid(s, 256))[:, :, None]

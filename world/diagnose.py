@@ -276,6 +276,11 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument(
         "--codec-only", action="store_true", help="score the codec's round trip of the truth"
     )
+    f.add_argument(
+        "--one-step",
+        action="store_true",
+        help="generate every chunk from the true chunks before it: the error one tick ahead",
+    )
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     if a.what == "salience":
@@ -287,7 +292,13 @@ def main(argv: list[str] | None = None) -> None:
 
         try:
             report = following_report(
-                a.model, a.episodes, a.horizon, a.seed, a.codec_only, progress=not a.quiet
+                a.model,
+                a.episodes,
+                a.horizon,
+                a.seed,
+                a.codec_only,
+                progress=not a.quiet,
+                one_step=a.one_step,
             )
         except ValueError as e:  # CheckpointError included
             p.error(str(e))

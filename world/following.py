@@ -2,6 +2,7 @@
 
     chunkworld diagnose following --model world/models/default
     chunkworld diagnose following --model world/models/default --codec-only
+    chunkworld diagnose following --model world/models/default --one-step
 
 ``chunkworld eval`` gives one figure, the share of generated frames whose player lies within
 2 px of the truth. This rolls the model out the same way (true 2-chunk video start, the true
@@ -23,13 +24,22 @@ history worse than the truth.
 
 With ``--codec-only`` the frames scored are the codec's round trip of the true frames: what the
 codec alone costs, the floor under every rollout.
+
+With ``--one-step`` every chunk is generated from the true chunks before it (teacher forced), all
+of an episode's chunks in one batch: the model's precision one tick ahead, apart from what it
+carries from its own earlier frames. An offset in a rollout is made there and kept, so this
+error, added up over the ticks, is what the rollout's figure loses; and it varies far less from
+one episode to the next than a rollout does, so it tells two models apart on fewer episodes. Its
+``one_px_off`` (frames with the player 1 px or more off, or gone) and ``by.frame`` (the error
+growing over the frames of a chunk, the further from the history it is) are the figures to
+read.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +52,8 @@ from world.checkpoint import load_checkpoint
 from world.detect import player_errors
 from world.evaluate import Episode, Roller, true_episode
 from world.game import GameConfig
+from world.model import WorldModel
+from world.rollout import generate_after
 from world.sampler import PipelinedSampler
 
 __all__ = ["FrameError", "breakdown", "frame_errors", "following_report"]
@@ -153,6 +165,7 @@ def _summary(rows: Sequence[FrameError], tol: float) -> dict[str, Any]:
     return {
         "frames": len(rows),
         "within_tol": round(float(np.mean(errs <= tol)), 4),
+        "one_px_off": round(float(np.mean(errs >= 1.0)), 4),
         "not_found": int(np.sum(~np.isfinite(errs))),
         "median_px": round(float(np.median(found)), 3) if len(found) else None,
         "strays": strays,
@@ -202,15 +215,19 @@ def following_report(
     seed: int = 1_000_000,
     codec_only: bool = False,
     progress: bool = True,
+    one_step: bool = False,
 ) -> dict[str, Any]:
-    """Roll out (or, with ``codec_only``, round-trip) ``episodes`` held-out episodes of
-    ``horizon`` chunks after a true start, as ``chunkworld eval`` does, and :func:`breakdown`
-    the player's error."""
+    """Roll out (or, with ``codec_only``, round-trip; with ``one_step``, generate each chunk from
+    the true ones before it) ``episodes`` held-out episodes of ``horizon`` chunks after a true
+    start, as ``chunkworld eval`` does, and :func:`breakdown` the player's error."""
     if episodes < 1 or horizon < 1:
         raise ValueError(f"episodes and horizon must be >= 1, got {episodes} and {horizon}")
+    if codec_only and one_step:
+        raise ValueError("give one of --codec-only and --one-step, not both")
     model, _ = load_checkpoint(model_dir)
     cfg = model.cfg
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
+    cell = cfg.codec.spatial
     roller = Roller(model, PipelinedSampler(model))
     rows: list[FrameError] = []
     for e in tqdm(range(episodes), desc="following", disable=not progress):
@@ -218,17 +235,38 @@ def following_report(
         if codec_only:
             true = torch.from_numpy(ep.frames[k * f :])[None]
             gen = model.codec.decode(model.codec.encode(true))[0].numpy()
+        elif one_step:
+            for c, chunk in enumerate(_one_step(model, ep, horizon, seed=e)):
+                first = (k + c) * f
+                for r in frame_errors(chunk, ep, first, f, cfg.codec.temporal, cell=cell):
+                    rows.append(replace(r, chunk=c + 1))
+            continue
         else:
             state = roller.start(ep, seed=e)
             acts = ep.actions[k * f :].reshape(horizon, f)
             frames, _ = roller.run(state, acts, ep.captions[k:])
             gen = frames.reshape(-1, *frames.shape[2:])
-        rows += frame_errors(gen, ep, k * f, f, cfg.codec.temporal, cell=cfg.codec.spatial)
+        rows += frame_errors(gen, ep, k * f, f, cfg.codec.temporal, cell=cell)
     return {
         "model": str(model_dir),
-        "mode": "codec round trip" if codec_only else "rollout",
+        "mode": "codec round trip" if codec_only else "one step" if one_step else "rollout",
         "episodes": episodes,
         "horizon_chunks": horizon,
         "seed": seed,
         **breakdown(rows),
     }
+
+
+def _one_step(model: WorldModel, ep: Episode, horizon: int, seed: int) -> np.ndarray:
+    """(horizon, F, H, W, 3): chunk ``k + c`` of ``ep`` generated after its true chunks
+    ``c .. k + c - 1``, one batch for all ``c``, with the model's play sampler."""
+    cfg = model.cfg
+    f, k, tl = cfg.chunk_frames, cfg.history_chunks, cfg.latent_frames
+    z = model.codec.encode(torch.from_numpy(ep.frames[: (k + horizon) * f])[None])[0]
+    z = z.view(k + horizon, tl, *z.shape[1:])
+    acts = torch.from_numpy(ep.actions[: (k + horizon) * f].astype(np.int64)).view(-1, f)
+    history = torch.stack([z[c : c + k] for c in range(horizon)])
+    history_actions = torch.stack([acts[c : c + k] for c in range(horizon)])
+    captions: list[list[str | None]] = [[ep.captions[k + c]] for c in range(horizon)]
+    gen = generate_after(model, history, history_actions, acts[k:, None], captions, seed)
+    return model.codec.decode(gen[:, 0]).numpy()

@@ -59,6 +59,15 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
     cfg = cfg.replace(codec=codec_setting(tc.codec, base))
     if tc.depth:
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, depth=tc.depth))
+    if tc.action_counts:
+        cfg = cfg.replace(denoiser=replace(cfg.denoiser, action_counts=True))
+    counts = progress.get("action_counts", cfg.denoiser.action_counts)
+    if counts != cfg.denoiser.action_counts:
+        flag = "with --action-counts" if counts else "without --action-counts"
+        raise ValueError(
+            f"{out} was started {'with' if counts else 'without'} action counts: resume it "
+            f"{flag}, or give a new --out"
+        )
     if progress.get("depth", cfg.denoiser.depth) != cfg.denoiser.depth:
         raise ValueError(
             f"{out} was started with {progress['depth']} denoiser blocks; this call asks for "
@@ -142,6 +151,7 @@ def run(tc: TrainConfig) -> WorldModel:
         progress["codec"] = tc.codec
         progress["codec_setting"] = codec_now
         progress["depth"] = cfg.denoiser.depth
+        progress["action_counts"] = cfg.denoiser.action_counts
         progress["codec_psnr_db"] = codec_quality(model, data)
         if rank == 0:
             progress_file.write_text(json.dumps(progress))

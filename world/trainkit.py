@@ -36,6 +36,9 @@ class TrainConfig:
     # denoiser blocks (0: the preset's); with init_from, the blocks past the checkpoint's start
     # with their gates shut, so the deeper model starts as the checkpoint's function
     depth: int = 0
+    # condition on per-chunk action counts (DenoiserConfig.action_counts); with init_from, the new
+    # layer starts at zero, so the model starts as the checkpoint's function
+    action_counts: bool = False
     codec_steps: int = 1200
     codec_batch: int = 32  # latent frames per codec step
     codec_lr: float = 2e-3
