@@ -28,8 +28,8 @@ codec alone costs, the floor under every rollout.
 With ``--one-step`` every chunk is generated from the true chunks before it (teacher forced), all
 of an episode's chunks in one batch: the model's precision one tick ahead, apart from what it
 carries from its own earlier frames. An offset in a rollout is made there and kept, so this
-error, added up over the ticks, is what the rollout's figure loses; and it varies far less from
-one episode to the next than a rollout does, so it tells two models apart on fewer episodes. Its
+error, added up over the ticks, is what the rollout's figure loses; and since every chunk starts
+from the truth, no early offset carried to the end of an episode decides its figure. Its
 ``one_px_off`` (frames with the player 1 px or more off, or gone) and ``by.frame`` (the error
 growing over the frames of a chunk, the further from the history it is) are the figures to
 read.
