@@ -6,6 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from world.actions import ACTIONS
+from world.denoiser import action_counts
 from world.model import WorldModel
 from world.sampler import PipelinedSampler
 from world.schedule import (
@@ -401,3 +403,12 @@ def test_text_starts_and_prompts_take_prompt_steps_then_the_play_steps(tiny_mode
     assert hist.tick(s, a, text).forwards == 1
     assert hist.tick(s, a, text, prompted=True).forwards == 3  # a prompt: the prompt steps
     assert hist.tick(s, a, text).forwards == 1
+
+
+def test_action_counts_count_each_action_up_to_each_latent_frame():
+    right, up = ACTIONS.index("right"), ACTIONS.index("up")
+    acts = torch.tensor([[[right, right, up, right]]])
+    counts = action_counts(acts, len(ACTIONS), temporal=1)[0, 0]
+    assert counts[:, right].tolist() == [1, 2, 2, 3] and counts[:, up].tolist() == [0, 0, 1, 1]
+    assert counts.sum(-1).tolist() == [1, 2, 3, 4]  # every frame counted once
+    assert action_counts(acts, len(ACTIONS), temporal=2)[0, 0].tolist() == counts[1::2].tolist()

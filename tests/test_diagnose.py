@@ -266,6 +266,10 @@ def test_following_command_scores_every_generated_frame(tmp_path, capsys, codec_
     with pytest.raises(SystemExit):
         main([*args, "--quiet", "--one-step", "--codec-only"])
     assert "not both" in capsys.readouterr().err
+    from world.following import following_report
+
+    with pytest.raises(ValueError, match="mode must be one of rollout, one step, codec"):
+        following_report(tmp_path / "m", mode="teacher forced")
 
 
 def test_following_command_names_a_missing_model(tmp_path, capsys):

@@ -15,7 +15,6 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from world.actions import ACTIONS
 from world.checkpoint import CheckpointError, load_checkpoint, load_matching, save_checkpoint
 from world.codec import codec_setting, codec_text
 from world.config import preset
@@ -236,17 +235,6 @@ def test_a_deeper_run_from_a_model_starts_as_that_model(tiny_data, tmp_path):
     dim = trained.cfg.denoiser.dim
     gates = trained.denoiser.blocks[2].mod.bias.detach()[2 * dim : 3 * dim]
     assert gates.abs().max() > 0  # training opens them
-
-
-def test_action_counts_count_each_action_up_to_each_latent_frame():
-    from world.denoiser import action_counts
-
-    right, up = ACTIONS.index("right"), ACTIONS.index("up")
-    acts = torch.tensor([[[right, right, up, right]]])
-    counts = action_counts(acts, len(ACTIONS), temporal=1)[0, 0]
-    assert counts[:, right].tolist() == [1, 2, 2, 3] and counts[:, up].tolist() == [0, 0, 1, 1]
-    assert counts.sum(-1).tolist() == [1, 2, 3, 4]  # every frame counted once
-    assert action_counts(acts, len(ACTIONS), temporal=2)[0, 0].tolist() == counts[1::2].tolist()
 
 
 def test_a_run_with_action_counts_from_a_model_starts_as_that_model(tiny_data, tmp_path):

@@ -290,15 +290,12 @@ def main(argv: list[str] | None = None) -> None:
     if a.what == "following":
         from world.following import following_report
 
+        if a.codec_only and a.one_step:
+            p.error("give one of --codec-only and --one-step, not both")
+        mode = "codec round trip" if a.codec_only else "one step" if a.one_step else "rollout"
         try:
             report = following_report(
-                a.model,
-                a.episodes,
-                a.horizon,
-                a.seed,
-                a.codec_only,
-                progress=not a.quiet,
-                one_step=a.one_step,
+                a.model, a.episodes, a.horizon, a.seed, mode, progress=not a.quiet
             )
         except ValueError as e:  # CheckpointError included
             p.error(str(e))

@@ -56,7 +56,7 @@ from world.model import WorldModel
 from world.rollout import generate_after
 from world.sampler import PipelinedSampler
 
-__all__ = ["FrameError", "breakdown", "frame_errors", "following_report"]
+__all__ = ["MODES", "FrameError", "breakdown", "frame_errors", "following_report"]
 
 
 @dataclass(frozen=True)
@@ -207,23 +207,26 @@ def breakdown(errors: Iterable[FrameError], tol: float = 2.0) -> dict[str, Any]:
     return {"tol_px": tol, **_summary(rows, tol), "by": by, "along_motion_px": along}
 
 
+MODES = ("rollout", "one step", "codec round trip")
+
+
 @torch.no_grad()
 def following_report(
     model_dir: str | Path,
     episodes: int = 32,
     horizon: int = 6,
     seed: int = 1_000_000,
-    codec_only: bool = False,
+    mode: str = "rollout",
     progress: bool = True,
-    one_step: bool = False,
 ) -> dict[str, Any]:
-    """Roll out (or, with ``codec_only``, round-trip; with ``one_step``, generate each chunk from
-    the true ones before it) ``episodes`` held-out episodes of ``horizon`` chunks after a true
-    start, as ``chunkworld eval`` does, and :func:`breakdown` the player's error."""
+    """Score ``episodes`` held-out episodes of ``horizon`` chunks after a true start, as
+    ``chunkworld eval`` does, and :func:`breakdown` the player's error. ``mode`` (one of
+    :data:`MODES`): roll the model out, generate each chunk from the true ones before it, or
+    round-trip the true frames through the codec."""
     if episodes < 1 or horizon < 1:
         raise ValueError(f"episodes and horizon must be >= 1, got {episodes} and {horizon}")
-    if codec_only and one_step:
-        raise ValueError("give one of --codec-only and --one-step, not both")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     model, _ = load_checkpoint(model_dir)
     cfg = model.cfg
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
@@ -232,15 +235,15 @@ def following_report(
     rows: list[FrameError] = []
     for e in tqdm(range(episodes), desc="following", disable=not progress):
         ep = true_episode(seed + e, k + horizon, f, size)
-        if codec_only:
-            true = torch.from_numpy(ep.frames[k * f :])[None]
-            gen = model.codec.decode(model.codec.encode(true))[0].numpy()
-        elif one_step:
+        if mode == "one step":
             for c, chunk in enumerate(_one_step(model, ep, horizon, seed=e)):
                 first = (k + c) * f
                 for r in frame_errors(chunk, ep, first, f, cfg.codec.temporal, cell=cell):
                     rows.append(replace(r, chunk=c + 1))
             continue
+        if mode == "codec round trip":
+            true = torch.from_numpy(ep.frames[k * f :])[None]
+            gen = model.codec.decode(model.codec.encode(true))[0].numpy()
         else:
             state = roller.start(ep, seed=e)
             acts = ep.actions[k * f :].reshape(horizon, f)
@@ -249,7 +252,7 @@ def following_report(
         rows += frame_errors(gen, ep, k * f, f, cfg.codec.temporal, cell=cell)
     return {
         "model": str(model_dir),
-        "mode": "codec round trip" if codec_only else "one step" if one_step else "rollout",
+        "mode": mode,
         "episodes": episodes,
         "horizon_chunks": horizon,
         "seed": seed,

@@ -61,12 +61,11 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, depth=tc.depth))
     if tc.action_counts:
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, action_counts=True))
-    counts = progress.get("action_counts", cfg.denoiser.action_counts)
-    if counts != cfg.denoiser.action_counts:
-        flag = "with --action-counts" if counts else "without --action-counts"
+    if progress.get("action_counts", cfg.denoiser.action_counts) != cfg.denoiser.action_counts:
+        was = "with" if progress["action_counts"] else "without"
         raise ValueError(
-            f"{out} was started {'with' if counts else 'without'} action counts: resume it "
-            f"{flag}, or give a new --out"
+            f"{out} was started {was} action counts: resume it {was} --action-counts, or give "
+            "a new --out"
         )
     if progress.get("depth", cfg.denoiser.depth) != cfg.denoiser.depth:
         raise ValueError(
