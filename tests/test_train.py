@@ -22,7 +22,6 @@ from world.datagen import generate_dataset
 from world.model import WorldModel
 from world.train import TrainConfig, run
 from world.train_codec import codec_step
-from world.train_denoiser import DenoiseObjective
 from world.trainkit import codec_leg_lr, leg_lr, load_arrays, lr_at, parse_config
 
 
@@ -424,15 +423,6 @@ def test_a_resumed_leg_gets_its_own_warm_up_and_decay():
     assert leg_lr(tc, 50) == leg_lr(tc, 100)  # before the leg: its first value, never negative
     plain = TrainConfig(steps=200, warmup=10, lr=1e-3)
     assert [leg_lr(plain, s) for s in (0, 9, 150)] == [lr_at(s, 200, 1e-3, 10) for s in (0, 9, 150)]
-
-
-def test_pure_noise_reaches_the_training_windows():
-    model = WorldModel(preset("tiny"))
-    obj = DenoiseObjective(model, TrainConfig(pure_noise=1.0, context_max=0.1))
-    levels, is_ctx = obj.levels(64, 4, torch.Generator().manual_seed(0))
-    assert (levels[~is_ctx] == 1.0).all() and (levels[is_ctx] <= 0.1).all()
-    plain = DenoiseObjective(model, TrainConfig()).levels(64, 4, torch.Generator().manual_seed(0))
-    assert (plain[0][~plain[1]] < 1.0).any()
 
 
 def test_a_codec_setting_trains_a_model_with_that_codec(tiny_data, tmp_path):

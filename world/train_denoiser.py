@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
 from torch import nn
+from torch.nn import functional as fn
 from tqdm import tqdm
 
 from world.checkpoint import save_checkpoint
@@ -63,6 +64,9 @@ class DenoiseObjective(nn.Module):
         self.denoiser = model.denoiser
         self.cfg = model.cfg
         self.tc = tc
+        self._decode = (
+            model.codec.decode_unit
+        )  # a bound method: the frozen codec stays unregistered
 
     def levels(self, b: int, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Levels (B, N) and context mask (B, N) of a batch of training windows."""
@@ -99,9 +103,35 @@ class DenoiseObjective(nn.Module):
         tokens = tokens.view(b, n, *tokens.shape[1:])
         mask = mask.view(b, n, -1)
         v = self.denoiser(x_t, levels, actions, tokens, mask, torch.arange(n), is_ctx, ctx, valid)
-        return flow_loss(
+        loss = flow_loss(
             v, velocity_target(z, noise), (~is_ctx).float(), salience_weight(z, self.tc.salience)
         )
+        if self.tc.pixel_loss > 0:
+            loss = loss + self.tc.pixel_loss * self.pixel_error(x_t[:, -1], v[:, -1], levels, z)
+        return loss
+
+    def pixel_error(
+        self, x_last: torch.Tensor, v_last: torch.Tensor, levels: torch.Tensor, z: torch.Tensor
+    ) -> torch.Tensor:
+        """Weighted squared error, in pixels, of the frames the frozen decoder makes of the clean
+        estimate of each window's last chunk (the noisiest: levels never fall along a window).
+
+        A sprite one pixel off is a small distance between latents but a whole column of wrong
+        pixels; the latent loss barely sees it. Pixels that change between consecutive true
+        frames (what moved, and where it was) weigh ``1 + salience``, widened by 2 px so that a
+        sprite drawn short of its place is inside the weighted band. Frames in [-1, 1];
+        normalised by the weights, so the term is a weighted mean.
+        """
+        clean = predict_clean(x_last, v_last, levels[:, -1, None, None, None, None])
+        with torch.no_grad():
+            before = self._decode(z[:, -2, -1:])[:, -1:].float()  # the frame before the chunk
+            truth = self._decode(z[:, -1]).float()  # (B, F, 3, H, W)
+            seq = torch.cat([before, truth], 1)
+            change = (seq[:, 1:] - seq[:, :-1]).abs().sum(2, keepdim=True) > 0.15
+            moved = fn.max_pool2d(change.flatten(0, 1).float(), 5, stride=1, padding=2)
+            weight = 1.0 + self.tc.salience * moved.view(change.shape)
+        err = (self._decode(clean).float() - truth).pow(2)
+        return (err * weight).sum() / (weight.sum() * err.shape[2])
 
 
 def _batch(

@@ -59,6 +59,9 @@ class TrainConfig:
     # extra loss weight on the sprite tokens of a latent frame: those that stand out of it and
     # those that moved (world/schedule.py salience_weight)
     salience: float = 4.0
+    # > 0: plus this times the squared pixel error of the frames decoded from each window's
+    # noisiest chunk, moved pixels weighted as salience (DenoiseObjective.pixel_error)
+    pixel_loss: float = 0.0
     train_shift: float = 3.0  # SD3 shift of training levels toward noise
     context_max: float = 0.1  # max noise level on context chunks (against drift)
     # share of windows whose first noisy chunk is pure noise (level 1), the one level a one-step
