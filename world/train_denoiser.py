@@ -64,9 +64,8 @@ class DenoiseObjective(nn.Module):
         self.denoiser = model.denoiser
         self.cfg = model.cfg
         self.tc = tc
-        self._decode = (
-            model.codec.decode_unit
-        )  # a bound method: the frozen codec stays unregistered
+        # a bound method, not a submodule: the frozen codec stays out of the state and the EMA
+        self._decode = model.codec.decode_unit
 
     def levels(self, b: int, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Levels (B, N) and context mask (B, N) of a batch of training windows."""
