@@ -26,6 +26,7 @@ from world.trainkit import (
     TrainConfig,
     bf16_enabled,
     codec_leg_lr,
+    due,
     load_opt,
     open_meta,
     opt_tensors,
@@ -106,7 +107,7 @@ def train_codec(
             rate = (step + 1 - start) * tc.codec_batch / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{loss.item():.4f}", frames_s=f"{rate * k:.0f}")
             log(phase="codec", step=step, loss=loss.item())
-        if rank == 0 and ((step + 1) % tc.save_every == 0 or step + 1 == tc.codec_steps):
+        if rank == 0 and (due(step + 1, tc.save_every) or step + 1 == tc.codec_steps):
             save_state(
                 ck,
                 {**{"codec." + k2: v for k2, v in codec.state_dict().items()}, **opt_tensors(opt)},

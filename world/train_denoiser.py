@@ -46,6 +46,7 @@ from world.trainkit import (
     MetricsLog,
     TrainConfig,
     bf16_enabled,
+    due,
     leg_lr,
     load_opt,
     open_meta,
@@ -312,14 +313,14 @@ def train_denoiser(
                     else {}
                 ),
             )
-        if rank == 0 and (step + 1) % tc.eval_every == 0:
+        if rank == 0 and due(step + 1, tc.eval_every):
             diag = _with_weights(obj, ema, lambda: noise_diagnostic(model, latents, data))
             log(phase="eval", step=step + 1, **diag)
             tqdm.write(
                 f"step {step + 1}: from-noise {diag['pred_from_noise_db']:.2f} dB vs "
                 f"copy-last {diag['copy_last_db']:.2f} dB"
             )
-        if rank == 0 and ((step + 1) % tc.save_every == 0 or step + 1 == tc.steps):
+        if rank == 0 and (due(step + 1, tc.save_every) or step + 1 == tc.steps):
             save_state(
                 ck,
                 {

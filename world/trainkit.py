@@ -36,6 +36,9 @@ class TrainConfig:
     # denoiser blocks (0: the preset's); with init_from, the blocks past the checkpoint's start
     # with their gates shut, so the deeper model starts as the checkpoint's function
     depth: int = 0
+    # key/value heads of the denoiser's self-attention (0: the preset's); with init_from, the
+    # checkpoint's heads are repeated to fill them, so the model starts as the checkpoint's function
+    kv_heads: int = 0
     # condition on per-chunk action counts (DenoiserConfig.action_counts); with init_from, the new
     # layer starts at zero, so the model starts as the checkpoint's function
     action_counts: bool = False
@@ -79,8 +82,8 @@ class TrainConfig:
     # replayed with the player moved there (data of the built-in game only; RolloutStreams
     # retarget, world/datagen.py Replayer)
     rollout_resim: bool = False
-    eval_every: int = 250
-    save_every: int = 100
+    eval_every: int = 250  # 0: never
+    save_every: int = 100  # 0: only at the end of the leg
     seed: int = 0
     precision: str = "auto"  # "auto" (bf16 only where the CPU has native bf16), "fp32", "bf16"
     export: str = ""  # when set, export the final EMA model to this checkpoint directory
@@ -185,6 +188,11 @@ def codec_leg_lr(tc: TrainConfig, step: int) -> float:
     """``leg_lr`` for the codec: its leg starts at ``tc.codec_schedule_from`` (50 warm-up steps)."""
     start = tc.codec_schedule_from
     return lr_at(max(0, step - start), tc.codec_steps - start, tc.codec_lr, 50)
+
+
+def due(step: int, every: int) -> bool:
+    """Whether a periodic task runs after ``step`` steps (counted from 1); ``every`` 0: never."""
+    return every > 0 and step % every == 0
 
 
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:

@@ -47,6 +47,7 @@ from world.model import WorldModel
 from world.train_codec import codec_loss, latent_frames, reconstruction_psnr
 from world.trainkit import (
     MetricsLog,
+    due,
     load_arrays,
     load_opt,
     lr_at,
@@ -72,8 +73,8 @@ class DecoderTuning:
     # noise on the latents the decoder sees, times their std (the codec phase ends at 0.02)
     latent_noise: float = 0.02
     held_out: int = 8  # last clips of the data, never trained on, for the logged PSNR
-    eval_every: int = 500
-    save_every: int = 250
+    eval_every: int = 500  # the last step always logs; 0: only it
+    save_every: int = 250  # the last step always saves; 0: only it
     seed: int = 0
     precision: str = "auto"  # as chunkworld train: bf16 autocast only on CPUs with native bf16
 
@@ -128,11 +129,11 @@ def tune_decoder(tc: DecoderTuning) -> Path:
             rate = (step + 1 - start) * tc.batch * k / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{loss.item():.4f}", frames_s=f"{rate:.0f}")
             log(phase="decoder", step=step, loss=loss.item())
-        if (step + 1) % tc.eval_every == 0 or step + 1 == tc.steps:
+        if due(step + 1, tc.eval_every) or step + 1 == tc.steps:
             score = reconstruction_psnr(codec, held)
             log(phase="decoder_eval", step=step + 1, held_out_psnr_db=score)
             bar.write(f"step {step + 1}: held-out reconstruction {score:.2f} dB")
-        if (step + 1) % tc.save_every == 0 or step + 1 == tc.steps:
+        if due(step + 1, tc.save_every) or step + 1 == tc.steps:
             tensors = {"decoder." + n: v for n, v in codec.decoder.state_dict().items()}
             save_state(state, {**tensors, **opt_tensors(opt)}, {"step": step + 1})
     return _export(model, doc, tc, out)
