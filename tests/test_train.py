@@ -236,6 +236,39 @@ def test_a_deeper_run_from_a_model_starts_as_that_model(tiny_data, tmp_path):
     assert gates.abs().max() > 0  # training opens them
 
 
+def test_a_run_with_more_key_value_heads_from_a_model_starts_as_that_model(tiny_data, tmp_path):
+    from test_core import _forward, _inputs
+
+    torch.manual_seed(0)
+    source = WorldModel(preset("tiny"))  # four query heads, two key/value heads
+    for p in source.denoiser.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    save_checkpoint(source, tmp_path / "src")
+    init = str(tmp_path / "src")
+    run(_config(tiny_data, tmp_path / "a", init_from=init, kv_heads=4, codec_steps=0, steps=0))
+    wide, _ = load_checkpoint(tmp_path / "a" / "model")
+    assert wide.cfg.denoiser.kv_heads == 4 and source.cfg.denoiser.kv_heads == 2
+    assert (
+        wide.denoiser.blocks[0].kv.weight.shape[0]
+        == 2 * source.denoiser.blocks[0].kv.weight.shape[0]
+    )
+    inputs = _inputs(source, 3)
+    for n_context in (0, 1):  # every new head a copy of the one its query heads used
+        assert torch.allclose(
+            _forward(wide, *inputs, n_context=n_context),
+            _forward(source, *inputs, n_context=n_context),
+            atol=1e-5,
+        )
+    with pytest.raises(ValueError, match="--kv-heads 3: .* 4 query heads.*divisor of 4"):
+        run(_config(tiny_data, tmp_path / "c", kv_heads=3))
+    with pytest.raises(ValueError, match="--kv-heads -1"):
+        run(_config(tiny_data, tmp_path / "c", kv_heads=-1))
+    with pytest.raises(ValueError, match="started with 4 key/value heads.*--kv-heads 4"):
+        run(_config(tiny_data, tmp_path / "a", init_from=init, steps=2))
+    run(_config(tiny_data, tmp_path / "a", init_from=init, kv_heads=4, steps=2))
+    assert load_checkpoint(tmp_path / "a" / "model")[1]["step"] == 2
+
+
 def test_a_run_with_action_counts_from_a_model_starts_as_that_model(tiny_data, tmp_path):
     from test_core import _forward, _inputs
 
@@ -435,3 +468,13 @@ def test_a_codec_setting_trains_a_model_with_that_codec(tiny_data, tmp_path):
         run(_config(tiny_data, tmp_path / "run", steps=6))  # resumed without it
     with pytest.raises(ValueError, match="KEY=VALUE"):
         run(_config(tiny_data, tmp_path / "bad", codec="frames=2"))
+
+
+def test_every_zero_means_never_and_the_last_step_still_saves(tiny_data, tmp_path):
+    out = tmp_path / "a"
+    run(_config(tiny_data, out, steps=3, eval_every=0, save_every=0))
+    assert load_checkpoint(out / "model")[1]["step"] == 3
+    phases = {
+        json.loads(line)["phase"] for line in (out / "metrics.jsonl").read_text().splitlines()
+    }
+    assert "denoiser" in phases and "eval" not in phases

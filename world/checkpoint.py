@@ -153,6 +153,26 @@ def refold_temporal(
     return out
 
 
+def widen_kv(
+    tensors: dict[str, torch.Tensor], kv_heads: int, target: int
+) -> dict[str, torch.Tensor]:
+    """Denoiser weights with ``kv_heads`` key/value heads per block, widened to ``target``.
+
+    In grouped-query attention each key/value head serves a run of query heads; with ``target``
+    heads each serves a shorter run. Every new head is a copy of the one its query heads used, so
+    the widened model computes exactly what the checkpoint did, and training then lets the copies
+    part. ``target`` must be a multiple of ``kv_heads``.
+    """
+    if target % kv_heads:
+        raise ValueError(f"{target} key/value heads cannot replace {kv_heads}: give a multiple")
+    out = dict(tensors)
+    for name, w in tensors.items():
+        if name.startswith("denoiser.") and name.endswith(".kv.weight"):
+            heads = w.unflatten(0, (2, kv_heads, -1))  # keys, values; head; head dimension
+            out[name] = heads.repeat_interleave(target // kv_heads, 1).flatten(0, 2).contiguous()
+    return out
+
+
 def load_matching(model: WorldModel, path: str | Path) -> tuple[list[str], list[str], ModelConfig]:
     """Copy into ``model`` every weight of checkpoint ``path`` (``"default"``: the shipped model)
     whose name and shape match.
@@ -160,7 +180,8 @@ def load_matching(model: WorldModel, path: str | Path) -> tuple[list[str], list[
     This is how a run starts from a trained model of another game or geometry (fine-tuning):
     the weights that fit are taken, the others (say, an action table of another size, or the
     patch layers of a finer latent grid) keep ``model``'s values. A checkpoint with another
-    codec ``temporal`` factor is refolded first (``refold_temporal``), so all of it fits.
+    codec ``temporal`` factor is refolded first (``refold_temporal``), and one with fewer
+    key/value heads widened (``widen_kv``), so all of it fits.
     Returns the names taken, the names of ``model`` left as they were, and the checkpoint's
     config. Raises ``CheckpointError`` when nothing fits, since that is always the wrong
     checkpoint or preset.
@@ -170,6 +191,9 @@ def load_matching(model: WorldModel, path: str | Path) -> tuple[list[str], list[
     file, tensors = _read_weights(path)
     if cfg.codec.temporal != model.cfg.codec.temporal:
         tensors = refold_temporal(tensors, cfg.codec.temporal, model.cfg.codec.temporal)
+    kv_now = model.cfg.denoiser.kv_heads
+    if cfg.denoiser.kv_heads < kv_now and kv_now % cfg.denoiser.kv_heads == 0:
+        tensors = widen_kv(tensors, cfg.denoiser.kv_heads, kv_now)
     own = model.state_dict()
     taken = sorted(n for n, v in own.items() if n in tensors and tensors[n].shape == v.shape)
     if not taken:

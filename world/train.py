@@ -49,8 +49,8 @@ from world.trainkit import MetricsLog, TrainConfig, init_dist, load_arrays, pars
 
 def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, str]:
     """The run's model config from the preset, ``--init-from``'s codec setting, ``--codec`` and
-    ``--depth``, and its codec as text; raises ValueError when a resumed run (``progress``)
-    started with another codec or depth."""
+    ``--depth`` and ``--kv-heads``, and its codec as text; raises ValueError when a resumed run
+    (``progress``) started with another codec or shape."""
     cfg = preset(tc.preset)
     base = cfg.codec
     if tc.init_from:  # fine-tuning keeps the source's codec setting, at the preset's frame size
@@ -59,6 +59,15 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
     cfg = cfg.replace(codec=codec_setting(tc.codec, base))
     if tc.depth:
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, depth=tc.depth))
+    if tc.kv_heads:
+        heads = cfg.denoiser.heads
+        if heads % tc.kv_heads:
+            raise ValueError(
+                f"--kv-heads {tc.kv_heads}: the {tc.preset!r} preset has {heads} query heads, "
+                "and each key/value head serves an equal run of them: give a divisor of "
+                f"{heads}"
+            )
+        cfg = cfg.replace(denoiser=replace(cfg.denoiser, kv_heads=tc.kv_heads))
     if tc.action_counts:
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, action_counts=True))
     if progress.get("action_counts", cfg.denoiser.action_counts) != cfg.denoiser.action_counts:
@@ -71,6 +80,12 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
         raise ValueError(
             f"{out} was started with {progress['depth']} denoiser blocks; this call asks for "
             f"{cfg.denoiser.depth}: resume it with --depth {progress['depth']}, or give a new --out"
+        )
+    if progress.get("kv_heads", cfg.denoiser.kv_heads) != cfg.denoiser.kv_heads:
+        raise ValueError(
+            f"{out} was started with {progress['kv_heads']} key/value heads; this call asks for "
+            f"{cfg.denoiser.kv_heads}: resume it with --kv-heads {progress['kv_heads']}, or give "
+            "a new --out"
         )
     codec_now, codec_then = codec_text(cfg.codec), progress.get("codec_setting")
     if codec_then:
@@ -98,6 +113,10 @@ def run(tc: TrainConfig) -> WorldModel:
         )
     if tc.depth < 0:
         raise ValueError(f"--depth {tc.depth}: give the denoiser's blocks, or 0 for the preset's")
+    if tc.kv_heads < 0:
+        raise ValueError(
+            f"--kv-heads {tc.kv_heads}: give the key/value heads, or 0 for the preset's"
+        )
     rank, world = init_dist()
     torch.manual_seed(tc.seed)
     out = Path(tc.out)
@@ -150,6 +169,7 @@ def run(tc: TrainConfig) -> WorldModel:
         progress["codec"] = tc.codec
         progress["codec_setting"] = codec_now
         progress["depth"] = cfg.denoiser.depth
+        progress["kv_heads"] = cfg.denoiser.kv_heads
         progress["action_counts"] = cfg.denoiser.action_counts
         progress["codec_psnr_db"] = codec_quality(model, data)
         if rank == 0:
