@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,14 @@ from world.datagen import generate_dataset
 from world.model import WorldModel
 from world.train import TrainConfig, run
 from world.train_codec import codec_step
-from world.trainkit import codec_leg_lr, leg_lr, load_arrays, lr_at, parse_config
+from world.trainkit import (
+    codec_leg_lr,
+    config_parser,
+    leg_lr,
+    load_arrays,
+    lr_at,
+    parse_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -478,3 +485,24 @@ def test_every_zero_means_never_and_the_last_step_still_saves(tiny_data, tmp_pat
         json.loads(line)["phase"] for line in (out / "metrics.jsonl").read_text().splitlines()
     }
     assert "denoiser" in phases and "eval" not in phases
+
+
+@dataclass
+class _Flags:
+    # what a run reads;
+    # two lines of it
+    data: str = ""  # and after it
+    steps: int = 3
+
+    # a section's heading, a blank line above its first field
+
+    rate: float = 0.5  # 5% of it
+
+
+def test_each_flag_says_what_the_config_source_says_of_its_field():
+    parser = config_parser(_Flags, "prog", None)
+    helps = {a.dest: a.help for a in parser._actions}
+    assert helps["data"] == "what a run reads; two lines of it and after it (default: '')"
+    assert helps["steps"] == "(default: 3)"
+    assert helps["rate"] == "5%% of it (default: 0.5)"  # argparse's escape: printed as 5%
+    assert "5% of it (default: 0.5)" in parser.format_help()

@@ -250,8 +250,13 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("salience", help="share of sprite tokens the loss weights, per weather")
     s.add_argument("--data", required=True, help="dataset directory (chunkworld data)")
     s.add_argument("--latents", required=True, help="latents.npy a training run wrote for it")
-    s.add_argument("--clips", type=int, default=50)
-    s.add_argument("--share", type=float, default=0.1)
+    s.add_argument("--clips", type=int, default=50, help="clips read, spread evenly over the data")
+    s.add_argument(
+        "--share",
+        type=float,
+        default=0.1,
+        help="share of a frame's tokens weighted as standing out, and as moved (salience_weight)",
+    )
     c = sub.add_parser("codec", help="held-out PSNR of fresh codecs trained briefly, per setting")
     c.add_argument("--data", required=True, help="dataset directory (chunkworld data)")
     c.add_argument(
@@ -262,15 +267,15 @@ def main(argv: list[str] | None = None) -> None:
         help="a codec setting to try (repeatable; '' is the small preset's codec, tried when "
         "none is given), e.g. latent_channels=64 or patch=2,widths=64/128/128",
     )
-    c.add_argument("--steps", type=int, default=800)
-    c.add_argument("--batch", type=int, default=16)
+    c.add_argument("--steps", type=int, default=800, help="training steps of each codec")
+    c.add_argument("--batch", type=int, default=16, help="latent frames per step")
     f = sub.add_parser(
         "following", help="where action following fails: the player's error, broken down"
     )
     f.add_argument(
         "--model", default="default", help="checkpoint directory (default: the shipped model)"
     )
-    f.add_argument("--episodes", type=int, default=32)
+    f.add_argument("--episodes", type=int, default=32, help="held-out episodes rolled out")
     f.add_argument("--horizon", type=int, default=6, help="chunks rolled out per episode")
     f.add_argument("--seed", type=int, default=1_000_000, help="first held-out seed")
     f.add_argument(

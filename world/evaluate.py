@@ -68,22 +68,23 @@ BAR = {  # the bar of the project's issue for the shipped default
 @dataclass
 class EvalConfig:
     model: str = "default"  # checkpoint directory ("default": the shipped model)
-    out: str = "runs/eval"
-    # 48 rollouts and 160 prompt trials: with 16 and 40 the 95% intervals of following and of
-    # prompt success were about +-12 and +-10 points wide, wider than the gaps between models
-    episodes: int = 48  # rollouts for PSNR and action-following
+    out: str = "runs/eval"  # directory for eval.json and the plots
+    # rollouts for PSNR and action following; 48 (and 160 prompt trials) because at 16 and 40
+    # the 95% intervals of following and of prompt success were about +-12 and +-10 points wide,
+    # wider than the gaps between models
+    episodes: int = 48
     horizon: int = 16  # chunks per rollout
-    prompt_trials: int = 160
+    prompt_trials: int = 160  # prompts, each checked for its event within 2 ticks
     long_ticks: int = 1000  # 0 skips the stability rollout
     steps: int = 0  # 0 = the checkpoint's default
-    in_flight: int = 1
+    in_flight: int = 1  # chunks in flight (W); 1 is the play setting
     shift: float = 0.0  # sampling-grid shift; 0 = the checkpoint's default
     context_level: float = -1.0  # noise level history is cached at; < 0 = the checkpoint's default
-    guidance_history: float = 1.0  # MAGI-1 guidance scales (1, 1 = one pass)
-    guidance_text: float = 1.0
+    guidance_history: float = 1.0  # MAGI-1's guidance on the history (1 and 1: one pass a step)
+    guidance_text: float = 1.0  # MAGI-1's guidance on the caption
     prompt_guidance: float = -1.0  # text guidance on prompted ticks; < 0 = the checkpoint's default
     prompt_steps: int = -1  # Euler steps on prompted ticks; < 0 = the checkpoint's default
-    seed: int = EVAL_SEED
+    seed: int = EVAL_SEED  # first held-out seed
 
 
 # --- ground truth ---------------------------------------------------------------------------------

@@ -6,10 +6,15 @@ See ``world/train.py`` for the command and the phases.
 from __future__ import annotations
 
 import argparse
+import inspect
+import io
 import json
 import math
 import os
+import re
+import textwrap
 import time
+import tokenize
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,23 +47,23 @@ class TrainConfig:
     # condition on per-chunk action counts (DenoiserConfig.action_counts); with init_from, the new
     # layer starts at zero, so the model starts as the checkpoint's function
     action_counts: bool = False
-    codec_steps: int = 1200
+    codec_steps: int = 1200  # codec training steps (phase 1; 0 with init_from keeps its codec)
     codec_batch: int = 32  # latent frames per codec step
-    codec_lr: float = 2e-3
+    codec_lr: float = 2e-3  # the codec's peak learning rate
     # as schedule_from, for the codec: a trained run given more codec_steps continues its codec in
     # a leg of its own from here (then re-encodes the data; the denoiser goes on with new latents)
     codec_schedule_from: int = 0
     steps: int = 4000  # denoiser steps
     batch: int = 16  # clips per denoiser step (per process)
-    lr: float = 1e-3
-    warmup: int = 100
+    lr: float = 1e-3  # the denoiser's peak learning rate (AdamW)
+    warmup: int = 100  # denoiser steps of linear warm-up
     # step at which warm-up and cosine decay begin: a resumed run given its current step gets a
     # fresh leg (warm-up to lr, decay to 5% of it at steps) instead of the old schedule's tail
     schedule_from: int = 0
-    weight_decay: float = 0.01
-    ema: float = 0.998
-    clip_grad: float = 1.0
-    caption_dropout: float = 0.1
+    weight_decay: float = 0.01  # AdamW's
+    ema: float = 0.998  # decay of the EMA weights, the ones saved and exported
+    clip_grad: float = 1.0  # gradient norm clipped to this
+    caption_dropout: float = 0.1  # share of captions dropped (for text guidance)
     # extra loss weight on the sprite tokens of a latent frame: those that stand out of it and
     # those that moved (world/schedule.py salience_weight)
     salience: float = 4.0
@@ -82,9 +87,10 @@ class TrainConfig:
     # replayed with the player moved there (data of the built-in game only; RolloutStreams
     # retarget, world/datagen.py Replayer)
     rollout_resim: bool = False
-    eval_every: int = 250  # 0: never
-    save_every: int = 100  # 0: only at the end of the leg
-    seed: int = 0
+    eval_every: int = 250  # logs the prediction from noise every this many steps (0: never)
+    # saves state and model every this many steps and at the last (0: the last only)
+    save_every: int = 100
+    seed: int = 0  # of data order, noise and initial weights
     precision: str = "auto"  # "auto" (bf16 only where the CPU has native bf16), "fp32", "bf16"
     export: str = ""  # when set, export the final EMA model to this checkpoint directory
     # "hash" (self-contained) or "sentence-transformers:<name or path>" (frozen, installed locally)
@@ -254,14 +260,42 @@ def open_meta(path: Path) -> str:
 Config = TypeVar("Config")
 
 
+def field_notes(cls: type) -> dict[str, str]:
+    """What the source of dataclass ``cls`` says of each field: the ``#`` lines right above it
+    and the comment after it on its line, joined. Empty where the source is not at hand."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    comments = {}  # line number -> (a line of its own?, text)
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            alone = not tok.line[: tok.start[1]].strip()
+            comments[tok.start[0]] = (alone, tok.string.lstrip("#").strip())
+    names, notes, above = {f.name for f in fields(cls)}, {}, []
+    for number, line in enumerate(source.splitlines(), 1):
+        alone, text = comments.get(number, (False, ""))
+        if alone:
+            above.append(text)
+            continue
+        field = re.match(r"\s+(\w+)\s*:", line)
+        if field and field[1] in names:
+            notes[field[1]] = " ".join([*above, text] if text else above)
+        above = []  # a blank line or any other code ends a comment block
+    return notes
+
+
 def config_parser(cls: type, prog: str, doc: str | None) -> argparse.ArgumentParser:
-    """A command line with one ``--flag`` per field of the dataclass ``cls``, its default in the
-    help (``train_steps`` -> ``--train-steps``)."""
+    """A command line with one ``--flag`` per field of the dataclass ``cls`` (``train_steps`` ->
+    ``--train-steps``), its help what the source's comments say of the field, and its default."""
     p = argparse.ArgumentParser(
         prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    notes = field_notes(cls)
     for f in fields(cls):
-        flag, help = "--" + f.name.replace("_", "-"), f"(default: {f.default})"
+        note = notes.get(f.name, "").replace("%", "%%")  # argparse formats help with %
+        shown = "''" if f.default == "" else f.default
+        flag, help = "--" + f.name.replace("_", "-"), f"{note} (default: {shown})".lstrip()
         if isinstance(f.default, bool):  # --flag / --no-flag
             p.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=f.default, help=help

@@ -65,17 +65,18 @@ class DecoderTuning:
     model: str = "default"  # checkpoint directory whose decoder is tuned ("default": the shipped)
     data: str = "data/long"  # dataset directory (world/data.py format) at the model's geometry
     out: str = "runs/decoder"  # run directory: state, metrics, and the tuned model in out/model
-    steps: int = 10000
+    steps: int = 10000  # decoder steps
     batch: int = 32  # latent frames per step
     lr: float = 3e-4  # a fine-tuning rate: the decoder is trained already
-    warmup: int = 100
-    clip_grad: float = 1.0
+    warmup: int = 100  # steps of linear warm-up
+    clip_grad: float = 1.0  # gradient norm clipped to this
     # noise on the latents the decoder sees, times their std (the codec phase ends at 0.02)
     latent_noise: float = 0.02
     held_out: int = 8  # last clips of the data, never trained on, for the logged PSNR
-    eval_every: int = 500  # the last step always logs; 0: only it
-    save_every: int = 250  # the last step always saves; 0: only it
-    seed: int = 0
+    # logs the held-out PSNR every this many steps and at the last (0: the last only)
+    eval_every: int = 500
+    save_every: int = 250  # saves its state every this many steps and at the last (0: last only)
+    seed: int = 0  # of batch order and latent noise
     precision: str = "auto"  # as chunkworld train: bf16 autocast only on CPUs with native bf16
 
 
