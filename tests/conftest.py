@@ -1,14 +1,17 @@
-"""Shared fixtures: the random-weight tiny model (fast), a seeded torch, a fake text backend."""
+"""Shared fixtures: the random-weight tiny model (fast), a seeded torch, a fake text backend, a
+tiny dataset for training runs."""
 
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from world.config import preset
+from world.datagen import generate_dataset
 from world.model import WorldModel
 from world.text import words
 
@@ -49,3 +52,11 @@ class FakeSentenceModel:
 def fake_sentence_model() -> type[FakeSentenceModel]:
     """The class of a fake frozen text backend (width 24 by default)."""
     return FakeSentenceModel
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A dataset of 12 clips of 16 frames at 32x32, two frames a chunk, for training runs."""
+    path = tmp_path_factory.mktemp("data") / "train"
+    generate_dataset(path, n_clips=12, clip_frames=16, chunk_frames=2, size=32, progress=False)
+    return path
