@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -62,6 +63,8 @@ def test_train_end_to_end_then_resume(tiny_data, tmp_path):
     den = [r["step"] for r in rows if r["phase"] == "denoiser"]
     assert den.count(0) == 1 and max(den) <= 5
     assert load_checkpoint(out / "model")[1]["step"] == 6
+    assert (out / "metrics.png").is_file()
+    assert not plt.get_fignums()  # the plot's figure is closed, not kept by pyplot
 
 
 def test_more_codec_steps_continue_the_codec_then_the_denoiser_on_new_latents(tiny_data, tmp_path):

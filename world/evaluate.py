@@ -432,6 +432,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     ax[1].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+    plt.close(fig)  # pyplot keeps every figure until closed: a long-lived process would leak
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -261,6 +261,7 @@ def plot_metrics(out: Path) -> Path | None:
     ax[2].legend()
     fig.tight_layout()
     fig.savefig(out / "metrics.png", dpi=90)
+    plt.close(fig)  # pyplot keeps every figure until closed: a long-lived process would leak
     return out / "metrics.png"
 
 
