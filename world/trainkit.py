@@ -60,7 +60,7 @@ class TrainConfig:
     # step at which warm-up and cosine decay begin: a resumed run given its current step gets a
     # fresh leg (warm-up to lr, decay to 5% of it at steps) instead of the old schedule's tail
     schedule_from: int = 0
-    weight_decay: float = 0.01  # AdamW's
+    weight_decay: float = 0.01  # AdamW's weight decay
     ema: float = 0.998  # decay of the EMA weights, the ones saved and exported
     clip_grad: float = 1.0  # gradient norm clipped to this
     caption_dropout: float = 0.1  # share of captions dropped (for text guidance)
