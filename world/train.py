@@ -61,11 +61,11 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, depth=tc.depth))
     if tc.kv_heads:
         heads = cfg.denoiser.heads
-        if heads % tc.kv_heads:
+        if tc.kv_heads < 0 or heads % tc.kv_heads:
             raise ValueError(
                 f"--kv-heads {tc.kv_heads}: the {tc.preset!r} preset has {heads} query heads, "
                 "and each key/value head serves an equal run of them: give a divisor of "
-                f"{heads}"
+                f"{heads}, or 0 for the preset's"
             )
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, kv_heads=tc.kv_heads))
     if tc.action_counts:
@@ -113,10 +113,6 @@ def run(tc: TrainConfig) -> WorldModel:
         )
     if tc.depth < 0:
         raise ValueError(f"--depth {tc.depth}: give the denoiser's blocks, or 0 for the preset's")
-    if tc.kv_heads < 0:
-        raise ValueError(
-            f"--kv-heads {tc.kv_heads}: give the key/value heads, or 0 for the preset's"
-        )
     rank, world = init_dist()
     torch.manual_seed(tc.seed)
     out = Path(tc.out)
