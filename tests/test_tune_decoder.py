@@ -118,3 +118,35 @@ def test_the_command_line_has_a_flag_per_field():
     assert tc == td.DecoderTuning(steps=5, latent_noise=0.1)
     with pytest.raises(SystemExit):
         parse_config(td.DecoderTuning, "chunkworld tune-decoder", None, ["--stpes", "5"])
+
+
+def test_a_grown_decoder_starts_as_the_trained_one_and_the_tuning_trains_its_new_blocks(
+    source, tmp_path
+):
+    original, _ = load_checkpoint(source / "model")
+    grown = td.grow_decoder(original, 2)
+    assert grown.cfg.codec.decoder_blocks == 2 and len(grown.codec.decoder.refine) == 2
+    c = original.cfg.codec
+    latents = torch.randn(2, 2, c.latent_channels, c.grid, c.grid)
+    assert torch.equal(grown.codec.decode(latents), original.codec.decode(latents))
+    path = td.tune_decoder(_tuning(source, tmp_path / "run", decoder_blocks=2))
+    tuned, doc = load_checkpoint(path)  # the config records the blocks, so it loads as saved
+    assert tuned.cfg.codec.decoder_blocks == 2
+    assert doc["decoder_tuning"][0]["decoder_blocks"] == 2
+    conv = tuned.codec.decoder.refine[1].conv2.weight
+    assert conv.abs().sum() > 0  # it started at zero
+    again = td.tune_decoder(_tuning(source, tmp_path / "again", model=str(path), steps=1))
+    assert load_checkpoint(again)[0].cfg.codec.decoder_blocks == 2  # -1 keeps the model's
+
+
+def test_a_decoder_grows_but_does_not_shrink_and_a_resume_keeps_its_blocks(source, tmp_path):
+    grown = td.grow_decoder(load_checkpoint(source / "model")[0], 2)
+    save_checkpoint(grown, tmp_path / "grown")
+    with pytest.raises(ValueError, match="pass 2 or more"):
+        td.tune_decoder(_tuning(source, tmp_path / "a", model=str(tmp_path / "grown"), decoder_blocks=1))
+    assert not (tmp_path / "a").exists()
+    td.tune_decoder(_tuning(source, tmp_path / "b", steps=3))
+    with pytest.raises(ValueError, match="another --decoder-blocks"):
+        td.tune_decoder(_tuning(source, tmp_path / "b", steps=6, decoder_blocks=1))
+    with pytest.raises(ValueError, match="decoder_blocks=-1 must be 0 or more"):
+        WorldModel(replace(preset("tiny"), codec=replace(preset("tiny").codec, decoder_blocks=-1)))

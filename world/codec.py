@@ -51,6 +51,8 @@ def _levels(cfg: CodecConfig) -> int:
             f"codec: spatial={cfg.spatial} must be patch={cfg.patch} times a power of two, with "
             f"one width per level (got widths={cfg.widths}, need {levels + 1})"
         )
+    if cfg.decoder_blocks < 0:
+        raise ValueError(f"codec: decoder_blocks={cfg.decoder_blocks} must be 0 or more")
     return levels
 
 
@@ -93,12 +95,17 @@ class Decoder(nn.Module):
                 ResBlock(w[i]),
             ]
         self.ups = nn.Sequential(*ups)
+        self.refine = nn.Sequential(*(ResBlock(w[0]) for _ in range(cfg.decoder_blocks)))
+        for block in self.refine:  # the identity to begin with: grown from a trained decoder,
+            nn.init.zeros_(block.conv2.weight)  # the codec starts as exactly that decoder
+            nn.init.zeros_(block.conv2.bias)
         self.norm = nn.GroupNorm(min(8, w[0]), w[0])
         self.out = nn.Conv2d(w[0], 3 * cfg.temporal * cfg.patch**2, 3, padding=1)
         self.shuffle = nn.PixelShuffle(cfg.patch)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # (N, C, h, w) -> (N, 3k, H, W)
-        return self.shuffle(self.out(fn.silu(self.norm(self.ups(self.mid(self.inp(z)))))))
+        h = self.refine(self.ups(self.mid(self.inp(z))))
+        return self.shuffle(self.out(fn.silu(self.norm(h))))
 
 
 class Codec(nn.Module):

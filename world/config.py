@@ -37,6 +37,10 @@ class CodecConfig:
     temporal: int = 1
     latent_channels: int = 16  # channels of a latent frame
     widths: tuple[int, ...] = (128, 128)  # conv width per level from frame/patch resolution down
+    # Residual blocks the decoder adds at its finest level (frame/patch resolution): sharper sprite
+    # edges for a little more time per frame. Each starts as the identity (its last convolution
+    # zero), so a decoder can grow from a trained one (chunkworld tune-decoder --decoder-blocks).
+    decoder_blocks: int = 0
     latent_scale: float = 1.0  # multiplies encoder output so latents have about unit std
 
     @property

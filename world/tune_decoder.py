@@ -29,6 +29,7 @@ are not something a decoder can undo.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -78,6 +79,9 @@ class DecoderTuning:
     save_every: int = 250  # saves its state every this many steps and at the last (0: last only)
     seed: int = 0  # of batch order and latent noise
     precision: str = "auto"  # as chunkworld train: bf16 autocast only on CPUs with native bf16
+    # residual blocks at the decoder's finest level (the codec's decoder_blocks): -1 keeps the
+    # model's; more grows its decoder, each new block starting as the identity
+    decoder_blocks: int = -1
 
 
 def tune_decoder(tc: DecoderTuning) -> Path:
@@ -88,6 +92,8 @@ def tune_decoder(tc: DecoderTuning) -> Path:
         ValueError: the data do not fit the model, or are too few to hold clips out.
     """
     model, doc = load_checkpoint(tc.model)
+    if tc.decoder_blocks >= 0:
+        model = grow_decoder(model, tc.decoder_blocks)
     data = load_arrays(tc.data, model.cfg)
     if len(data.frames) <= tc.held_out:
         raise ValueError(
@@ -107,7 +113,13 @@ def tune_decoder(tc: DecoderTuning) -> Path:
     state, start = out / STATE_FILE, 0
     if state.exists():
         t = load_file(str(state))
-        codec.decoder.load_state_dict({n[8:]: v for n, v in t.items() if n.startswith("decoder.")})
+        saved = {n[8:]: v for n, v in t.items() if n.startswith("decoder.")}
+        if set(saved) != set(codec.decoder.state_dict()):
+            raise ValueError(
+                f"{state}: saved with another --decoder-blocks than {codec.cfg.decoder_blocks}; "
+                "resume with the run's own setting, or pass a new --out"
+            )
+        codec.decoder.load_state_dict(saved)
         load_opt(opt, t)
         start = int(json.loads(open_meta(state))["step"])
     log = MetricsLog(out, 0)
@@ -138,6 +150,28 @@ def tune_decoder(tc: DecoderTuning) -> Path:
             tensors = {"decoder." + n: v for n, v in codec.decoder.state_dict().items()}
             save_state(state, {**tensors, **opt_tensors(opt)}, {"step": step + 1})
     return _export(model, doc, tc, out)
+
+
+def grow_decoder(model: WorldModel, blocks: int) -> WorldModel:
+    """``model`` with ``blocks`` residual blocks at its decoder's finest level: its own blocks
+    kept, the new ones the identity, so the returned model draws exactly the frames ``model`` does.
+
+    Raises:
+        ValueError: ``blocks`` is fewer than the decoder has (a decoder grows, it does not shrink).
+    """
+    have = model.cfg.codec.decoder_blocks
+    if blocks < have:
+        raise ValueError(
+            f"--decoder-blocks {blocks}: the model's decoder has {have}; pass {have} or more "
+            "(-1 keeps them)"
+        )
+    if blocks == have:
+        return model
+    cfg = model.cfg.replace(codec=dataclasses.replace(model.cfg.codec, decoder_blocks=blocks))
+    grown = WorldModel(cfg)
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(n.startswith("codec.decoder.refine.") for n in missing)
+    return grown.eval()
 
 
 def _export(model: WorldModel, doc: dict[str, Any], tc: DecoderTuning, out: Path) -> Path:
