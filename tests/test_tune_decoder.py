@@ -143,7 +143,9 @@ def test_a_decoder_grows_but_does_not_shrink_and_a_resume_keeps_its_blocks(sourc
     grown = td.grow_decoder(load_checkpoint(source / "model")[0], 2)
     save_checkpoint(grown, tmp_path / "grown")
     with pytest.raises(ValueError, match="pass 2 or more"):
-        td.tune_decoder(_tuning(source, tmp_path / "a", model=str(tmp_path / "grown"), decoder_blocks=1))
+        td.tune_decoder(
+            _tuning(source, tmp_path / "a", model=str(tmp_path / "grown"), decoder_blocks=1)
+        )
     assert not (tmp_path / "a").exists()
     td.tune_decoder(_tuning(source, tmp_path / "b", steps=3))
     with pytest.raises(ValueError, match="another --decoder-blocks"):
