@@ -95,10 +95,11 @@ class Decoder(nn.Module):
                 ResBlock(w[i]),
             ]
         self.ups = nn.Sequential(*ups)
-        self.refine = nn.Sequential(*(ResBlock(w[0]) for _ in range(cfg.decoder_blocks)))
-        for block in self.refine:  # the identity to begin with: grown from a trained decoder,
-            nn.init.zeros_(block.conv2.weight)  # the codec starts as exactly that decoder
-            nn.init.zeros_(block.conv2.bias)
+        refine = [ResBlock(w[0]) for _ in range(cfg.decoder_blocks)]
+        for block in refine:  # the identity to begin with: grown from a trained decoder, the
+            for p in block.conv2.parameters():  # codec starts as exactly that decoder
+                nn.init.zeros_(p)
+        self.refine = nn.Sequential(*refine)
         self.norm = nn.GroupNorm(min(8, w[0]), w[0])
         self.out = nn.Conv2d(w[0], 3 * cfg.temporal * cfg.patch**2, 3, padding=1)
         self.shuffle = nn.PixelShuffle(cfg.patch)
