@@ -9,15 +9,16 @@ import json
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from world.checkpoint import save_checkpoint
 from world.config import preset
-from world.evaluate import EvalConfig, _balls_kept, evaluate
+from world.evaluate import EvalConfig, _balls_kept, evaluate, true_episode
 from world.figures import GAP_RGB, chunk_ticks, rollout_grid
 from world.game import PALETTE, SKY_RGB, Game, GameConfig
-from world.metrics import mean_interval, wilson_interval
+from world.metrics import mean_interval, psnr, wilson_interval
 from world.model import WorldModel
 
 
@@ -80,6 +81,35 @@ def test_evaluate_reports_every_measure(tmp_path):
         "player_detectable",
         "fps",
     }
+
+
+def test_the_codec_round_trip_is_the_codecs_alone(tmp_path):
+    torch.manual_seed(0)
+    model = WorldModel(preset("tiny"))
+    other = WorldModel(preset("tiny"))  # another denoiser and text encoder, the same codec
+    other.codec.load_state_dict(model.codec.state_dict())
+    with torch.no_grad():  # the denoiser's last layers start at zero: move them, so it draws
+        for p in other.denoiser.parameters():  # other frames
+            p.add_(0.05 * torch.randn_like(p))
+    results = []
+    for name, m in (("a", model), ("b", other)):
+        save_checkpoint(m, tmp_path / name)
+        ec = EvalConfig(
+            model=str(tmp_path / name), out=str(tmp_path / f"eval_{name}"), episodes=1,
+            horizon=2, prompt_trials=1, long_ticks=0,
+        )  # fmt: skip
+        results.append(evaluate(ec, progress=False))
+    a, b = results
+    assert a["psnr_db"] != b["psnr_db"]
+    assert a["codec_round_trip_psnr_db"] == b["codec_round_trip_psnr_db"]
+    cfg = model.cfg
+    f, k = cfg.chunk_frames, cfg.history_chunks
+    truth = true_episode(EvalConfig().seed, k + 2, f, cfg.codec.frame_size).frames[k * f :]
+    back = model.codec.decode(model.codec.encode(torch.from_numpy(truth)[None]))[0].numpy()
+    expected = [
+        round(psnr(back[i * f : (i + 1) * f], truth[i * f : (i + 1) * f]), 2) for i in (0, 1)
+    ]
+    assert a["codec_round_trip_psnr_db"] == expected
 
 
 def test_wilson_interval_known_values_and_properties():

@@ -9,6 +9,8 @@ Reported (JSON to stdout and ``<out>/eval.json``, a plot to ``<out>/eval.png``, 
 rollouts above their truth to ``<out>/rollouts.png``):
 
 - ``psnr_db`` / ``ssim`` per horizon (chunks ahead) and the copy-last-frame baseline;
+- ``codec_round_trip_psnr_db`` per horizon: the true frames encoded and decoded, the most a
+  rollout can score with this codec, so the gap to ``psnr_db`` is the denoiser's;
 - ``action_following``: share of generated frames whose player (found by ``find_player``) lies
   within 2 px of the true position, over ``horizon * chunk_frames``-frame rollouts;
 - ``balls_kept``: share of generated frames that show the true frame's balls (count and colour,
@@ -261,6 +263,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
     h = ec.horizon
     psnrs, ssims, copy_psnrs, follow, frames_gen, seconds = [], [], [], [], 0, 0.0
+    round_trips = []
     balls: list[list[bool]] = []
     shown: list[tuple[np.ndarray, np.ndarray]] = []  # the first rollouts, for rollouts.png
 
@@ -277,6 +280,8 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         psnrs.append([psnr(gen[i], truth[i]) for i in range(h)])
         ssims.append([ssim(gen[i], truth[i]) for i in range(h)])
         copy_psnrs.append([psnr(np.broadcast_to(last, truth[i].shape), truth[i]) for i in range(h)])
+        back = model.codec.decode(model.codec.encode(torch.from_numpy(truth))).numpy()
+        round_trips.append([psnr(back[i], truth[i]) for i in range(h)])
         error, _ = player_errors(gen.reshape(-1, *gen.shape[2:]), ep.player[k * f :])
         follow.append((error <= 2.0).tolist())
         balls.append([_balls_kept(gen[i, j], truth[i, j]) for i in range(h) for j in range(f)])
@@ -284,6 +289,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
             shown.append((gen, truth))
     psnr_h = np.mean(np.minimum(np.asarray(psnrs), 60.0), axis=0)
     copy_h = np.mean(np.minimum(np.asarray(copy_psnrs), 60.0), axis=0)
+    round_trip_h = np.mean(np.minimum(np.asarray(round_trips), 60.0), axis=0)
     ssim_h = np.mean(np.asarray(ssims), axis=0)
     follow_a = np.asarray(follow, dtype=np.float64)
     balls_a = np.asarray(balls, dtype=np.float64)
@@ -366,6 +372,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         "horizon_chunks": h,
         "psnr_db": [round(float(x), 2) for x in psnr_h],
         "copy_last_psnr_db": [round(float(x), 2) for x in copy_h],
+        "codec_round_trip_psnr_db": [round(float(x), 2) for x in round_trip_h],
         "ssim": [round(float(x), 4) for x in ssim_h],
         "psnr_1_db": round(float(psnr_h[0]), 2),
         "psnr_avg16_db": round(float(psnr_h[:16].mean()), 2),
@@ -424,6 +431,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     x = np.arange(1, len(result["psnr_db"]) + 1)
     ax[0].plot(x, result["psnr_db"], "o-", label="model")
     ax[0].plot(x, result["copy_last_psnr_db"], "s--", label="copy last frame")
+    ax[0].plot(x, result["codec_round_trip_psnr_db"], ":", label="codec round trip")
     ax[0].set(xlabel="chunks ahead", ylabel="PSNR (dB)", title="prediction vs ground truth")
     ax[0].legend()
     ax[1].plot(x, result["action_following_per_chunk"], "o-", label="player within 2 px")
