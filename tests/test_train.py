@@ -251,6 +251,20 @@ def test_a_codec_setting_trains_a_model_with_that_codec(tiny_data, tmp_path):
         run(_config(tiny_data, tmp_path / "bad", codec="frames=2"))
 
 
+def test_a_run_recorded_before_a_codec_field_existed_resumes(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    run(_config(tiny_data, out, steps=2))
+    file = out / "progress.json"
+    progress = json.loads(file.read_text())
+    assert progress["codec_setting"].endswith(",decoder_blocks=0")
+    progress["codec_setting"] = progress["codec_setting"].removesuffix(",decoder_blocks=0")
+    file.write_text(json.dumps(progress))  # as a run started before decoder_blocks recorded it
+    run(_config(tiny_data, out, steps=4))
+    assert load_checkpoint(out / "model")[1]["step"] == 4
+    with pytest.raises(ValueError, match="decoder_blocks=1"):
+        run(_config(tiny_data, out, steps=6, codec="decoder_blocks=1"))
+
+
 def test_every_zero_means_never_and_the_last_step_still_saves(tiny_data, tmp_path):
     out = tmp_path / "a"
     run(_config(tiny_data, out, steps=3, eval_every=0, save_every=0))

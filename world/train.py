@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from world.checkpoint import load_matching, read_config, save_checkpoint
 from world.codec import codec_setting, codec_text
-from world.config import ModelConfig, preset
+from world.config import CodecConfig, ModelConfig, preset
 from world.cpus import warn_if_busy
 from world.denoiser import Block
 from world.model import WorldModel
@@ -88,8 +88,8 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
             "a new --out"
         )
     codec_now, codec_then = codec_text(cfg.codec), progress.get("codec_setting")
-    if codec_then:
-        changed = codec_then != codec_now
+    if codec_then:  # parsed, so that a field added since (at its default) is no change
+        changed = codec_text(codec_setting(codec_then, CodecConfig())) != codec_now
     else:  # a run started before the setting was recorded: its --codec alone
         changed = bool(progress) and progress.get("codec", "") != tc.codec
     if changed:
