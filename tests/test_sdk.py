@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterator
 
@@ -296,6 +297,18 @@ def test_unknown_model_and_missing_default(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(sdk.models, "DEFAULT_DIR", tmp_path / "gone")
     with pytest.raises(UnknownModelError, match=r"default model is not installed.*gone.*'tiny'"):
         Session.load("default")
+
+
+def test_a_field_added_to_the_config_keeps_old_fingerprints() -> None:
+    # the tiny model of seed 0 as the commit before the codec's decoder_blocks fingerprinted it
+    # (859259b), so snapshots saved then still restore; another value of the field is another model
+    torch.manual_seed(0)
+    model = WorldModel(preset("tiny"))
+    assert sdk.models.fingerprint(model) == "3d9051afa0560610"
+    codec = dataclasses.replace(model.cfg.codec, decoder_blocks=1)
+    grown = WorldModel(model.cfg.replace(codec=codec))
+    grown.load_state_dict(model.state_dict(), strict=False)
+    assert sdk.models.fingerprint(grown) != "3d9051afa0560610"
 
 
 def test_checkpoint_directory(tmp_path) -> None:
