@@ -11,6 +11,12 @@ last codec change). The decoder alone can go on learning without touching any of
 encoder frozen every latent stays what it was, so the denoiser, its training data and a
 session's cache all stay valid, and frames come out sharper at the same cost per tick.
 
+A decoder that has levelled off can grow: ``--decoder-blocks N`` gives it ``N`` residual blocks
+at its finest level (the codec's ``decoder_blocks``; :func:`grow_decoder`), each starting as the
+identity, so the tuning starts from exactly the frames the trained decoder drew. The shipped
+default's, levelled off at 28.45 dB held out, reached 33.76 dB with six (docs/training-log.md, "A
+deeper decoder"); each block costs some time per frame.
+
 Loss: the codec's own (:func:`world.train_codec.codec_loss`: MSE + L1, sprites weighted, a little
 noise on the latents), with gradients only into the decoder. AdamW, warm-up and cosine decay,
 gradient clipping, bf16 autocast where the CPU has native bf16. Resumable: the decoder and
