@@ -50,7 +50,7 @@ from world.checkpoint import load_checkpoint
 from world.cpus import warn_if_busy
 from world.datagen import EVAL_SEED
 from world.detect import detect_events, find_player, player_errors
-from world.figures import chunk_ticks, rollout_grid
+from world.figures import chunk_ticks, plot_eval, rollout_grid
 from world.game import Game, GameConfig
 from world.metrics import mean_interval, psnr, ssim, wilson_interval
 from world.model import WorldModel
@@ -410,37 +410,13 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
     out = Path(ec.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
-    _plot(result, out / "eval.png")
+    plot_eval(result, out / "eval.png")
     iio.imwrite(out / "rollouts.png", rollout_grid(shown, chunk_ticks(h)))
     return result
 
 
 def _rounded(interval: tuple[float, float] | None) -> list[float] | None:
     return None if interval is None else [round(interval[0], 4), round(interval[1], 4)]
-
-
-def _plot(result: dict[str, Any], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
-    x = np.arange(1, len(result["psnr_db"]) + 1)
-    ax[0].plot(x, result["psnr_db"], "o-", label="model")
-    ax[0].plot(x, result["copy_last_psnr_db"], "s--", label="copy last frame")
-    ax[0].plot(x, result["codec_round_trip_psnr_db"], ":", label="codec round trip")
-    ax[0].set(xlabel="chunks ahead", ylabel="PSNR (dB)", title="prediction vs ground truth")
-    ax[0].legend()
-    ax[1].plot(x, result["action_following_per_chunk"], "o-", label="player within 2 px")
-    ax[1].plot(x, result["balls_kept_per_chunk"], "s--", label="balls kept")
-    ax[1].set(xlabel="chunks ahead", ylabel="share of frames", ylim=(0, 1.05), title="vs truth")
-    ax[1].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)  # pyplot keeps every figure until closed: a long-lived process would leak
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,12 +1,17 @@
-"""Pictures of rollouts for people: generated frames above the true ones, chunk by chunk.
+"""Pictures for people: rollouts (generated frames above the true ones, chunk by chunk) and the
+evaluation's curves.
 
-``chunkworld eval`` writes one for its first episodes (``<out>/rollouts.png``); the README's
-``docs/rollouts.png`` is that file. Plain numpy, so it needs no plotting library.
+``chunkworld eval`` writes the rollouts of its first episodes (``<out>/rollouts.png``, plain numpy,
+so it needs no plotting library; the README's ``docs/rollouts.png`` is that file) and its curves
+(``<out>/eval.png``, with matplotlib when it is installed; :func:`pyplot` is how every plot of the
+package gets it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,3 +58,39 @@ def rollout_grid(
         rows += [band(2 * gap)] if rows else []
         rows += [row(generated), band(gap), row(truth)]
     return np.concatenate(rows)
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend, or None when matplotlib is missing (the
+    plots are optional; what they show is in the JSON beside them). Close each figure after
+    saving it: pyplot keeps every figure until closed, so a long-lived process would leak."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def plot_eval(result: dict[str, Any], path: Path) -> None:
+    """PSNR per horizon (model, copy-last, codec round trip) and following and balls kept per
+    horizon, from ``chunkworld eval``'s result, to ``path``."""
+    plt = pyplot()
+    if plt is None:
+        return
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+    x = np.arange(1, len(result["psnr_db"]) + 1)
+    ax[0].plot(x, result["psnr_db"], "o-", label="model")
+    ax[0].plot(x, result["copy_last_psnr_db"], "s--", label="copy last frame")
+    ax[0].plot(x, result["codec_round_trip_psnr_db"], ":", label="codec round trip")
+    ax[0].set(xlabel="chunks ahead", ylabel="PSNR (dB)", title="prediction vs ground truth")
+    ax[0].legend()
+    ax[1].plot(x, result["action_following_per_chunk"], "o-", label="player within 2 px")
+    ax[1].plot(x, result["balls_kept_per_chunk"], "s--", label="balls kept")
+    ax[1].set(xlabel="chunks ahead", ylabel="share of frames", ylim=(0, 1.05), title="vs truth")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -40,6 +40,7 @@ from world.codec import codec_setting, codec_text
 from world.config import CodecConfig, ModelConfig, preset
 from world.cpus import warn_if_busy
 from world.denoiser import Block
+from world.figures import pyplot
 from world.model import WorldModel
 from world.text import FrozenTextEncoder, load_backend
 from world.train_codec import codec_quality, codec_step, encode_dataset, train_codec
@@ -237,12 +238,8 @@ def plot_metrics(out: Path) -> Path | None:
     """Loss curves and the from-noise diagnostic to ``<out>/metrics.png`` (needs matplotlib)."""
     if not (out / "metrics.jsonl").exists():  # a run of no steps: nothing to plot
         return None
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.5))
@@ -257,7 +254,7 @@ def plot_metrics(out: Path) -> Path | None:
     ax[2].legend()
     fig.tight_layout()
     fig.savefig(out / "metrics.png", dpi=90)
-    plt.close(fig)  # pyplot keeps every figure until closed: a long-lived process would leak
+    plt.close(fig)
     return out / "metrics.png"
 
 
