@@ -68,11 +68,17 @@ def random_model(name: str) -> WorldModel:
     return model
 
 
+# Config fields added after models were fingerprinted, with the value that stands for how those
+# models were: at that value a field is left out of the hash, so their fingerprints do not change.
+ADDED_LATER = {("codec", "decoder_blocks"): 0}
+
+
 def fingerprint(model: WorldModel) -> str:
     """Hash of the config and of the first 4096 values of every weight (16 hex digits)."""
     config = model.cfg.to_dict()
-    if config["codec"]["decoder_blocks"] == 0:  # a field added later hashes, at the value it
-        del config["codec"]["decoder_blocks"]  # stands for, as before: old snapshots restore
+    for (part, key), before in ADDED_LATER.items():  # as before the field existed, so the
+        if config[part][key] == before:  # snapshots of those models still restore
+            del config[part][key]
     h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name, t in model.state_dict().items():
         h.update(name.encode())
