@@ -9,7 +9,8 @@ codec leg in ``chunkworld train`` changes the encoder too: the data are encoded 
 denoiser spends thousands of steps relearning the new latents (121 min for the shipped default's
 last codec change). The decoder alone can go on learning without touching any of that: with the
 encoder frozen every latent stays what it was, so the denoiser, its training data and a
-session's cache all stay valid, and frames come out sharper at the same cost per tick.
+session's cache all stay valid, and frames come out sharper at the same cost per tick (unless
+the decoder grows, below).
 
 A decoder that has levelled off can grow: ``--decoder-blocks N`` gives it ``N`` residual blocks
 at its finest level (the codec's ``decoder_blocks``; :func:`grow_decoder`), each starting as the
@@ -37,10 +38,9 @@ are not something a decoder can undo.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +175,7 @@ def grow_decoder(model: WorldModel, blocks: int) -> WorldModel:
         )
     if blocks == have:
         return model
-    cfg = model.cfg.replace(codec=dataclasses.replace(model.cfg.codec, decoder_blocks=blocks))
+    cfg = model.cfg.replace(codec=replace(model.cfg.codec, decoder_blocks=blocks))
     grown = WorldModel(cfg)
     missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
     assert not unexpected and all(n.startswith("codec.decoder.refine.") for n in missing)
