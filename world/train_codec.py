@@ -18,13 +18,13 @@ from torch import nn
 from tqdm import tqdm
 
 from world.codec import Codec
+from world.cpus import bf16_enabled
 from world.metrics import psnr
 from world.model import WorldModel
 from world.trainkit import (
     Arrays,
     MetricsLog,
     TrainConfig,
-    bf16_enabled,
     codec_leg_lr,
     due,
     load_opt,

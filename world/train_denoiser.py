@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from world.checkpoint import save_checkpoint
 from world.config import ModelConfig
+from world.cpus import bf16_enabled
 from world.datagen import Replayer
 from world.metrics import psnr
 from world.model import WorldModel
@@ -45,7 +46,6 @@ from world.trainkit import (
     Arrays,
     MetricsLog,
     TrainConfig,
-    bf16_enabled,
     due,
     leg_lr,
     load_opt,

@@ -168,23 +168,6 @@ def sync_grads(params: list[nn.Parameter]) -> None:
         p.grad /= dist.get_world_size()
 
 
-def bf16_enabled(precision: str) -> bool:
-    """bf16 autocast only pays with native bf16 matmuls (AVX512-BF16/AMX or a GPU).
-
-    Measured on this project's CPU (AVX-512 without BF16), 2048^3 matmul: fp32 212 GFLOP/s,
-    bf16 47 GFLOP/s; a denoiser training step was 3.5x slower under bf16 autocast.
-    """
-    if precision in ("fp32", "bf16"):
-        return precision == "bf16"
-    if precision != "auto":
-        raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def leg_lr(tc: TrainConfig, step: int) -> float:
     """Learning rate of ``step`` in the leg that starts at ``tc.schedule_from`` (see ``lr_at``)."""
     return lr_at(max(0, step - tc.schedule_from), tc.steps - tc.schedule_from, tc.lr, tc.warmup)
