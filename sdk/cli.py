@@ -132,6 +132,12 @@ def _model_args(p: argparse.ArgumentParser, *, sampler: bool = True) -> None:
             help="chunks denoised together; steps must be a multiple (model default)",
         )
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        p.add_argument(
+            "--precision",
+            default="auto",
+            choices=("auto", "fp32", "bf16"),
+            help="auto: bf16 autocast where the CPU has native bf16 (default: %(default)s)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -254,6 +260,7 @@ def _session(args: argparse.Namespace, seed: int = 0) -> Any:
         steps=args.steps,
         in_flight=args.in_flight,
         threads=args.threads,
+        precision=args.precision,
     )
     warn_if_busy(torch.get_num_threads())
     return session
@@ -311,6 +318,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             "trained": info.trained,
             "parameters": info.parameters,
             "action_latency_ticks": info.action_latency_ticks,
+            "precision": info.precision,
             "card": info.card,
         }
     if args.json:
@@ -325,7 +333,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "actions        " + ", ".join(f"{i}={n}" for i, n in enumerate(info.actions)),
         f"history        {info.history_chunks} chunks in the KV cache",
         f"sampler        {info.steps} steps per chunk, {info.in_flight} in flight "
-        f"(an action shows {info.action_latency_ticks} tick(s) later)",
+        f"(an action shows {info.action_latency_ticks} tick(s) later), {info.precision}",
         f"prompt         up to {info.max_prompt_chars} characters",
         f"parameters     {params:,} ("
         + ", ".join(f"{k} {v:,}" for k, v in info.parameters.items())
@@ -376,6 +384,7 @@ def session_factory(args: argparse.Namespace) -> Callable[[dict[str, Any]], Any]
             seed=options.get("seed", 0),
             steps=options.get("steps", args.steps),
             in_flight=options.get("in_flight", args.in_flight),
+            precision=args.precision,
         )
 
     return factory

@@ -66,6 +66,7 @@ class Session:
         steps: int | None = None,
         in_flight: int | None = None,
         threads: int | None = None,
+        precision: str = "auto",
     ) -> None:
         """Prefer :meth:`load`. ``loaded`` is a model with its name and fingerprint."""
         self._seed = check_seed(seed)
@@ -79,7 +80,9 @@ class Session:
             ):
                 raise ArgumentError(f"{key} must be a positive int or None, got {value!r}")
         try:
-            self._sampler = PipelinedSampler(loaded.model, steps=steps, in_flight=in_flight)
+            self._sampler = PipelinedSampler(
+                loaded.model, steps=steps, in_flight=in_flight, precision=precision
+            )
         except ValueError as e:
             raise ArgumentError(str(e)) from None
         self._loaded = loaded
@@ -107,6 +110,7 @@ class Session:
         steps: int | None = None,
         in_flight: int | None = None,
         threads: int | None = None,
+        precision: str = "auto",
     ) -> Session:
         """Load a model and open a session on it.
 
@@ -118,10 +122,13 @@ class Session:
             steps: Euler steps per chunk (default: the model's sampler config).
             in_flight: chunks denoised together; ``steps`` must be a multiple of it.
             threads: if given, ``torch.set_num_threads(threads)`` (process-wide).
+            precision: ``"auto"`` (bf16 autocast where the device's bf16 matmuls are native,
+                else fp32), ``"fp32"`` or ``"bf16"``. A session's frames are deterministic at
+                either; the two differ slightly, so compare runs at one precision.
 
         Raises:
             UnknownModelError: unknown name, default model not installed, or broken checkpoint.
-            ArgumentError: bad device, seed, steps or in_flight.
+            ArgumentError: bad device, seed, steps, in_flight or precision.
         """
         return cls(
             load_model(name_or_path, device=device),
@@ -129,6 +136,7 @@ class Session:
             steps=steps,
             in_flight=in_flight,
             threads=threads,
+            precision=precision,
         )
 
     @classmethod
@@ -140,10 +148,11 @@ class Session:
         seed: int = 0,
         steps: int | None = None,
         in_flight: int | None = None,
+        precision: str = "auto",
     ) -> Session:
         """Open a session on a model already in memory (training, evaluation); puts it in eval mode."""
         loaded = LoadedModel(model.eval(), name, fingerprint(model), trained=True)
-        return cls(loaded, seed=seed, steps=steps, in_flight=in_flight)
+        return cls(loaded, seed=seed, steps=steps, in_flight=in_flight, precision=precision)
 
     # --- facts --------------------------------------------------------------------------------
     @property
@@ -166,6 +175,7 @@ class Session:
             history_chunks=cfg.history_chunks,
             steps=self._sampler.steps,
             in_flight=self._sampler.in_flight,
+            precision="bf16" if self._sampler.bf16 else "fp32",
             max_prompt_chars=cfg.max_prompt_chars,
             parameters=lm.model.parameter_count(),
             trained=lm.trained,
@@ -453,7 +463,7 @@ class Session:
 
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
         assert self._model is not None
-        out = self._model.codec.decode(latents)  # (1, F, H, W, 3) uint8
+        out = self._sampler.decode(latents)  # (1, F, H, W, 3) uint8
         return np.ascontiguousarray(out[0].cpu().numpy())
 
     def _chunk(self, frames: np.ndarray, ids: np.ndarray, started: float) -> Chunk:

@@ -51,6 +51,7 @@ class SessionInfo:
     history_chunks: int  # clean chunks a new chunk attends to (the KV cache ring size)
     steps: int  # Euler steps per chunk
     in_flight: int  # chunks denoised together
+    precision: str  # "bf16" (autocast) or "fp32": what the session's precision resolved to
     max_prompt_chars: int
     parameters: dict[str, int]  # parameter count per part (codec, text, denoiser)
     trained: bool  # False for random-weight presets

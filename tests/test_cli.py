@@ -246,7 +246,9 @@ def test_info(capsys) -> None:
 
 
 def test_serve_factory_makes_sessions() -> None:
-    args = argparse.Namespace(model="tiny", device="cpu", steps=None, in_flight=None)
+    args = argparse.Namespace(
+        model="tiny", device="cpu", steps=None, in_flight=None, precision="auto"
+    )
     factory = session_factory(args)
     a, b = factory({"seed": 4}), factory({"seed": 4, "in_flight": 2, "steps": 2})
     assert a.describe()["in_flight"] == 1 and b.describe()["in_flight"] == 2
@@ -262,7 +264,9 @@ def test_serve_factory_makes_sessions() -> None:
 def test_serve_end_to_end_over_the_bridge() -> None:
     server_mod = pytest.importorskip("bridges.server")
     client_mod = pytest.importorskip("bridges.client")
-    args = argparse.Namespace(model="tiny", device="cpu", steps=None, in_flight=None)
+    args = argparse.Namespace(
+        model="tiny", device="cpu", steps=None, in_flight=None, precision="auto"
+    )
     with server_mod.Server(
         session_factory(args), control="tcp://127.0.0.1:*", frames="tcp://127.0.0.1:*"
     ) as server:

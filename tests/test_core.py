@@ -53,7 +53,7 @@ def test_cache_equals_single_masked_forward(tiny_model, history, seed):
     x, actions, text, tmask = _inputs(model, history + 1, seed)
     full = _forward(model, x, actions, text, tmask, n_context=history)
 
-    sampler = PipelinedSampler(model, autocast=False, context_level=0.05)
+    sampler = PipelinedSampler(model, context_level=0.05)
     state = sampler.new_state(seed=seed)
     null_tokens, null_mask = model.encode_text([None])
     for c in range(history):  # feed clean history chunk by chunk through the cache pass
@@ -100,9 +100,7 @@ def test_sampler_cache_equals_recompute(tiny_model):
     """The sampler with the ring cache gives the same chunks as recomputing the window."""
     outs = []
     for use_cache in (True, False):
-        sampler = PipelinedSampler(
-            tiny_model, autocast=False, use_cache=use_cache, in_flight=2, steps=2
-        )
+        sampler = PipelinedSampler(tiny_model, use_cache=use_cache, in_flight=2, steps=2)
         state = sampler.new_state(seed=3)
         text = tiny_model.encode_text(["night"])
         a = torch.tensor([[1, 3]])
@@ -154,7 +152,7 @@ def test_history_older_than_reach_has_no_effect(tiny_model, extra, seed):
 @settings(max_examples=4, deadline=None)
 @given(w=st.sampled_from([1, 2]))
 def test_cache_bytes_flat(tiny_model, w):
-    sampler = PipelinedSampler(tiny_model, autocast=False, in_flight=w, steps=2)
+    sampler = PipelinedSampler(tiny_model, in_flight=w, steps=2)
     state = sampler.new_state(seed=0)
     k = tiny_model.cfg.history_chunks
     text = tiny_model.encode_text([None])

@@ -173,8 +173,11 @@ def _frames(n: int, seed: int = 0) -> np.ndarray:
 
 
 def _recon(s: Session, frames: np.ndarray) -> np.ndarray:
+    """The codec's reconstruction, decoded at the session's precision."""
     codec = s._loaded.model.codec
-    return codec.decode(codec.encode(torch.from_numpy(frames)[None]))[0].numpy()
+    latents = codec.encode(torch.from_numpy(frames)[None])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.info.precision == "bf16"):
+        return codec.decode(latents)[0].numpy()
 
 
 def test_image_start_is_codec_reconstruction(s: Session) -> None:

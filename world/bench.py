@@ -3,6 +3,7 @@
     chunkworld bench                    # default play preset, random weights
     chunkworld bench --preset tiny --ticks 200
     chunkworld bench --steps 1 --codec temporal=2   # the play setting with another codec
+    chunkworld bench --steps 1 --precision fp32     # without bf16 autocast
 
 For W = 1 and W = 4 (in flight), with the ring cache and with the window recomputed without a
 cache, it reports the latency of tick 10 and of tick ``--ticks`` (1,000 by default). The two are
@@ -12,7 +13,7 @@ of the machine falls on both alike and the ratio is not at the mercy of one nois
 medians of the live run's first and last ``--window`` ticks are reported beside them. Also: the
 FLOPs of one tick (counted by ``torch.utils.flop_counter``) divided by its median time, beside a
 matmul peak measured in the same run; the peak resident memory of the process; decode time per
-chunk.
+chunk. ``--precision`` as a Session's (``auto``: bf16 autocast where the CPU has native bf16).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from world.codec import codec_setting
 from world.config import preset
-from world.cpus import warn_if_busy
+from world.cpus import PRECISIONS, bf16_enabled, warn_if_busy
 from world.model import WorldModel
 from world.sampler import PipelinedSampler, RolloutState
 
@@ -64,6 +65,7 @@ def _ticks(
     ticks: int,
     window: int,
     repeats: int,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Latency at tick 10 and at tick ``ticks``, measured two ways.
 
@@ -74,7 +76,9 @@ def _ticks(
     machine falls on both alike. Live: medians of ``window`` consecutive ticks of the run itself, at its start and
     its end (what a player sees, noise included).
     """
-    sampler = PipelinedSampler(model, steps=steps, in_flight=in_flight, use_cache=use_cache)
+    sampler = PipelinedSampler(
+        model, steps=steps, in_flight=in_flight, use_cache=use_cache, precision=precision
+    )
     state = sampler.new_state(seed=0)
     text = model.encode_text(["day, clear sky, two red balls, grey walls"])
     actions = torch.zeros(1, model.cfg.chunk_frames, dtype=torch.long)
@@ -134,6 +138,7 @@ def run(
     threads: int,
     repeats: int,
     codec: str = "",
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Benchmark ``preset_name`` with random weights; ``codec`` overrides fields of its codec
     (``"temporal=2"``, parsed by :func:`world.codec.codec_setting`)."""
@@ -154,15 +159,17 @@ def run(
         "chunk_frames": cfg.chunk_frames,
         "history_chunks": cfg.history_chunks,
         "steps": steps,
+        "precision": "bf16" if bf16_enabled(precision) else "fp32",
         "ticks": ticks,
         "matmul_peak_gflop_s": peak,
         "parameters": model.parameter_count(),
     }
     z = torch.randn(1, cfg.latent_frames, cfg.codec.latent_channels, cfg.codec.grid, cfg.codec.grid)
+    play = PipelinedSampler(model, precision=precision)
     dec = []
     for _ in range(10):
         t0 = time.perf_counter()
-        model.codec.decode(z)
+        play.decode(z)
         dec.append(time.perf_counter() - t0)
     result["decode_ms_per_chunk"] = round(statistics.median(dec) * 1e3, 2)
     for w in (1, 4):
@@ -170,7 +177,7 @@ def run(
             key = f"W{w}_{'cache' if use_cache else 'recompute'}"
             # Recompute holds no state that grows; a short run shows its cost.
             n = ticks if use_cache else min(ticks, 20 + window)
-            result[key] = _ticks(model, w, max(steps, w), use_cache, n, window, repeats)
+            result[key] = _ticks(model, w, max(steps, w), use_cache, n, window, repeats, precision)
     for w in (1, 4):
         c, r = result[f"W{w}_cache"], result[f"W{w}_recompute"]
         result[f"W{w}_cache_speedup"] = round(r["tick_ms_at_10"] / c["tick_ms_at_10"], 2)
@@ -198,6 +205,12 @@ def main(argv: list[str] | None = None) -> None:
         metavar="KEY=VALUE[,...]",
         help="override fields of the preset's codec, e.g. temporal=2 (as in diagnose codec)",
     )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="as a Session plays (default auto: bf16 autocast where the CPU has native bf16)",
+    )
     a = p.parse_args(argv)
     if a.ticks < 2 * a.window + 13:
         p.error(f"--ticks must be at least {2 * a.window + 13} for --window {a.window}")
@@ -205,7 +218,9 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--repeats must be at least 4, got {a.repeats}")
     warn_if_busy(a.threads or torch.get_num_threads())
     try:
-        result = run(a.preset, a.ticks, a.window, a.steps, a.threads, a.repeats, a.codec)
+        result = run(
+            a.preset, a.ticks, a.window, a.steps, a.threads, a.repeats, a.codec, a.precision
+        )
     except ValueError as e:  # a bad --codec setting, with the codec's own message
         p.error(str(e))
     print(json.dumps(result, indent=2))

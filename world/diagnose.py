@@ -36,7 +36,7 @@ from tqdm import tqdm
 from world.captions import WEATHERS
 from world.codec import Codec, codec_setting
 from world.config import CodecConfig
-from world.cpus import warn_if_busy
+from world.cpus import PRECISIONS, warn_if_busy
 from world.data import Dataset
 from world.detect import FIRST_PALETTE, LABELS, classify, player_errors
 from world.game import GameConfig
@@ -286,6 +286,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="generate every chunk from the true chunks before it: the error one tick ahead",
     )
+    f.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="the sampler's, as chunkworld eval (default auto: bf16 autocast where native)",
+    )
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     if a.what == "salience":
@@ -300,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         mode = "codec round trip" if a.codec_only else "one step" if a.one_step else "rollout"
         try:
             report = following_report(
-                a.model, a.episodes, a.horizon, a.seed, mode, progress=not a.quiet
+                a.model, a.episodes, a.horizon, a.seed, mode, not a.quiet, a.precision
             )
         except ValueError as e:  # CheckpointError included
             p.error(str(e))

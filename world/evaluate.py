@@ -86,6 +86,7 @@ class EvalConfig:
     guidance_text: float = 1.0  # MAGI-1's guidance on the caption
     prompt_guidance: float = -1.0  # text guidance on prompted ticks; < 0 = the checkpoint's default
     prompt_steps: int = -1  # Euler steps on prompted ticks; < 0 = the checkpoint's default
+    precision: str = "auto"  # as a Session plays: bf16 autocast where native; or fp32, bf16
     seed: int = EVAL_SEED  # first held-out seed
 
 
@@ -171,7 +172,7 @@ class Roller:
                 self.text(captions[j]),
                 prompted=prompted,
             )
-            frames = self.model.codec.decode(r.latents)[0].numpy()
+            frames = self.sampler.decode(r.latents)[0].numpy()
             spent += time.perf_counter() - t0
             out.append(frames)
         return np.stack(out), spent
@@ -181,7 +182,7 @@ class Roller:
 
 
 def action_latency(
-    model: WorldModel, in_flight: int, steps: int, trials: int, seed: int
+    model: WorldModel, in_flight: int, steps: int, trials: int, seed: int, precision: str = "fp32"
 ) -> list[int | None]:
     """Ticks between pressing a direction and the first generated tick that shows the move.
 
@@ -192,7 +193,7 @@ def action_latency(
     """
     cfg = model.cfg
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
-    sampler = PipelinedSampler(model, steps=steps, in_flight=in_flight)
+    sampler = PipelinedSampler(model, steps=steps, in_flight=in_flight, precision=precision)
     roller = Roller(model, sampler)
     out: list[int | None] = []
     for t in range(trials):
@@ -205,7 +206,7 @@ def action_latency(
         plan = [0] * 3 + [key] * (in_flight + 4)
         for a in plan:  # the user's action at each tick, no look-ahead
             r = sampler.tick(state, torch.full((1, f), a, dtype=torch.long), roller.text(caption))
-            p = find_player(model.codec.decode(r.latents)[0, -1].numpy())
+            p = find_player(sampler.decode(r.latents)[0, -1].numpy())
             xs.append(None if p is None else p[0])
         base = xs[2]
         found = None
@@ -258,6 +259,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         guidance_text=ec.guidance_text,
         prompt_guidance=ec.prompt_guidance if ec.prompt_guidance >= 0 else None,
         prompt_steps=ec.prompt_steps if ec.prompt_steps >= 0 else None,
+        precision=ec.precision,
     )
     roller = Roller(model, sampler)
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
@@ -280,7 +282,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         psnrs.append([psnr(gen[i], truth[i]) for i in range(h)])
         ssims.append([ssim(gen[i], truth[i]) for i in range(h)])
         copy_psnrs.append([psnr(np.broadcast_to(last, truth[i].shape), truth[i]) for i in range(h)])
-        back = model.codec.decode(model.codec.encode(torch.from_numpy(truth))).numpy()
+        back = sampler.decode(model.codec.encode(torch.from_numpy(truth))).numpy()
         round_trips.append([psnr(back[i], truth[i]) for i in range(h)])
         error, _ = player_errors(gen.reshape(-1, *gen.shape[2:]), ep.player[k * f :])
         follow.append((error <= 2.0).tolist())
@@ -345,7 +347,9 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
     # 4. how many ticks pass between an action and the first frame that shows it
     latency: dict[str, Any] = {}
     for w in (1, 2, 4):
-        lat = action_latency(model, w, max(sampler.steps, w) // w * w, 8, ec.seed + 50_000)
+        lat = action_latency(
+            model, w, max(sampler.steps, w) // w * w, 8, ec.seed + 50_000, ec.precision
+        )
         seen_lat = [x for x in lat if x is not None]
         latency[f"W{w}"] = {
             "median_ticks": float(np.median(seen_lat)) if seen_lat else None,
@@ -367,6 +371,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
             "frame_size": size,
             "prompt_guidance": sampler.s_prompt,
             "prompt_steps": sampler.prompt_steps,
+            "precision": "bf16" if sampler.bf16 else "fp32",
         },
         "episodes": ec.episodes,
         "horizon_chunks": h,

@@ -52,7 +52,6 @@ from world.checkpoint import load_checkpoint
 from world.detect import player_errors
 from world.evaluate import Episode, Roller, true_episode
 from world.game import GameConfig
-from world.model import WorldModel
 from world.rollout import generate_after
 from world.sampler import PipelinedSampler
 
@@ -218,6 +217,7 @@ def following_report(
     seed: int = 1_000_000,
     mode: str = "rollout",
     progress: bool = True,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Score ``episodes`` held-out episodes of ``horizon`` chunks after a true start, as
     ``chunkworld eval`` does, and :func:`breakdown` the player's error. ``mode`` (one of
@@ -231,19 +231,20 @@ def following_report(
     cfg = model.cfg
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
     cell = cfg.codec.spatial
-    roller = Roller(model, PipelinedSampler(model))
+    sampler = PipelinedSampler(model, precision=precision)  # as chunkworld eval plays
+    roller = Roller(model, sampler)
     rows: list[FrameError] = []
     for e in tqdm(range(episodes), desc="following", disable=not progress):
         ep = true_episode(seed + e, k + horizon, f, size)
         if mode == "one step":
-            for c, chunk in enumerate(_one_step(model, ep, horizon, seed=e)):
+            for c, chunk in enumerate(_one_step(sampler, ep, horizon, seed=e)):
                 first = (k + c) * f
                 for r in frame_errors(chunk, ep, first, f, cfg.codec.temporal, cell=cell):
                     rows.append(replace(r, chunk=c + 1))
             continue
         if mode == "codec round trip":
             true = torch.from_numpy(ep.frames[k * f :])[None]
-            gen = model.codec.decode(model.codec.encode(true))[0].numpy()
+            gen = sampler.decode(model.codec.encode(true))[0].numpy()
         else:
             state = roller.start(ep, seed=e)
             acts = ep.actions[k * f :].reshape(horizon, f)
@@ -260,9 +261,10 @@ def following_report(
     }
 
 
-def _one_step(model: WorldModel, ep: Episode, horizon: int, seed: int) -> np.ndarray:
+def _one_step(sampler: PipelinedSampler, ep: Episode, horizon: int, seed: int) -> np.ndarray:
     """(horizon, F, H, W, 3): chunk ``k + c`` of ``ep`` generated after its true chunks
-    ``c .. k + c - 1``, one batch for all ``c``, with the model's play sampler."""
+    ``c .. k + c - 1``, one batch for all ``c``, at the play sampler's settings."""
+    model = sampler.model
     cfg = model.cfg
     f, k, tl = cfg.chunk_frames, cfg.history_chunks, cfg.latent_frames
     z = model.codec.encode(torch.from_numpy(ep.frames[: (k + horizon) * f])[None])[0]
@@ -271,5 +273,8 @@ def _one_step(model: WorldModel, ep: Episode, horizon: int, seed: int) -> np.nda
     history = torch.stack([z[c : c + k] for c in range(horizon)])
     history_actions = torch.stack([acts[c : c + k] for c in range(horizon)])
     captions: list[list[str | None]] = [[ep.captions[k + c]] for c in range(horizon)]
-    gen = generate_after(model, history, history_actions, acts[k:, None], captions, seed)
-    return model.codec.decode(gen[:, 0]).numpy()
+    gen = generate_after(
+        model, history, history_actions, acts[k:, None], captions, seed,
+        precision=sampler.precision,
+    )  # fmt: skip
+    return sampler.decode(gen[:, 0]).numpy()

@@ -43,6 +43,7 @@ def generate_after(
     captions: list[list[str | None]],
     seed: int,
     steps: int | None = None,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """The chunks the play sampler generates after a clean history.
 
@@ -52,10 +53,13 @@ def generate_after(
             i's j-th generated chunk (None = no caption).
         seed: seeds the sampler's noise.
         steps: Euler steps per chunk (None: the model's play setting).
+        precision: the sampler's (``world.sampler.PipelinedSampler``).
     Returns:
         (B, R, Tl, C, h, w) generated latents.
     """
-    sampler = PipelinedSampler(model, steps=steps, in_flight=1 if steps else None)
+    sampler = PipelinedSampler(
+        model, steps=steps, in_flight=1 if steps else None, precision=precision
+    )
     b = history.shape[0]
     state = sampler.new_state(batch=b, seed=seed)
     for j in range(history.shape[1]):
