@@ -79,3 +79,25 @@ def test_snapshot_then_restore_replays_identical_frames_at_bf16():
         again = [s.step(a).frames for a in ("up", "right", "fire")]
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
 
+
+def test_the_norm_gives_torchs_mixed_dtype_values_without_its_warning():
+    import warnings
+
+    import torch
+    from torch import nn
+
+    from world.denoiser import RMSNorm
+
+    torch.manual_seed(0)
+    ours, theirs = RMSNorm(48), nn.RMSNorm(48)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.randn(48))
+        ours.weight.copy_(theirs.weight)
+    x = torch.randn(3, 7, 48).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16), warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        got = ours(x)
+        assert not w
+        expected = theirs(x)
+    assert got.dtype == expected.dtype == torch.bfloat16
+    assert torch.equal(got, expected)
