@@ -3,8 +3,8 @@
 bf16 autocast pays only where the matmuls are native (:func:`bf16_enabled`): on a CPU with
 AVX-512 but without AVX512-BF16, a 2048^3 matmul ran at 212 GFLOP/s in fp32 against 47 in bf16,
 and a denoiser training step was 3.5x slower under autocast; on one with AVX512-BF16 a play tick
-of the shipped default took 29 ms against 33, and decoding its chunk 12 against 18 (2026-12-01,
-``chunkworld bench --precision``).
+of the shipped default took 29 ms against 33, and decoding its chunk 12 against 18 (2026-12-01;
+README, Benchmarks, "Precision").
 
 Two torch processes that each run as many threads as there are cores do not share the cores
 evenly: their threads spin waiting for one another. On two cores, ``chunkworld generate`` took
