@@ -101,3 +101,20 @@ def test_the_norm_gives_torchs_mixed_dtype_values_without_its_warning():
         expected = theirs(x)
     assert got.dtype == expected.dtype == torch.bfloat16
     assert torch.equal(got, expected)
+
+
+def test_a_snapshot_opens_at_another_precision_and_replays_exactly_at_its_own():
+    with Session.load("tiny", seed=5, precision="bf16") as s:
+        s.reset(prompt="rain")
+        snap = s.snapshot()
+        made = [s.step(a).frames for a in ("up", "right")]
+    with Session.load("tiny", precision="bf16") as same:
+        same.restore(snap)
+        again = [same.step(a).frames for a in ("up", "right")]
+    assert all(np.array_equal(a, b) for a, b in zip(made, again, strict=True))
+    with Session.load("tiny", precision="fp32") as other:
+        other.restore(snap)  # a save-game opens on a machine without native bf16
+        frames = [other.step(a).frames for a in ("up", "right")]
+        assert other.tick == 2
+    for a, b in zip(made, frames, strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
