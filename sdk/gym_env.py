@@ -44,7 +44,8 @@ class ChunkworldEnv(gymnasium.Env[np.ndarray, np.int64]):
         max_ticks: episode length after which ``truncated`` is True (None: never).
         render_mode: None, ``"rgb_array"`` or ``"human"``.
         session: an already open Session to use instead of loading ``model``.
-        **session_options: passed to ``Session.load`` (device, steps, in_flight, threads).
+        **session_options: passed to ``Session.load`` (device, steps, in_flight, threads,
+            precision).
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array", "human"], "render_fps": 15}
