@@ -151,3 +151,16 @@ def test_rollout_grid_puts_each_chunks_last_frame_in_its_place():
     assert np.array_equal(grid[19:27, :6], truth[0, -1])  # second rollout, generated row
     assert (grid[8] == GAP_RGB).all() and (grid[:, 6] == GAP_RGB).all()
     assert chunk_ticks(16) == [1, 2, 3, 4, 6, 8, 10, 12, 16] and chunk_ticks(5) == [1, 2, 3, 4, 5]
+
+
+def test_eval_command_refuses_bad_input_with_its_message_not_a_traceback(tmp_path, capsys):
+    from world.evaluate import main
+
+    with pytest.raises(SystemExit, match=r"chunkworld eval: error: .*config.json: missing"):
+        main(["--model", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--quiet"])
+    save_checkpoint(WorldModel(preset("tiny")), tmp_path / "m", {"step": 0})
+    with pytest.raises(SystemExit, match=r"steps \(3\) must be a positive multiple of in_flight"):
+        main(["--model", str(tmp_path / "m"), "--steps", "3", "--in-flight", "2", "--quiet"])
+    with pytest.raises(SystemExit):  # argparse: one of the choices
+        main(["--model", str(tmp_path / "m"), "--precision", "fp16"])
+    assert "choose from 'auto', 'fp32', 'bf16'" in capsys.readouterr().err

@@ -55,7 +55,7 @@ from world.game import Game, GameConfig
 from world.metrics import mean_interval, psnr, ssim, wilson_interval
 from world.model import WorldModel
 from world.sampler import PipelinedSampler, RolloutState
-from world.trainkit import config_parser
+from world.trainkit import config_parser, exit_on_bad_input
 
 BAR = {  # the bar of the project's issue for the shipped default
     "psnr_1_db": 28.0,
@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> None:
     args = vars(p.parse_args(argv))
     quiet = args.pop("quiet")
     warn_if_busy(torch.get_num_threads())
-    result = evaluate(EvalConfig(**args), progress=not quiet)
+    result = exit_on_bad_input("chunkworld eval", evaluate, EvalConfig(**args), not quiet)
     print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2))
 
 

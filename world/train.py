@@ -45,7 +45,14 @@ from world.model import WorldModel
 from world.text import FrozenTextEncoder, load_backend
 from world.train_codec import codec_quality, codec_step, encode_dataset, train_codec
 from world.train_denoiser import train_denoiser
-from world.trainkit import MetricsLog, TrainConfig, init_dist, load_arrays, parse_config
+from world.trainkit import (
+    MetricsLog,
+    TrainConfig,
+    exit_on_bad_input,
+    init_dist,
+    load_arrays,
+    parse_config,
+)
 
 
 def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, str]:
@@ -261,7 +268,7 @@ def plot_metrics(out: Path) -> Path | None:
 def main(argv: list[str] | None = None) -> None:
     tc = parse_config(TrainConfig, "chunkworld train", __doc__, argv)
     warn_if_busy(torch.get_num_threads())
-    run(tc)
+    exit_on_bad_input("chunkworld train", run, tc)
 
 
 if __name__ == "__main__":

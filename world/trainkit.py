@@ -15,6 +15,7 @@ import re
 import textwrap
 import time
 import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from world.config import ModelConfig
+from world.cpus import PRECISIONS
 
 
 @dataclass
@@ -241,6 +243,7 @@ def open_meta(path: Path) -> str:
 
 
 Config = TypeVar("Config")
+R = TypeVar("R")
 
 
 def field_notes(cls: type) -> dict[str, str]:
@@ -268,6 +271,9 @@ def field_notes(cls: type) -> dict[str, str]:
     return notes
 
 
+CHOICES = {"precision": PRECISIONS}  # fields whose flag takes one of a few values
+
+
 def config_parser(cls: type, prog: str, doc: str | None) -> argparse.ArgumentParser:
     """A command line with one ``--flag`` per field of the dataclass ``cls`` (``train_steps`` ->
     ``--train-steps``), its help what the source's comments say of the field, and its default."""
@@ -284,8 +290,20 @@ def config_parser(cls: type, prog: str, doc: str | None) -> argparse.ArgumentPar
                 flag, action=argparse.BooleanOptionalAction, default=f.default, help=help
             )
         else:
-            p.add_argument(flag, type=type(f.default), default=f.default, help=help)
+            choices = CHOICES.get(f.name)
+            p.add_argument(
+                flag, type=type(f.default), default=f.default, choices=choices, help=help
+            )
     return p
+
+
+def exit_on_bad_input(prog: str, fn: Callable[..., R], *args: Any) -> R:
+    """``fn(*args)``; a ``ValueError`` (a bad checkpoint, data or setting: the commands raise it
+    with the fix in its message) ends the process with that message instead of a traceback."""
+    try:
+        return fn(*args)
+    except ValueError as e:
+        raise SystemExit(f"{prog}: error: {e}") from None
 
 
 def parse_config(cls: type[Config], prog: str, doc: str | None, argv: list[str] | None) -> Config:

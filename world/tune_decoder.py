@@ -57,6 +57,7 @@ from world.train_codec import codec_loss, latent_frames, reconstruction_psnr
 from world.trainkit import (
     MetricsLog,
     due,
+    exit_on_bad_input,
     load_arrays,
     load_opt,
     lr_at,
@@ -204,7 +205,7 @@ def _export(model: WorldModel, doc: dict[str, Any], tc: DecoderTuning, out: Path
 def main(argv: list[str] | None = None) -> None:
     tc = parse_config(DecoderTuning, "chunkworld tune-decoder", __doc__, argv)
     warn_if_busy(torch.get_num_threads())
-    tune_decoder(tc)
+    exit_on_bad_input("chunkworld tune-decoder", tune_decoder, tc)
 
 
 if __name__ == "__main__":
