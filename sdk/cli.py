@@ -333,7 +333,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "actions        " + ", ".join(f"{i}={n}" for i, n in enumerate(info.actions)),
         f"history        {info.history_chunks} chunks in the KV cache",
         f"sampler        {info.steps} steps per chunk, {info.in_flight} in flight "
-        f"(an action shows {info.action_latency_ticks} tick(s) later), {info.precision}",
+        f"(an action shows {info.action_latency_ticks} tick(s) later), precision {info.precision}",
         f"prompt         up to {info.max_prompt_chars} characters",
         f"parameters     {params:,} ("
         + ", ".join(f"{k} {v:,}" for k, v in info.parameters.items())

@@ -240,9 +240,11 @@ def test_info(capsys) -> None:
     with Session.load("tiny") as s:
         assert {k: doc[k] for k in s.describe()} == s.describe()
         assert (doc["trained"], doc["fingerprint"]) == (False, s.info.fingerprint)
+        assert doc["precision"] == s.info.precision in ("bf16", "fp32")
     assert main(["info", "--model", "tiny"]) == 0
     text = capsys.readouterr().out
     assert "0=noop, 1=up, 2=down, 3=left, 4=right, 5=fire" in text and "2 per chunk" in text
+    assert f"precision {doc['precision']}" in text
 
 
 def test_serve_factory_makes_sessions() -> None:
@@ -259,6 +261,15 @@ def test_serve_factory_makes_sessions() -> None:
         factory({"colour": 1})
     with pytest.raises(ValueError, match="must be an int"):
         factory({"seed": "1"})
+
+
+def test_serve_sessions_play_at_the_commands_precision() -> None:
+    for precision in ("fp32", "bf16"):
+        args = argparse.Namespace(
+            model="tiny", device="cpu", steps=None, in_flight=None, precision=precision
+        )
+        assert session_factory(args)({}).info.precision == precision
+    assert build_parser().parse_args(["serve", "--precision", "fp32"]).precision == "fp32"
 
 
 def test_serve_end_to_end_over_the_bridge() -> None:
