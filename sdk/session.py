@@ -175,7 +175,7 @@ class Session:
             history_chunks=cfg.history_chunks,
             steps=self._sampler.steps,
             in_flight=self._sampler.in_flight,
-            precision="bf16" if self._sampler.bf16 else "fp32",
+            precision=self._sampler.runs_at,
             max_prompt_chars=cfg.max_prompt_chars,
             parameters=lm.model.parameter_count(),
             trained=lm.trained,

@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from world.codec import codec_setting
 from world.config import preset
-from world.cpus import PRECISIONS, bf16_enabled, warn_if_busy
+from world.cpus import PRECISIONS, warn_if_busy
 from world.model import WorldModel
 from world.sampler import PipelinedSampler, RolloutState
 
@@ -148,6 +148,7 @@ def run(
     cfg = preset(preset_name)
     cfg = cfg.replace(codec=codec_setting(codec, cfg.codec))
     model = WorldModel(cfg).eval()
+    play = PipelinedSampler(model, precision=precision)
     peak = matmul_peak()
     result: dict[str, Any] = {
         "preset": preset_name,
@@ -159,13 +160,12 @@ def run(
         "chunk_frames": cfg.chunk_frames,
         "history_chunks": cfg.history_chunks,
         "steps": steps,
-        "precision": "bf16" if bf16_enabled(precision) else "fp32",
+        "precision": play.runs_at,
         "ticks": ticks,
         "matmul_peak_gflop_s": peak,
         "parameters": model.parameter_count(),
     }
     z = torch.randn(1, cfg.latent_frames, cfg.codec.latent_channels, cfg.codec.grid, cfg.codec.grid)
-    play = PipelinedSampler(model, precision=precision)
     dec = []
     for _ in range(10):
         t0 = time.perf_counter()

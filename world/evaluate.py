@@ -371,7 +371,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
             "frame_size": size,
             "prompt_guidance": sampler.s_prompt,
             "prompt_steps": sampler.prompt_steps,
-            "precision": "bf16" if sampler.bf16 else "fp32",
+            "precision": sampler.runs_at,
         },
         "episodes": ec.episodes,
         "horizon_chunks": h,

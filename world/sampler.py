@@ -298,6 +298,11 @@ class PipelinedSampler:
     def _precision(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
+    @property
+    def runs_at(self) -> str:
+        """What ``precision`` resolved to on this device: ``"bf16"`` (autocast) or ``"fp32"``."""
+        return "bf16" if self.bf16 else "fp32"
+
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents (B, Tl, C, h, w) -> uint8 frames (B, F, H, W, 3), decoded at this
