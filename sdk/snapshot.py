@@ -30,7 +30,7 @@ from safetensors.torch import save as st_save
 
 from sdk.errors import SnapshotError
 from world.cache import KVCache
-from world.sampler import InFlight, RolloutState
+from world.rollout_state import InFlight, RolloutState
 
 SNAPSHOT_FORMAT = "chunkworld-snapshot"
 SNAPSHOT_VERSION = 1

@@ -33,7 +33,8 @@ from world.codec import codec_setting
 from world.config import preset
 from world.cpus import PRECISIONS, warn_if_busy
 from world.model import WorldModel
-from world.sampler import PipelinedSampler, RolloutState
+from world.rollout_state import RolloutState
+from world.sampler import PipelinedSampler
 
 
 def matmul_peak(n: int = 2048, repeats: int = 8) -> dict[str, float]:

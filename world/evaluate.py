@@ -54,7 +54,8 @@ from world.figures import chunk_ticks, plot_eval, rollout_grid
 from world.game import Game, GameConfig
 from world.metrics import mean_interval, psnr, ssim, wilson_interval
 from world.model import WorldModel
-from world.sampler import PipelinedSampler, RolloutState
+from world.rollout_state import RolloutState
+from world.sampler import PipelinedSampler
 from world.trainkit import config_parser, exit_on_bad_input
 
 BAR = {  # the bar of the project's issue for the shipped default

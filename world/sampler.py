@@ -15,8 +15,9 @@ Warm-up: the first tick must also emit a chunk, so it runs S forwards and admits
 every ``m`` forwards (with the tick's action and caption: held keys) until W are in flight.
 Hence an action given at tick n first shapes the chunk emitted at tick ``n + W - 1``.
 
-All state that changes (cache, in-flight chunks, RNG) lives in ``RolloutState``, passed in
-explicitly; the sampler itself holds only the network and fixed settings.
+All state that changes (cache, in-flight chunks, RNG) lives in ``RolloutState``
+(``world/rollout_state.py``), passed in explicitly; the sampler itself holds only the network
+and fixed settings.
 
 Precision: ``"fp32"`` by default (training's self-rollout, tests); the play path (``sdk.Session``,
 ``chunkworld eval``) passes ``"auto"``, bf16 autocast for the network and the decoder where the
@@ -27,68 +28,14 @@ that differ slightly (the shipped decoder's bf16 frames about 59 dB from its fp3
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 
 import torch
 
 from world.cache import KVCache
 from world.cpus import bf16_enabled
 from world.model import WorldModel
+from world.rollout_state import InFlight, RolloutState, TickResult
 from world.schedule import add_noise, euler_step, sampling_grid
-
-
-@dataclass
-class InFlight:
-    """A chunk being denoised."""
-
-    chunk: int  # absolute chunk index
-    latent: torch.Tensor  # (B, Tl, C, h, w) at level grid[step]
-    step: int  # Euler steps taken so far, 0 .. S
-    actions: torch.Tensor  # (B, F) long
-    text: tuple[torch.Tensor, torch.Tensor]  # tokens (B, L, Dt), mask (B, L)
-    prompted: bool = False  # its caption just changed: text guidance at ``prompt_guidance``
-
-
-@dataclass
-class RolloutState:
-    """Everything that changes while a world runs. Snapshots copy exactly this."""
-
-    cache: KVCache
-    context_inputs: torch.Tensor  # (K, B, Tl, C, h, w) noised inputs of the cached chunks
-    context_actions: torch.Tensor  # (K, B, F) their actions
-    generator: torch.Generator
-    in_flight: list[InFlight] = field(default_factory=list)
-    next_chunk: int = 0  # index the next admitted chunk gets
-    last_clean: torch.Tensor | None = (
-        None  # (B, C, h, w) last latent frame of the newest clean chunk
-    )
-    last_clean_chunk: int = -1
-
-    def clone(self) -> RolloutState:
-        """An independent copy: ticking the copy leaves this state as it was."""
-        gen = torch.Generator(device=self.generator.device)
-        gen.set_state(self.generator.get_state())
-        return RolloutState(
-            cache=self.cache.clone(),
-            context_inputs=self.context_inputs.clone(),
-            context_actions=self.context_actions.clone(),
-            generator=gen,
-            in_flight=[
-                InFlight(f.chunk, f.latent.clone(), f.step, f.actions.clone(), f.text, f.prompted)
-                for f in self.in_flight
-            ],
-            next_chunk=self.next_chunk,
-            last_clean=None if self.last_clean is None else self.last_clean.clone(),
-            last_clean_chunk=self.last_clean_chunk,
-        )
-
-
-@dataclass(frozen=True)
-class TickResult:
-    latents: torch.Tensor  # (B, Tl, C, h, w) the emitted clean chunk
-    chunk: int  # its absolute index
-    forwards: int  # denoiser passes this tick (cache pass not counted)
-    trace: tuple[tuple[tuple[int, float], ...], ...]  # per forward: (chunk, level) oldest first
 
 
 class PipelinedSampler:
