@@ -1,6 +1,6 @@
 """Starting a run from a trained model (``--init-from``): the weights that fit are taken, a
 codec of another ``temporal`` factor is refolded, and added blocks, key/value heads or action
-counts start so that the run computes exactly the checkpoint's function before it trains."""
+counts or wider MLPs start so that the run computes exactly the checkpoint's function before it trains."""
 
 from __future__ import annotations
 
@@ -202,6 +202,41 @@ def test_a_run_with_more_key_value_heads_from_a_model_starts_as_that_model(tiny_
         run(_config(tiny_data, tmp_path / "a", init_from=init, steps=2))
     run(_config(tiny_data, tmp_path / "a", init_from=init, kv_heads=4, steps=2))
     assert load_checkpoint(tmp_path / "a" / "model")[1]["step"] == 2
+
+
+def test_a_run_with_wider_mlps_from_a_model_starts_as_that_model(tiny_data, tmp_path):
+    from test_core import _forward, _inputs
+
+    torch.manual_seed(0)
+    source = WorldModel(preset("tiny"))  # MLPs twice the model width
+    for p in source.denoiser.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    save_checkpoint(source, tmp_path / "src")
+    init = str(tmp_path / "src")
+    run(_config(tiny_data, tmp_path / "a", init_from=init, mlp_ratio=3, codec_steps=0, steps=0))
+    wide, _ = load_checkpoint(tmp_path / "a" / "model")
+    dim = source.cfg.denoiser.dim
+    assert wide.cfg.denoiser.mlp_ratio == 3 and source.cfg.denoiser.mlp_ratio == 2
+    assert wide.denoiser.blocks[0].mlp[0].weight.shape == (3 * dim, dim)
+    new_out = wide.denoiser.blocks[0].mlp[2].weight[:, 2 * dim :]
+    assert torch.equal(new_out, torch.zeros_like(new_out))  # the new units add nothing yet
+    assert wide.denoiser.blocks[0].mlp[0].weight[2 * dim :].abs().max() > 0  # but can learn
+    inputs = _inputs(source, 3)
+    for n_context in (0, 1):
+        assert torch.allclose(
+            _forward(wide, *inputs, n_context=n_context),
+            _forward(source, *inputs, n_context=n_context),
+            atol=1e-5,
+        )
+    with pytest.raises(ValueError, match=r"--mlp-ratio -1: .*positive multiple .*\(2\)"):
+        run(_config(tiny_data, tmp_path / "c", mlp_ratio=-1))
+    with pytest.raises(ValueError, match="started with MLPs 3 times.*--mlp-ratio 3"):
+        run(_config(tiny_data, tmp_path / "a", init_from=init, steps=2))
+    run(_config(tiny_data, tmp_path / "a", init_from=init, mlp_ratio=3, steps=2))
+    trained, doc = load_checkpoint(tmp_path / "a" / "model")
+    assert doc["step"] == 2
+    grown = trained.denoiser.blocks[0].mlp[2].weight[:, 2 * dim :]
+    assert grown.abs().max() > 0  # training grows them
 
 
 def test_a_run_with_action_counts_from_a_model_starts_as_that_model(tiny_data, tmp_path):

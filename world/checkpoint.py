@@ -173,6 +173,33 @@ def widen_kv(
     return out
 
 
+def widen_mlp(
+    tensors: dict[str, torch.Tensor], own: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Denoiser weights whose blocks' MLPs are narrower than ``own``'s, widened to them.
+
+    The checkpoint's hidden units come first; the units it lacks keep ``own``'s input weights
+    and biases (a fresh model's) and get zero output weights, so the wider MLP adds nothing at
+    first and the model computes exactly what the checkpoint did. Training then grows the new
+    units' output weights (their gradient is the units' activation, not zero).
+    """
+    out = dict(tensors)
+    for name, w in tensors.items():
+        if not (name.startswith("denoiser.") and ".mlp." in name) or name not in own:
+            continue
+        target = own[name]
+        if name.endswith(".mlp.0.weight") or name.endswith(
+            ".mlp.0.bias"
+        ):  # (hidden, dim), (hidden,)
+            if w.shape[0] < target.shape[0] and w.shape[1:] == target.shape[1:]:
+                out[name] = torch.cat([w, target[w.shape[0] :].to(w.dtype)])
+        elif name.endswith(".mlp.2.weight"):  # (dim, hidden)
+            if w.shape[0] == target.shape[0] and w.shape[1] < target.shape[1]:
+                pad = w.new_zeros(w.shape[0], target.shape[1] - w.shape[1])
+                out[name] = torch.cat([w, pad], dim=1)
+    return out
+
+
 def load_matching(model: WorldModel, path: str | Path) -> tuple[list[str], list[str], ModelConfig]:
     """Copy into ``model`` every weight of checkpoint ``path`` (``"default"``: the shipped model)
     whose name and shape match.
@@ -181,7 +208,8 @@ def load_matching(model: WorldModel, path: str | Path) -> tuple[list[str], list[
     the weights that fit are taken, the others (say, an action table of another size, or the
     patch layers of a finer latent grid) keep ``model``'s values. A checkpoint with another
     codec ``temporal`` factor is refolded first (``refold_temporal``), and one with fewer
-    key/value heads widened (``widen_kv``), so all of it fits.
+    key/value heads widened (``widen_kv``), one with narrower MLPs widened (``widen_mlp``), so
+    all of it fits.
     Returns the names taken, the names of ``model`` left as they were, and the checkpoint's
     config. Raises ``CheckpointError`` when nothing fits, since that is always the wrong
     checkpoint or preset.
@@ -195,6 +223,8 @@ def load_matching(model: WorldModel, path: str | Path) -> tuple[list[str], list[
     if cfg.denoiser.kv_heads < kv_now and kv_now % cfg.denoiser.kv_heads == 0:
         tensors = widen_kv(tensors, cfg.denoiser.kv_heads, kv_now)
     own = model.state_dict()
+    if cfg.denoiser.mlp_ratio < model.cfg.denoiser.mlp_ratio:
+        tensors = widen_mlp(tensors, own)
     taken = sorted(n for n, v in own.items() if n in tensors and tensors[n].shape == v.shape)
     if not taken:
         raise CheckpointError(

@@ -57,7 +57,7 @@ from world.trainkit import (
 
 def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, str]:
     """The run's model config from the preset, ``--init-from``'s codec setting, ``--codec`` and
-    ``--depth`` and ``--kv-heads``, and its codec as text; raises ValueError when a resumed run
+    ``--depth``, ``--kv-heads`` and ``--mlp-ratio``, and its codec as text; raises ValueError when a resumed run
     (``progress``) started with another codec or shape."""
     cfg = preset(tc.preset)
     base = cfg.codec
@@ -76,6 +76,14 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
                 f"{heads}, or 0 for the preset's"
             )
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, kv_heads=tc.kv_heads))
+    if tc.mlp_ratio:
+        if tc.mlp_ratio < 0 or int(tc.mlp_ratio * cfg.denoiser.dim) < 1:
+            raise ValueError(
+                f"--mlp-ratio {tc.mlp_ratio:g}: give the MLP's width as a positive multiple of the "
+                f"model width ({cfg.denoiser.dim}), e.g. 6, or 0 for the preset's "
+                f"({cfg.denoiser.mlp_ratio:g})"
+            )
+        cfg = cfg.replace(denoiser=replace(cfg.denoiser, mlp_ratio=tc.mlp_ratio))
     if tc.action_counts:
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, action_counts=True))
     if progress.get("action_counts", cfg.denoiser.action_counts) != cfg.denoiser.action_counts:
@@ -94,6 +102,12 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
             f"{out} was started with {progress['kv_heads']} key/value heads; this call asks for "
             f"{cfg.denoiser.kv_heads}: resume it with --kv-heads {progress['kv_heads']}, or give "
             "a new --out"
+        )
+    if progress.get("mlp_ratio", cfg.denoiser.mlp_ratio) != cfg.denoiser.mlp_ratio:
+        raise ValueError(
+            f"{out} was started with MLPs {progress['mlp_ratio']:g} times the model width; this "
+            f"call asks for {cfg.denoiser.mlp_ratio:g}: resume it with --mlp-ratio "
+            f"{progress['mlp_ratio']:g}, or give a new --out"
         )
     codec_now, codec_then = codec_text(cfg.codec), progress.get("codec_setting")
     if codec_then:  # parsed, so that a field added since (at its default) is no change
@@ -174,6 +188,7 @@ def run(tc: TrainConfig) -> WorldModel:
         progress["codec_setting"] = codec_now
         progress["depth"] = cfg.denoiser.depth
         progress["kv_heads"] = cfg.denoiser.kv_heads
+        progress["mlp_ratio"] = cfg.denoiser.mlp_ratio
         progress["action_counts"] = cfg.denoiser.action_counts
         progress["codec_psnr_db"] = codec_quality(model, data)
         if rank == 0:

@@ -46,6 +46,10 @@ class TrainConfig:
     # key/value heads of the denoiser's self-attention (0: the preset's); with init_from, the
     # checkpoint's heads are repeated to fill them, so the model starts as the checkpoint's function
     kv_heads: int = 0
+    # width of each block's MLP as a multiple of the model width (0: the preset's); with
+    # init_from, the hidden units the checkpoint lacks start with zero output weights, so the
+    # wider model starts as the checkpoint's function
+    mlp_ratio: float = 0.0
     # condition on per-chunk action counts (DenoiserConfig.action_counts); with init_from, the new
     # layer starts at zero, so the model starts as the checkpoint's function
     action_counts: bool = False
