@@ -309,3 +309,25 @@ def test_replay_needs_the_built_in_games_data(tmp_path, replay_data):
     (other / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="cannot be replayed; train without --rollout-resim"):
         Replayer(other)
+
+
+def test_a_clip_replayed_as_an_episode_is_the_clip_and_the_next_one_is_new(replay_data):
+    from world.datagen import Replayer, generate_clip
+    from world.episodes import play_episode
+    from world.game import Game, GameConfig
+
+    replayer = Replayer(replay_data.path)
+    clip = replay_data[2]
+    ep = play_episode(replayer.game, replayer.script(replayer.index[2]), 12)
+    assert np.array_equal(ep.frames, clip.frames)
+    assert np.array_equal(ep.actions, clip.actions)
+    assert tuple(ep.captions) == clip.captions
+    assert np.array_equal(ep.player, clip.state[:, :2])
+    part = play_episode(replayer.game, replayer.script(replayer.index[2]), 5)  # its first chunks
+    assert np.array_equal(part.frames, clip.frames[:20]) and len(part.states) == 5
+    # the clip its generator would write next, which the dataset does not hold
+    ep = play_episode(replayer.game, replayer.script(4), 12)
+    new = generate_clip(Game(GameConfig.for_size(64)), 4, 48, 4, seed=77)
+    assert np.array_equal(ep.frames, new["frames"]) and ep.captions == new["captions"]
+    with pytest.raises(ValueError, match="holds 12 chunks, fewer than the 13 asked"):
+        play_episode(replayer.game, replayer.script(0), 13)

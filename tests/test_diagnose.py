@@ -120,7 +120,7 @@ def test_codec_command_rejects_a_bad_setting_with_usage(dataset, capsys):
 
 
 def _shifted_rows(seed: int, shift: int):
-    from world.evaluate import true_episode
+    from world.episodes import true_episode
     from world.following import frame_errors
 
     ep = true_episode(seed, 6, 4, 64)
@@ -201,7 +201,7 @@ def test_breakdown_counts_each_group_and_averages_the_signed_error():
 
 
 def test_frame_errors_rejects_frames_off_the_chunk_grid():
-    from world.evaluate import true_episode
+    from world.episodes import true_episode
     from world.following import frame_errors
 
     ep = true_episode(0, 4, 4, 64)
@@ -216,7 +216,7 @@ def test_one_step_generates_each_chunk_after_its_own_true_history(monkeypatch):
     actions and caption of chunk k + c. A stand-in sampler that repeats the last history chunk
     (copy-last) must give back the true chunk before each one."""
     import world.following as following
-    from world.evaluate import true_episode
+    from world.episodes import true_episode
 
     seen = {}
 
@@ -273,6 +273,39 @@ def test_following_command_scores_every_generated_frame(tmp_path, capsys, codec_
 
     with pytest.raises(ValueError, match="mode must be one of rollout, one step, codec"):
         following_report(tmp_path / "m", mode="teacher forced")
+
+
+def test_following_command_scores_a_datasets_clips_and_the_unseen_ones(tmp_path, capsys):
+    from world.checkpoint import save_checkpoint
+    from world.datagen import generate_dataset
+    from world.model import WorldModel
+
+    cfg = preset("tiny")
+    save_checkpoint(WorldModel(cfg), tmp_path / "m", {"step": 0})
+    data = tmp_path / "d"
+    generate_dataset(data, n_clips=2, clip_frames=12, chunk_frames=2, size=32, progress=False)
+    args = ["following", "--model", str(tmp_path / "m"), "--data", str(data), "--quiet"]
+    for unseen in (False, True):
+        main([*args, "--episodes", "2", "--horizon", "4", *(["--unseen"] if unseen else [])])
+        report = json.loads(capsys.readouterr().out)
+        assert report["data"] == str(data) and "seed" not in report
+        assert report["clips"] == ("unseen" if unseen else "held")
+        assert report["frames"] == 2 * 4 * cfg.chunk_frames
+    for extra, message in [
+        (["--episodes", "3", "--horizon", "4"], "holds 2 clips, fewer than 3"),
+        (["--horizon", "5"], "give a horizon of at most 4"),
+    ]:
+        with pytest.raises(SystemExit):
+            main([*args, *extra])
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["following", "--model", str(tmp_path / "m"), "--unseen", "--quiet"])
+    assert "give data" in capsys.readouterr().err
+    other = tmp_path / "o"
+    generate_dataset(other, n_clips=1, clip_frames=12, chunk_frames=2, size=64, progress=False)
+    with pytest.raises(SystemExit):
+        main([*args[:-3], "--data", str(other), "--horizon", "4", "--quiet"])
+    assert "64-px frames in chunks of 2, the model 32 px" in capsys.readouterr().err
 
 
 def test_following_command_names_a_missing_model(tmp_path, capsys):

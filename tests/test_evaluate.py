@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from world.checkpoint import save_checkpoint
 from world.config import preset
-from world.evaluate import EvalConfig, _balls_kept, evaluate, true_episode
+from world.episodes import true_episode
+from world.evaluate import EvalConfig, _balls_kept, evaluate
 from world.figures import GAP_RGB, chunk_ticks, rollout_grid
 from world.game import PALETTE, SKY_RGB, Game, GameConfig
 from world.metrics import mean_interval, psnr, wilson_interval

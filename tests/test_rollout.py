@@ -195,7 +195,7 @@ def test_streams_off_track_go_back_to_the_truth_in_place(tiny_model):
 
 
 def test_player_on_track_judges_the_player_against_the_true_frame(tiny_model):
-    from world.evaluate import true_episode
+    from world.episodes import true_episode
 
     cfg = tiny_model.cfg
     f, size = cfg.chunk_frames, cfg.codec.frame_size
@@ -209,7 +209,7 @@ def test_player_on_track_judges_the_player_against_the_true_frame(tiny_model):
 
 @pytest.mark.parametrize("shift, ok", [(0, True), (1, True), (3, False)])
 def test_player_on_track_tolerates_drift_up_to_its_tolerance(tiny_model, monkeypatch, shift, ok):
-    from world.evaluate import true_episode
+    from world.episodes import true_episode
 
     cfg = tiny_model.cfg
     f, size = cfg.chunk_frames, cfg.codec.frame_size

@@ -139,6 +139,15 @@ class Replayer:
         self.chunk_frames, self.clip_frames = ds.meta.chunk_frames, int(ds.meta.clip_frames)
         self.index = [int(i) for i in ds.ids]  # clip files are named by their index
 
+    def script(self, index: int) -> Iterator[tuple[np.ndarray, str]]:
+        """Clip ``index`` of this dataset's generator (held or not: the index past its last is
+        the clip it would write next), played on ``self.game``: reset, then each chunk's actions
+        and caption, its prompt applied, as the caller steps the chunk before."""
+        script = _clip_script(
+            self.game, index, self.clip_frames, self.chunk_frames, self.seed, self.event_prob
+        )
+        return ((acts, caption) for acts, caption, _ in script)
+
     def frames_after(
         self, row: int, chunk: int, player: tuple[float, float], chunks: int
     ) -> np.ndarray:
@@ -149,11 +158,8 @@ class Replayer:
                 f"chunks {chunk + 1}..{chunk + chunks} are not in a clip of "
                 f"{self.clip_frames // f} chunks"
             )
-        script = _clip_script(
-            self.game, self.index[row], self.clip_frames, f, self.seed, self.event_prob
-        )
         out = []
-        for c, (acts, _, _) in enumerate(script):
+        for c, (acts, _) in enumerate(self.script(self.index[row])):
             if c == chunk + 1:
                 self.game.place_player(*player)
             for a in acts:

@@ -292,6 +292,16 @@ def main(argv: list[str] | None = None) -> None:
         choices=PRECISIONS,
         help="the sampler's, as chunkworld eval (default auto: bf16 autocast where native)",
     )
+    f.add_argument(
+        "--data",
+        help="score the first --episodes clips of this dataset (chunkworld data generate) "
+        "instead of held-out episodes: windows the model trained on",
+    )
+    f.add_argument(
+        "--unseen",
+        action="store_true",
+        help="with --data: the clips its generator would write next, which it does not hold",
+    )
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     if a.what == "salience":
@@ -306,7 +316,15 @@ def main(argv: list[str] | None = None) -> None:
         mode = "codec round trip" if a.codec_only else "one step" if a.one_step else "rollout"
         try:
             report = following_report(
-                a.model, a.episodes, a.horizon, a.seed, mode, not a.quiet, a.precision
+                a.model,
+                a.episodes,
+                a.horizon,
+                a.seed,
+                mode,
+                not a.quiet,
+                a.precision,
+                data=a.data,
+                unseen=a.unseen,
             )
         except ValueError as e:  # CheckpointError included
             p.error(str(e))

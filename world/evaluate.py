@@ -50,6 +50,7 @@ from world.checkpoint import load_checkpoint
 from world.cpus import warn_if_busy
 from world.datagen import EVAL_SEED
 from world.detect import detect_events, find_player, player_errors
+from world.episodes import Episode, true_episode
 from world.figures import chunk_ticks, plot_eval, rollout_grid
 from world.game import Game, GameConfig
 from world.metrics import mean_interval, psnr, ssim, wilson_interval
@@ -89,39 +90,6 @@ class EvalConfig:
     prompt_steps: int = -1  # Euler steps on prompted ticks; < 0 = the checkpoint's default
     precision: str = "auto"  # as a Session plays: bf16 autocast where native; or fp32, bf16
     seed: int = EVAL_SEED  # first held-out seed
-
-
-# --- ground truth ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Episode:
-    frames: np.ndarray  # (n * F, H, W, 3)
-    actions: np.ndarray  # (n * F,)
-    captions: list[str]  # (n,)
-    player: np.ndarray  # (n * F, 2) true player centre
-    states: list[Any]  # GameState after each chunk
-
-
-def true_episode(
-    seed: int, chunks: int, chunk_frames: int, size: int, prompts: dict[int, str] | None = None
-) -> Episode:
-    game = Game(GameConfig.for_size(size))
-    game.reset(seed)
-    actions = play_like_actions(np.random.default_rng(seed + 17), chunks * chunk_frames)
-    frames, player, captions, states = [], [], [], []
-    for c in range(chunks):
-        if prompts and c in prompts:
-            game.apply_prompt(prompts[c])
-            captions.append(prompts[c])
-        else:
-            captions.append(game.describe())
-        for t in range(c * chunk_frames, (c + 1) * chunk_frames):
-            frames.append(game.step(int(actions[t])))
-            s = game.state()
-            player.append((s.player_x, s.player_y))
-        states.append(game.state())
-    return Episode(np.stack(frames), actions, captions, np.asarray(player), states)
 
 
 # --- model rollouts ---------------------------------------------------------------------------------

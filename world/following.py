@@ -3,6 +3,7 @@
     chunkworld diagnose following --model world/models/default
     chunkworld diagnose following --model world/models/default --codec-only
     chunkworld diagnose following --model world/models/default --one-step
+    chunkworld diagnose following --model world/models/default --one-step --data data/long3
 
 ``chunkworld eval`` gives one figure, the share of generated frames whose player lies within
 2 px of the truth. This rolls the model out the same way (true 2-chunk video start, the true
@@ -33,12 +34,17 @@ from the truth, no early offset carried to the end of an episode decides its fig
 ``one_px_off`` (frames with the player 1 px or more off, or gone) and ``by.frame`` (the error
 growing over the frames of a chunk, the further from the history it is) are the figures to
 read.
+
+With ``--data DIR`` the episodes are DIR's clips (a dataset of ``chunkworld data generate``,
+replayed from its seeds), the windows a model trained on; with ``--unseen`` too, the clips its
+generator would write next. Equal figures mean the network underfits (it places the player no
+better where it has trained), the unseen ones higher that it overfits.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -49,8 +55,10 @@ from tqdm import tqdm
 
 from world.actions import ACTIONS
 from world.checkpoint import load_checkpoint
+from world.datagen import Replayer
 from world.detect import player_errors
-from world.evaluate import Episode, Roller, true_episode
+from world.episodes import Episode, play_episode, true_episode
+from world.evaluate import Roller
 from world.game import GameConfig
 from world.rollout import generate_after
 from world.sampler import PipelinedSampler
@@ -218,11 +226,18 @@ def following_report(
     mode: str = "rollout",
     progress: bool = True,
     precision: str = "auto",
+    data: str | Path | None = None,
+    unseen: bool = False,
 ) -> dict[str, Any]:
     """Score ``episodes`` held-out episodes of ``horizon`` chunks after a true start, as
     ``chunkworld eval`` does, and :func:`breakdown` the player's error. ``mode`` (one of
     :data:`MODES`): roll the model out, generate each chunk from the true ones before it, or
-    round-trip the true frames through the codec."""
+    round-trip the true frames through the codec.
+
+    With ``data`` (a dataset of ``chunkworld data generate``) the episodes are instead the
+    first ``episodes`` of its clips, their first chunks, or with ``unseen`` the clips its
+    generator would write after them: the same kind of windows, trained on or new, so that the
+    two figures tell underfitting (both high) from overfitting (the unseen ones higher)."""
     if episodes < 1 or horizon < 1:
         raise ValueError(f"episodes and horizon must be >= 1, got {episodes} and {horizon}")
     if mode not in MODES:
@@ -231,11 +246,12 @@ def following_report(
     cfg = model.cfg
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
     cell = cfg.codec.spatial
+    source = _episodes(data, unseen, episodes, k, horizon, f, size)
     sampler = PipelinedSampler(model, precision=precision)  # as chunkworld eval plays
     roller = Roller(model, sampler)
     rows: list[FrameError] = []
     for e in tqdm(range(episodes), desc="following", disable=not progress):
-        ep = true_episode(seed + e, k + horizon, f, size)
+        ep = source(e) if source else true_episode(seed + e, k + horizon, f, size)
         if mode == "one step":
             for c, chunk in enumerate(_one_step(sampler, ep, horizon, seed=e)):
                 first = (k + c) * f
@@ -256,9 +272,50 @@ def following_report(
         "mode": mode,
         "episodes": episodes,
         "horizon_chunks": horizon,
-        "seed": seed,
+        **(
+            {"data": str(data), "clips": "unseen" if unseen else "held"}
+            if data is not None
+            else {"seed": seed}
+        ),
         **breakdown(rows),
     }
+
+
+def _episodes(
+    data: str | Path | None,
+    unseen: bool,
+    episodes: int,
+    history: int,
+    horizon: int,
+    chunk_frames: int,
+    size: int,
+) -> Callable[[int], Episode] | None:
+    """Episode ``e`` of a dataset's clips (held, or the unseen ones after them); None: no data."""
+    if data is None:
+        if unseen:
+            raise ValueError("unseen clips are those a dataset's generator writes next: give data")
+        return None
+    replayer = Replayer(data)
+    have = replayer.clip_frames // replayer.chunk_frames
+    if replayer.game.config.size != size or replayer.chunk_frames != chunk_frames:
+        raise ValueError(
+            f"{data}: {replayer.game.config.size}-px frames in chunks of "
+            f"{replayer.chunk_frames}, the model {size} px and {chunk_frames}: give the data "
+            "the model was trained on"
+        )
+    if history + horizon > have:
+        raise ValueError(
+            f"{data}: its clips hold {have} chunks, fewer than the model's {history} of history "
+            f"and a horizon of {horizon}: give a horizon of at most {have - history}"
+        )
+    if unseen:
+        first = max(replayer.index) + 1
+        indices = list(range(first, first + episodes))
+    elif episodes > len(replayer.index):
+        raise ValueError(f"{data} holds {len(replayer.index)} clips, fewer than {episodes}")
+    else:
+        indices = replayer.index[:episodes]
+    return lambda e: play_episode(replayer.game, replayer.script(indices[e]), history + horizon)
 
 
 def _one_step(sampler: PipelinedSampler, ep: Episode, horizon: int, seed: int) -> np.ndarray:
