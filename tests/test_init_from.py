@@ -141,24 +141,35 @@ def test_a_run_from_a_model_with_no_codec_steps_resumes(tiny_data, tmp_path):
         run(_config(tiny_data, out, codec_steps=0, steps=8))
 
 
-def test_a_deeper_run_from_a_model_starts_as_that_model(tiny_data, tmp_path):
-    from test_core import _forward, _inputs
-
+def _source(tmp_path):
+    """A tiny model with trained-looking weights (gates open, nothing zero), saved to start
+    from: the model and its checkpoint path."""
     torch.manual_seed(0)
-    source = WorldModel(preset("tiny"))  # two denoiser blocks
-    for p in source.denoiser.parameters():  # trained-looking weights: gates open, nothing zero
+    source = WorldModel(preset("tiny"))  # two blocks; four query heads, two key/value heads
+    for p in source.denoiser.parameters():
         p.data.add_(0.05 * torch.randn_like(p))
     save_checkpoint(source, tmp_path / "src")
-    init = str(tmp_path / "src")
+    return source, str(tmp_path / "src")
+
+
+def _assert_same_function(grown, source, exact=True):
+    """``grown`` computes what ``source`` does, with and without history (exactly, or to
+    float rounding where the growth adds terms)."""
+    from test_core import _forward, _inputs
+
+    inputs = _inputs(source, 3)
+    for n_context in (0, 1):
+        a = _forward(grown, *inputs, n_context=n_context)
+        b = _forward(source, *inputs, n_context=n_context)
+        assert torch.equal(a, b) if exact else torch.allclose(a, b, atol=1e-5)
+
+
+def test_a_deeper_run_from_a_model_starts_as_that_model(tiny_data, tmp_path):
+    source, init = _source(tmp_path)
     run(_config(tiny_data, tmp_path / "a", init_from=init, depth=3, codec_steps=0, steps=0))
     deeper, _ = load_checkpoint(tmp_path / "a" / "model")
     assert len(deeper.denoiser.blocks) == 3
-    inputs = _inputs(source, 3)
-    for n_context in (0, 1):  # the third block, gates shut, passes its input through
-        assert torch.equal(
-            _forward(deeper, *inputs, n_context=n_context),
-            _forward(source, *inputs, n_context=n_context),
-        )
+    _assert_same_function(deeper, source)  # the third block, gates shut, passes input through
     with pytest.raises(ValueError, match="--depth -1: give the denoiser's blocks"):
         run(_config(tiny_data, tmp_path / "c", depth=-1))
     with pytest.raises(ValueError, match="started with 3 denoiser blocks.*--depth 3"):
@@ -172,14 +183,7 @@ def test_a_deeper_run_from_a_model_starts_as_that_model(tiny_data, tmp_path):
 
 
 def test_a_run_with_more_key_value_heads_from_a_model_starts_as_that_model(tiny_data, tmp_path):
-    from test_core import _forward, _inputs
-
-    torch.manual_seed(0)
-    source = WorldModel(preset("tiny"))  # four query heads, two key/value heads
-    for p in source.denoiser.parameters():
-        p.data.add_(0.05 * torch.randn_like(p))
-    save_checkpoint(source, tmp_path / "src")
-    init = str(tmp_path / "src")
+    source, init = _source(tmp_path)
     run(_config(tiny_data, tmp_path / "a", init_from=init, kv_heads=4, codec_steps=0, steps=0))
     wide, _ = load_checkpoint(tmp_path / "a" / "model")
     assert wide.cfg.denoiser.kv_heads == 4 and source.cfg.denoiser.kv_heads == 2
@@ -187,13 +191,8 @@ def test_a_run_with_more_key_value_heads_from_a_model_starts_as_that_model(tiny_
         wide.denoiser.blocks[0].kv.weight.shape[0]
         == 2 * source.denoiser.blocks[0].kv.weight.shape[0]
     )
-    inputs = _inputs(source, 3)
-    for n_context in (0, 1):  # every new head a copy of the one its query heads used
-        assert torch.allclose(
-            _forward(wide, *inputs, n_context=n_context),
-            _forward(source, *inputs, n_context=n_context),
-            atol=1e-5,
-        )
+    # every new head a copy of the one its query heads used
+    _assert_same_function(wide, source, exact=False)
     with pytest.raises(ValueError, match="--kv-heads 3: .* 4 query heads.*divisor of 4"):
         run(_config(tiny_data, tmp_path / "c", kv_heads=3))
     with pytest.raises(ValueError, match="--kv-heads -1"):
@@ -205,14 +204,7 @@ def test_a_run_with_more_key_value_heads_from_a_model_starts_as_that_model(tiny_
 
 
 def test_a_run_with_wider_mlps_from_a_model_starts_as_that_model(tiny_data, tmp_path):
-    from test_core import _forward, _inputs
-
-    torch.manual_seed(0)
-    source = WorldModel(preset("tiny"))  # MLPs twice the model width
-    for p in source.denoiser.parameters():
-        p.data.add_(0.05 * torch.randn_like(p))
-    save_checkpoint(source, tmp_path / "src")
-    init = str(tmp_path / "src")
+    source, init = _source(tmp_path)
     run(_config(tiny_data, tmp_path / "a", init_from=init, mlp_ratio=3, codec_steps=0, steps=0))
     wide, _ = load_checkpoint(tmp_path / "a" / "model")
     dim = source.cfg.denoiser.dim
@@ -221,13 +213,7 @@ def test_a_run_with_wider_mlps_from_a_model_starts_as_that_model(tiny_data, tmp_
     new_out = wide.denoiser.blocks[0].mlp[2].weight[:, 2 * dim :]
     assert torch.equal(new_out, torch.zeros_like(new_out))  # the new units add nothing yet
     assert wide.denoiser.blocks[0].mlp[0].weight[2 * dim :].abs().max() > 0  # but can learn
-    inputs = _inputs(source, 3)
-    for n_context in (0, 1):
-        assert torch.allclose(
-            _forward(wide, *inputs, n_context=n_context),
-            _forward(source, *inputs, n_context=n_context),
-            atol=1e-5,
-        )
+    _assert_same_function(wide, source, exact=False)
     with pytest.raises(ValueError, match=r"--mlp-ratio -1: .*positive multiple .*\(2\)"):
         run(_config(tiny_data, tmp_path / "c", mlp_ratio=-1))
     with pytest.raises(ValueError, match="started with MLPs 3 times.*--mlp-ratio 3"):
@@ -240,14 +226,7 @@ def test_a_run_with_wider_mlps_from_a_model_starts_as_that_model(tiny_data, tmp_
 
 
 def test_a_run_with_action_counts_from_a_model_starts_as_that_model(tiny_data, tmp_path):
-    from test_core import _forward, _inputs
-
-    torch.manual_seed(0)
-    source = WorldModel(preset("tiny"))
-    for p in source.denoiser.parameters():
-        p.data.add_(0.05 * torch.randn_like(p))
-    save_checkpoint(source, tmp_path / "src")
-    init = str(tmp_path / "src")
+    source, init = _source(tmp_path)
     run(
         _config(
             tiny_data, tmp_path / "a", init_from=init, action_counts=True, codec_steps=0, steps=0
@@ -255,12 +234,7 @@ def test_a_run_with_action_counts_from_a_model_starts_as_that_model(tiny_data, t
     )
     counted, _ = load_checkpoint(tmp_path / "a" / "model")
     assert counted.cfg.denoiser.action_counts and not source.cfg.denoiser.action_counts
-    inputs = _inputs(source, 3)
-    for n_context in (0, 1):  # the count layer starts at zero
-        assert torch.equal(
-            _forward(counted, *inputs, n_context=n_context),
-            _forward(source, *inputs, n_context=n_context),
-        )
+    _assert_same_function(counted, source)  # the count layer starts at zero
     with pytest.raises(ValueError, match="started with action counts.*with --action-counts"):
         run(_config(tiny_data, tmp_path / "a", init_from=init, steps=2))
     run(_config(tiny_data, tmp_path / "a", init_from=init, action_counts=True, steps=2))
