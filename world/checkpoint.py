@@ -188,9 +188,7 @@ def widen_mlp(
         if not (name.startswith("denoiser.") and ".mlp." in name) or name not in own:
             continue
         target = own[name]
-        if name.endswith(".mlp.0.weight") or name.endswith(
-            ".mlp.0.bias"
-        ):  # (hidden, dim), (hidden,)
+        if name.endswith((".mlp.0.weight", ".mlp.0.bias")):  # (hidden, dim), (hidden,)
             if w.shape[0] < target.shape[0] and w.shape[1:] == target.shape[1:]:
                 out[name] = torch.cat([w, target[w.shape[0] :].to(w.dtype)])
         elif name.endswith(".mlp.2.weight"):  # (dim, hidden)

@@ -56,9 +56,9 @@ from world.trainkit import (
 
 
 def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, str]:
-    """The run's model config from the preset, ``--init-from``'s codec setting, ``--codec`` and
-    ``--depth``, ``--kv-heads`` and ``--mlp-ratio``, and its codec as text; raises ValueError when a resumed run
-    (``progress``) started with another codec or shape."""
+    """The run's model config from the preset, ``--init-from``'s codec setting, ``--codec``,
+    ``--depth``, ``--kv-heads`` and ``--mlp-ratio``, and its codec as text; raises ValueError
+    when a resumed run (``progress``) started with another codec or shape."""
     cfg = preset(tc.preset)
     base = cfg.codec
     if tc.init_from:  # fine-tuning keeps the source's codec setting, at the preset's frame size
