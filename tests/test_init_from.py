@@ -164,19 +164,32 @@ def _assert_same_function(grown, source, exact=True):
         assert torch.equal(a, b) if exact else torch.allclose(a, b, atol=1e-5)
 
 
+def _grown(tiny_data, tmp_path, init, **shape):
+    """The model a run from ``init`` with another ``shape`` starts as (no steps taken)."""
+    run(_config(tiny_data, tmp_path / "a", init_from=init, codec_steps=0, steps=0, **shape))
+    return load_checkpoint(tmp_path / "a" / "model")[0]
+
+
+def _resumed(tiny_data, tmp_path, init, refused, **shape):
+    """That run resumed: refused (``refused``) without its shape, trained two steps with it."""
+    with pytest.raises(ValueError, match=refused):
+        run(_config(tiny_data, tmp_path / "a", init_from=init, steps=2))
+    run(_config(tiny_data, tmp_path / "a", init_from=init, steps=2, **shape))
+    trained, doc = load_checkpoint(tmp_path / "a" / "model")
+    assert doc["step"] == 2
+    return trained
+
+
 def test_a_deeper_run_from_a_model_starts_as_that_model(tiny_data, tmp_path):
     source, init = _source(tmp_path)
-    run(_config(tiny_data, tmp_path / "a", init_from=init, depth=3, codec_steps=0, steps=0))
-    deeper, _ = load_checkpoint(tmp_path / "a" / "model")
+    deeper = _grown(tiny_data, tmp_path, init, depth=3)
     assert len(deeper.denoiser.blocks) == 3
     _assert_same_function(deeper, source)  # the third block, gates shut, passes input through
     with pytest.raises(ValueError, match="--depth -1: give the denoiser's blocks"):
         run(_config(tiny_data, tmp_path / "c", depth=-1))
-    with pytest.raises(ValueError, match="started with 3 denoiser blocks.*--depth 3"):
-        run(_config(tiny_data, tmp_path / "a", init_from=init, steps=2))
-    run(_config(tiny_data, tmp_path / "a", init_from=init, depth=3, steps=2))
-    trained, doc = load_checkpoint(tmp_path / "a" / "model")
-    assert doc["step"] == 2
+    trained = _resumed(
+        tiny_data, tmp_path, init, "started with 3 denoiser blocks.*--depth 3", depth=3
+    )
     dim = trained.cfg.denoiser.dim
     gates = trained.denoiser.blocks[2].mod.bias.detach()[2 * dim : 3 * dim]
     assert gates.abs().max() > 0  # training opens them
@@ -184,8 +197,7 @@ def test_a_deeper_run_from_a_model_starts_as_that_model(tiny_data, tmp_path):
 
 def test_a_run_with_more_key_value_heads_from_a_model_starts_as_that_model(tiny_data, tmp_path):
     source, init = _source(tmp_path)
-    run(_config(tiny_data, tmp_path / "a", init_from=init, kv_heads=4, codec_steps=0, steps=0))
-    wide, _ = load_checkpoint(tmp_path / "a" / "model")
+    wide = _grown(tiny_data, tmp_path, init, kv_heads=4)
     assert wide.cfg.denoiser.kv_heads == 4 and source.cfg.denoiser.kv_heads == 2
     assert (
         wide.denoiser.blocks[0].kv.weight.shape[0]
@@ -197,16 +209,12 @@ def test_a_run_with_more_key_value_heads_from_a_model_starts_as_that_model(tiny_
         run(_config(tiny_data, tmp_path / "c", kv_heads=3))
     with pytest.raises(ValueError, match="--kv-heads -1"):
         run(_config(tiny_data, tmp_path / "c", kv_heads=-1))
-    with pytest.raises(ValueError, match="started with 4 key/value heads.*--kv-heads 4"):
-        run(_config(tiny_data, tmp_path / "a", init_from=init, steps=2))
-    run(_config(tiny_data, tmp_path / "a", init_from=init, kv_heads=4, steps=2))
-    assert load_checkpoint(tmp_path / "a" / "model")[1]["step"] == 2
+    _resumed(tiny_data, tmp_path, init, "started with 4 key/value heads.*--kv-heads 4", kv_heads=4)
 
 
 def test_a_run_with_wider_mlps_from_a_model_starts_as_that_model(tiny_data, tmp_path):
     source, init = _source(tmp_path)
-    run(_config(tiny_data, tmp_path / "a", init_from=init, mlp_ratio=3, codec_steps=0, steps=0))
-    wide, _ = load_checkpoint(tmp_path / "a" / "model")
+    wide = _grown(tiny_data, tmp_path, init, mlp_ratio=3)
     dim = source.cfg.denoiser.dim
     assert wide.cfg.denoiser.mlp_ratio == 3 and source.cfg.denoiser.mlp_ratio == 2
     assert wide.denoiser.blocks[0].mlp[0].weight.shape == (3 * dim, dim)
@@ -216,29 +224,20 @@ def test_a_run_with_wider_mlps_from_a_model_starts_as_that_model(tiny_data, tmp_
     _assert_same_function(wide, source, exact=False)
     with pytest.raises(ValueError, match=r"--mlp-ratio -1: .*positive multiple .*\(2\)"):
         run(_config(tiny_data, tmp_path / "c", mlp_ratio=-1))
-    with pytest.raises(ValueError, match="started with MLPs 3 times.*--mlp-ratio 3"):
-        run(_config(tiny_data, tmp_path / "a", init_from=init, steps=2))
-    run(_config(tiny_data, tmp_path / "a", init_from=init, mlp_ratio=3, steps=2))
-    trained, doc = load_checkpoint(tmp_path / "a" / "model")
-    assert doc["step"] == 2
+    trained = _resumed(
+        tiny_data, tmp_path, init, "started with MLPs 3 times.*--mlp-ratio 3", mlp_ratio=3
+    )
     grown = trained.denoiser.blocks[0].mlp[2].weight[:, 2 * dim :]
     assert grown.abs().max() > 0  # training grows them
 
 
 def test_a_run_with_action_counts_from_a_model_starts_as_that_model(tiny_data, tmp_path):
     source, init = _source(tmp_path)
-    run(
-        _config(
-            tiny_data, tmp_path / "a", init_from=init, action_counts=True, codec_steps=0, steps=0
-        )
-    )
-    counted, _ = load_checkpoint(tmp_path / "a" / "model")
+    counted = _grown(tiny_data, tmp_path, init, action_counts=True)
     assert counted.cfg.denoiser.action_counts and not source.cfg.denoiser.action_counts
     _assert_same_function(counted, source)  # the count layer starts at zero
-    with pytest.raises(ValueError, match="started with action counts.*with --action-counts"):
-        run(_config(tiny_data, tmp_path / "a", init_from=init, steps=2))
-    run(_config(tiny_data, tmp_path / "a", init_from=init, action_counts=True, steps=2))
-    trained, _ = load_checkpoint(tmp_path / "a" / "model")
+    refused = "started with action counts.*with --action-counts"
+    trained = _resumed(tiny_data, tmp_path, init, refused, action_counts=True)
     assert trained.denoiser.count_proj.weight.abs().max() > 0  # training moves it
 
 
