@@ -301,6 +301,9 @@ def test_following_command_scores_a_datasets_clips_and_the_unseen_ones(tmp_path,
     with pytest.raises(SystemExit):
         main(["following", "--model", str(tmp_path / "m"), "--unseen", "--quiet"])
     assert "give data" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args[:-3], "--data", str(tmp_path / "none"), "--quiet"])
+    assert "no dataset at" in capsys.readouterr().err
     other = tmp_path / "o"
     generate_dataset(other, n_clips=1, clip_frames=12, chunk_frames=2, size=64, progress=False)
     with pytest.raises(SystemExit):

@@ -165,3 +165,16 @@ def test_eval_command_refuses_bad_input_with_its_message_not_a_traceback(tmp_pat
     with pytest.raises(SystemExit):  # argparse: one of the choices
         main(["--model", str(tmp_path / "m"), "--precision", "fp16"])
     assert "choose from 'auto', 'fp32', 'bf16'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "tune-decoder"])
+def test_training_commands_name_missing_data_not_a_traceback(tmp_path, command):
+    from world.train import main as train
+    from world.tune_decoder import main as tune
+
+    save_checkpoint(WorldModel(preset("tiny")), tmp_path / "m", {"step": 0})
+    none, out = str(tmp_path / "none"), str(tmp_path / "o")
+    run = train if command == "train" else tune
+    args = ["--data", none, "--out", out, *(["--model", str(tmp_path / "m")] * (run is tune))]
+    with pytest.raises(SystemExit, match=f"chunkworld {command}: error: no dataset at .*none"):
+        run(args)

@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
                 data=a.data,
                 unseen=a.unseen,
             )
-        except ValueError as e:  # CheckpointError included
+        except (ValueError, FileNotFoundError) as e:  # CheckpointError, no dataset at --data
             p.error(str(e))
         print(json.dumps(report, indent=1))
         return

@@ -302,11 +302,12 @@ def config_parser(cls: type, prog: str, doc: str | None) -> argparse.ArgumentPar
 
 
 def exit_on_bad_input(prog: str, fn: Callable[..., R], *args: Any) -> R:
-    """``fn(*args)``; a ``ValueError`` (a bad checkpoint, data or setting: the commands raise it
-    with the fix in its message) ends the process with that message instead of a traceback."""
+    """``fn(*args)``; a ``ValueError`` (a bad checkpoint, data or setting) or a
+    ``FileNotFoundError`` (no dataset there), which the commands raise with the fix in their
+    message, ends the process with that message instead of a traceback."""
     try:
         return fn(*args)
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"{prog}: error: {e}") from None
 
 
