@@ -222,21 +222,10 @@ class Session:
         """Memory held by the rollout state; flat once the cache ring is full."""
         with self._lock:
             state = self._require_state("footprint")
-            tensors = [
-                state.cache.k,
-                state.cache.v,
-                state.cache.index,
-                state.context_inputs,
-                state.context_actions,
-                state.generator.get_state(),
-            ]
-            tensors += [f.latent for f in state.in_flight] + [f.actions for f in state.in_flight]
-            if state.last_clean is not None:
-                tensors.append(state.last_clean)
             held = sorted(int(c) for c in state.cache.index if int(c) >= 0)
             return Footprint(
                 cache_bytes=state.cache.nbytes(),
-                state_bytes=sum(t.numel() * t.element_size() for t in tensors),
+                state_bytes=state.nbytes(),
                 in_flight=len(state.in_flight),
                 cached_chunks=tuple(held),
                 text_entries=len(self._text),

@@ -358,6 +358,27 @@ def test_state_clone_replays_identically_and_leaves_the_original(tiny_model, w, 
         assert torch.equal(x, y)
 
 
+def test_state_bytes_grow_by_what_a_tick_leaves_and_stay_flat_after(tiny_model):
+    """A fresh state holds its preallocated cache and context; the first tick adds only the
+    newest clean latent frame, and ticks after it add nothing (W = 2: one chunk in flight)."""
+    sampler = PipelinedSampler(tiny_model, steps=2, in_flight=2)
+    state = sampler.new_state(seed=0)
+    fresh = state.nbytes()
+    gen_bytes = state.generator.get_state().numel()
+    fixed = [state.cache.k, state.cache.v, state.cache.index]
+    fixed += [state.context_inputs, state.context_actions]
+    assert fresh == sum(t.numel() * t.element_size() for t in fixed) + gen_bytes
+    text = tiny_model.encode_text(["rain"])
+    sampler.tick(state, torch.tensor([[2, 4]]), text)
+    (f,) = state.in_flight
+    added = [f.latent, f.actions, state.last_clean]
+    assert state.nbytes() == fresh + sum(t.numel() * t.element_size() for t in added)
+    after_one = state.nbytes()
+    for _ in range(3):
+        sampler.tick(state, torch.tensor([[1, 1]]), text)
+    assert state.nbytes() == after_one == state.clone().nbytes()
+
+
 def test_prompt_guidance_acts_only_on_prompted_chunks(tiny_model):
     """A prompted chunk gets text guidance (different latents); an unprompted one is the plain
     one-pass chunk even with prompt guidance switched on."""

@@ -42,6 +42,22 @@ class RolloutState:
     )
     last_clean_chunk: int = -1
 
+    def nbytes(self) -> int:
+        """Bytes of every tensor this state holds (the cache included; in-flight captions are
+        the caller's encodings, shared, and not counted)."""
+        tensors = [
+            self.cache.k,
+            self.cache.v,
+            self.cache.index,
+            self.context_inputs,
+            self.context_actions,
+            self.generator.get_state(),
+        ]
+        tensors += [f.latent for f in self.in_flight] + [f.actions for f in self.in_flight]
+        if self.last_clean is not None:
+            tensors.append(self.last_clean)
+        return sum(t.numel() * t.element_size() for t in tensors)
+
     def clone(self) -> RolloutState:
         """An independent copy: ticking the copy leaves this state as it was."""
         gen = torch.Generator(device=self.generator.device)
