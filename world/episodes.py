@@ -39,9 +39,10 @@ def true_episode(
 
     def script() -> Iterator[tuple[np.ndarray, str]]:
         for c in range(chunks):
-            if prompts and c in prompts:
-                game.apply_prompt(prompts[c])
-            caption = prompts[c] if prompts and c in prompts else game.describe()
+            prompt = (prompts or {}).get(c)
+            if prompt is not None:
+                game.apply_prompt(prompt)
+            caption = game.describe() if prompt is None else prompt
             yield actions[c * chunk_frames : (c + 1) * chunk_frames], caption
 
     return play_episode(game, script(), chunks)
