@@ -4,6 +4,7 @@ action following fail?
     chunkworld diagnose salience --data data/train --latents runs/small4/latents.npy
     chunkworld diagnose codec --data data/train --steps 800 --codec latent_channels=64
     chunkworld diagnose following --model world/models/default   # see world/following.py
+    chunkworld diagnose dynamics --model default --data data/long3   # see world/probe.py
 
 ``salience``: the denoiser's loss gives extra weight to the latent tokens :func:`world.schedule.salience_weight`
 picks. This checks the pick against the truth: the sprite tokens of each latent frame, found by
@@ -303,11 +304,45 @@ def main(argv: list[str] | None = None) -> None:
         help="with --data: the clips its generator would write next, which it does not hold",
     )
     f.add_argument("--quiet", action="store_true", help="no progress bar")
+    d = sub.add_parser(
+        "dynamics", help="can the player be moved in the codec's latents? a small conv probe"
+    )
+    d.add_argument("--model", default="default", help="checkpoint whose codec is probed")
+    d.add_argument("--data", required=True, help="dataset directory (chunkworld data generate)")
+    d.add_argument(
+        "--latents",
+        help="latents.npy a training run wrote for this data and encoder (else encoded)",
+    )
+    d.add_argument("--steps", type=int, default=6000, help="probe training steps")
+    d.add_argument("--width", type=int, default=128, help="the probe's channels")
+    d.add_argument("--blocks", type=int, default=4, help="the probe's residual blocks")
+    d.add_argument("--held-out", type=int, default=50, help="last clips, never trained on")
+    d.add_argument("--frames", type=int, default=2000, help="held-out latent frames scored")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     if a.what == "salience":
         print(json.dumps(salience_coverage(a.data, a.latents, a.clips, a.share), indent=1))
         return
     warn_if_busy(torch.get_num_threads())
+    if a.what == "dynamics":
+        from world.probe import probe_dynamics
+
+        try:
+            report = probe_dynamics(
+                a.model,
+                a.data,
+                a.latents,
+                a.steps,
+                a.width,
+                a.blocks,
+                held_out=a.held_out,
+                frames=a.frames,
+                progress=not a.quiet,
+            )
+        except (ValueError, FileNotFoundError) as e:  # CheckpointError, no dataset at --data
+            p.error(str(e))
+        print(json.dumps(report, indent=1))
+        return
     if a.what == "following":
         from world.following import following_report
 

@@ -1,0 +1,183 @@
+"""Can the player be moved in a codec's latents? A small convolutional probe says.
+
+    chunkworld diagnose dynamics --model default --data data/long3 --latents runs/b16/latents.npy
+
+Every tick the denoiser must move the player's sprite by its speed, in the codec's latent space:
+a token grid in which a sprite two pixels further on has another code, often in another token.
+This trains a small convolutional network, apart from any denoiser, to do that one frame: from
+the latents of frames ``t - 2`` and ``t - 1`` and the actions of the frames of ``t`` (one-hot
+planes), the latent of frame ``t``, as a residual on ``t - 1``, with a squared error. It trains
+on the dataset's clips but the last ``held_out``, then decodes its predictions for frames of the
+held-out clips with the model's decoder and finds the player as ``chunkworld eval`` does.
+
+It prints, as JSON, the share of those frames with the player 1 px or more off (``one_px_off``,
+also for the frames in which the player moved and those in which it stood still) and within
+2 px, beside the codec's own round trip of the same frames, the floor under every prediction.
+
+Reading: ``chunkworld diagnose following --one-step`` scores the denoiser on the same task, its
+``frame`` 0 being one frame after true history. A probe that places the player better says the
+latents allow it and the denoiser is what falls short; one that cannot says the codec is the
+limit. The probe sees two frames, so the balls' motion is known to it too; it knows nothing of
+captions (events are rare, and the player's motion does not depend on them).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as fn
+from torch import nn
+from tqdm import tqdm
+
+from world.checkpoint import load_checkpoint
+from world.cpus import bf16_enabled
+from world.data import Dataset
+from world.detect import player_errors
+from world.trainkit import lr_at
+
+__all__ = ["ConvProbe", "probe_dynamics"]
+
+
+class ConvProbe(nn.Module):
+    """Latents of two frames and the next frame's actions -> that frame's latent."""
+
+    def __init__(self, channels: int, actions: int, width: int, blocks: int) -> None:
+        super().__init__()
+        self.actions = actions
+        self.inp = nn.Conv2d(2 * channels + actions, width, 3, padding=1)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.GroupNorm(8, width),
+                nn.GELU(),
+                nn.Conv2d(width, width, 3, padding=1),
+                nn.GELU(),
+                nn.Conv2d(width, width, 3, padding=1),
+            )
+            for _ in range(blocks)
+        )
+        self.out = nn.Conv2d(width, channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)  # starts as "nothing moves": the previous frame
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, z2: torch.Tensor, z1: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """z2, z1: (B, C, h, w) latents of frames t-2, t-1; actions: (B, k) ids of frame t's
+        frames (k: the codec's temporal factor) -> (B, C, h, w)."""
+        planes = fn.one_hot(actions, self.actions // actions.shape[1]).flatten(1).float()
+        planes = planes[:, :, None, None].expand(-1, -1, *z1.shape[-2:])
+        h = self.inp(torch.cat([z2, z1, planes.to(z1.dtype)], 1))
+        for block in self.blocks:
+            h = h + block(h)
+        return z1 + self.out(h)
+
+
+def probe_dynamics(
+    model: str,
+    data: str,
+    latents: str | None = None,
+    steps: int = 6000,
+    width: int = 128,
+    blocks: int = 4,
+    batch: int = 128,
+    held_out: int = 50,
+    frames: int = 2000,
+    seed: int = 0,
+    precision: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train the probe on ``data`` (latents from ``latents``, a run's ``latents.npy`` for this
+    model's encoder, or encoded here) and score ``frames`` latent frames of the held-out clips.
+
+    Raises:
+        CheckpointError: ``model`` is not a loadable checkpoint.
+        ValueError: the data carry no player state, are too few, or do not fit the model or
+            ``latents``.
+    """
+    wm, _ = load_checkpoint(model)
+    ds = Dataset(data)
+    fields = ds.meta.state_fields or ()
+    if not {"player_x", "player_y"} <= set(fields):
+        raise ValueError(f"{data}: no player_x/player_y in the clips' state; the probe scores them")
+    clips = ds.load_all()
+    if clips.state is None:
+        raise ValueError(f"{data}: some clips carry no state; the probe scores the player's")
+    k = wm.cfg.codec.temporal
+    if clips.frames.shape[2] != wm.cfg.codec.frame_size or clips.frames.shape[1] < 3 * k:
+        raise ValueError(
+            f"{data}: clips of {clips.frames.shape[1]} frames of {clips.frames.shape[2]} px; the "
+            f"model needs {wm.cfg.codec.frame_size} px and the probe 3 latent frames ({3 * k})"
+        )
+    n_clips = len(clips.frames)
+    if n_clips <= held_out:
+        raise ValueError(f"{data}: {n_clips} clips, need more than held_out={held_out}")
+    t_lat = clips.frames.shape[1] // k
+    if latents is None:
+        with torch.no_grad():
+            z = torch.cat(
+                [
+                    wm.codec.encode(torch.from_numpy(clips.frames[i : i + 8, : t_lat * k]))
+                    for i in tqdm(range(0, n_clips, 8), desc="encode", disable=not progress)
+                ]
+            )
+    else:
+        z = torch.from_numpy(np.load(latents, mmap_mode="r")[:, :t_lat].copy())
+        if z.shape[:2] != (n_clips, t_lat) or z.shape[2] != wm.cfg.codec.latent_channels:
+            raise ValueError(
+                f"{latents}: latents of shape {tuple(z.shape)} do not fit {data} ({n_clips} clips "
+                f"of {t_lat} latent frames, {wm.cfg.codec.latent_channels} channels)"
+            )
+    acts = torch.from_numpy(clips.actions[:, : t_lat * k].reshape(n_clips, t_lat, k))
+    n_act = len(wm.cfg.actions)
+    torch.manual_seed(seed)
+    probe = ConvProbe(z.shape[2], n_act * k, width, blocks)
+    opt = torch.optim.AdamW(probe.parameters(), lr=1e-3, weight_decay=0.0)
+    rng = np.random.default_rng(seed)
+    train_n = n_clips - held_out
+    t0 = time.perf_counter()
+    bar = tqdm(range(steps), desc="probe", disable=not progress)
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, 1e-3, min(100, steps // 10))
+        c, t = rng.integers(0, train_n, batch), rng.integers(2, t_lat, batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(precision)):
+            pred = probe(z[c, t - 2], z[c, t - 1], acts[c, t])
+        loss = fn.mse_loss(pred.float(), z[c, t])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+    train_s = time.perf_counter() - t0
+
+    rng = np.random.default_rng(seed + 1)
+    c, t = rng.integers(train_n, n_clips, frames), rng.integers(2, t_lat, frames)
+    xy = [fields.index("player_x"), fields.index("player_y")]
+    true = clips.state[c, t * k + k - 1][:, xy]  # the last frame a latent frame stands for
+    before = clips.state[c, t * k + k - 2][:, xy]
+    with torch.no_grad():
+        pred = probe(z[c, t - 2], z[c, t - 1], acts[c, t])
+        drawn = wm.codec.decode(pred[:, None])[:, -1].numpy()
+        round_trip = wm.codec.decode(z[c, t][:, None])[:, -1].numpy()
+    error, _ = player_errors(drawn, true)
+    floor, _ = player_errors(round_trip, true)
+    moving = np.any(true != before, axis=1)
+
+    def share(x: np.ndarray, at_least: float) -> float | None:
+        return round(float(np.mean(x >= at_least)), 4) if len(x) else None
+
+    return {
+        "model": model,
+        "data": data,
+        "probe": {"width": width, "blocks": blocks, "steps": steps, "batch": batch},
+        "parameters": sum(p.numel() for p in probe.parameters()),
+        "train_min": round(train_s / 60, 2),
+        "frames": frames,
+        "moving_frames": int(moving.sum()),
+        "one_px_off": share(error, 1.0),
+        "one_px_off_moving": share(error[moving], 1.0),
+        "one_px_off_still": share(error[~moving], 1.0),
+        "within_2px": round(float(np.mean(error <= 2.0)), 4),
+        "codec_round_trip_one_px_off": share(floor, 1.0),
+    }
