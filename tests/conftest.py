@@ -3,6 +3,7 @@ tiny dataset for training runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from world.config import preset
+from world.config import ModelConfig, preset
 from world.datagen import generate_dataset
 from world.model import WorldModel
 from world.text import words
@@ -22,8 +23,19 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session")
 def tiny_model() -> WorldModel:
+    return _tiny(preset("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_local_model() -> WorldModel:
+    """The tiny model with a local convolution branch in every block."""
+    cfg = preset("tiny")
+    return _tiny(cfg.replace(denoiser=dataclasses.replace(cfg.denoiser, local_conv=8)))
+
+
+def _tiny(cfg: ModelConfig) -> WorldModel:
     torch.manual_seed(0)
-    model = WorldModel(preset("tiny")).eval()
+    model = WorldModel(cfg).eval()
     # Random gates/outputs are zero-initialised; give them values so outputs depend on inputs.
     with torch.no_grad():
         for name, p in model.named_parameters():

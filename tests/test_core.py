@@ -49,7 +49,38 @@ def _forward(model, x, actions, text, tmask, n_context, levels=None, ctx_prev=Tr
 @settings(max_examples=8, deadline=None)
 @given(history=st.integers(1, 6), seed=st.integers(0, 1000))
 def test_cache_equals_single_masked_forward(tiny_model, history, seed):
-    model = tiny_model
+    _assert_cache_equals_masked(tiny_model, history, seed)
+
+
+@settings(max_examples=4, deadline=None)
+@given(history=st.integers(1, 4), seed=st.integers(0, 1000))
+def test_cache_equals_single_masked_forward_with_a_local_branch(tiny_local_model, history, seed):
+    _assert_cache_equals_masked(tiny_local_model, history, seed)
+
+
+def test_a_local_branch_reads_the_neighbours_in_its_own_frame_only(tiny_local_model):
+    """The branch reads a token's 3x3 neighbourhood in its latent frame: a change to one token
+    moves the branch's output on that square and nowhere else, in no other frame."""
+    model = tiny_local_model
+    block = model.denoiser.blocks[0]
+    g = model.cfg.codec.grid
+    x = torch.randn(1, 2 * g * g, model.cfg.denoiser.dim)  # two latent frames of tokens
+    y = x.clone()
+    y[0, 3 * g + 3] += 1.0  # one token of the first frame, at row 3, column 3
+    with torch.no_grad():
+        d = (block.local(y) - block.local(x)).abs().sum(-1).view(2, g, g)
+    assert torch.equal(d[0] > 0, _square(g, 3, 3))
+    assert d[1].abs().max() == 0
+
+
+def _square(g, r, c):
+    """(g, g) True on the 3x3 square around (r, c)."""
+    m = torch.zeros(g, g, dtype=torch.bool)
+    m[r - 1 : r + 2, c - 1 : c + 2] = True
+    return m
+
+
+def _assert_cache_equals_masked(model, history, seed):
     x, actions, text, tmask = _inputs(model, history + 1, seed)
     full = _forward(model, x, actions, text, tmask, n_context=history)
 

@@ -246,3 +246,18 @@ def test_init_from_a_checkpoint_that_fits_nothing_is_refused(tmp_path):
     save_file({"unrelated.weight": torch.zeros(3)}, str(tmp_path / "src" / "model.safetensors"))
     with pytest.raises(CheckpointError, match="name='tiny'"):
         load_matching(WorldModel(preset("tiny")), tmp_path / "src")
+
+
+def test_a_run_with_a_local_branch_from_a_model_starts_as_that_model(tiny_data, tmp_path):
+    source, init = _source(tmp_path)
+    local = _grown(tiny_data, tmp_path, init, local_conv=8)
+    assert local.cfg.denoiser.local_conv == 8 and not source.cfg.denoiser.local_conv
+    branch = local.denoiser.blocks[0].local
+    assert torch.equal(branch.out.weight, torch.zeros_like(branch.out.weight))  # adds nothing yet
+    assert branch.conv.weight.abs().max() > 0  # but can learn
+    _assert_same_function(local, source)
+    with pytest.raises(ValueError, match="--local-conv -1: give the local branch's channels"):
+        run(_config(tiny_data, tmp_path / "c", local_conv=-1))
+    refused = "started with a local branch of 8 channels.*--local-conv 8"
+    trained = _resumed(tiny_data, tmp_path, init, refused, local_conv=8)
+    assert trained.denoiser.blocks[0].local.out.weight.abs().max() > 0  # training grows it

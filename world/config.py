@@ -80,6 +80,10 @@ class DenoiserConfig:
     # condition each latent frame also on how many frames of its chunk, up to its own, held each
     # action: the displacement from the previous chunk's last frame, without summing it by attention
     action_counts: bool = False
+    # channels of a local branch in every block: a 3x3 convolution over each latent frame's token
+    # grid, so a token reads its neighbours directly rather than by attention (0: none). Its
+    # output layer starts at zero: a checkpoint without it keeps its function
+    local_conv: int = 0
 
     @property
     def head_dim(self) -> int:

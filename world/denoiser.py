@@ -180,6 +180,9 @@ class Block(nn.Module):
             nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim)
         )
         self.post2 = RMSNorm(dim)
+        self.local = (
+            LocalConv(dim, d.local_conv, cfg.codec.grid // d.patch) if d.local_conv else None
+        )
         # condition -> shift, scale, gate for attention, cross-attention, MLP
         self.mod = nn.Linear(dim, 9 * dim)
         nn.init.zeros_(self.mod.weight)
@@ -258,7 +261,38 @@ class Block(nn.Module):
 
         # --- MLP
         h = modulate(self.norm2(x), sh2, sc2)
-        return x + gated(self.post2(self.mlp(h)), g2)
+        x = x + gated(self.post2(self.mlp(h)), g2)
+        return x if self.local is None else x + self.local(x)
+
+
+class LocalConv(nn.Module):
+    """A token's 3x3 neighbourhood in its own latent frame, read directly: norm, a linear map to
+    ``width`` channels, a 3x3 convolution over the frame's token grid, GELU, a linear map back.
+
+    Moving a sprite a pixel or two moves its code between neighbouring tokens; attention can do it,
+    but blends what it reads, while a convolution reads each neighbour with its own weights. The
+    output layer starts at zero, so the branch adds nothing until trained and a block grown with it
+    computes what it did. Frames stay separate (no mixing over time), so a chunk's tokens give the
+    same keys and values whether it is run alone, in the cache pass or with others.
+    """
+
+    def __init__(self, dim: int, width: int, grid: int) -> None:
+        super().__init__()
+        self.grid = grid
+        self.norm = RMSNorm(dim)
+        self.inp = nn.Linear(dim, width)
+        self.conv = nn.Conv2d(width, width, 3, padding=1)
+        self.out = nn.Linear(width, dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, D) tokens, N a whole number of latent frames -> (B, N, D)."""
+        b, big_n, _ = x.shape
+        g = self.grid
+        h = self.inp(self.norm(x)).view(b * big_n // (g * g), g, g, -1).permute(0, 3, 1, 2)
+        h = fn.gelu(self.conv(h), approximate="tanh").permute(0, 2, 3, 1)
+        return self.out(h.reshape(b, big_n, -1))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ from world.trainkit import (
 
 def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, str]:
     """The run's model config from the preset, ``--init-from``'s codec setting, ``--codec``,
-    ``--depth``, ``--kv-heads`` and ``--mlp-ratio``, and its codec as text; raises ValueError
+    ``--depth``, ``--kv-heads``, ``--mlp-ratio`` and ``--local-conv``, and its codec as text; raises ValueError
     when a resumed run (``progress``) started with another codec or shape."""
     cfg = preset(tc.preset)
     base = cfg.codec
@@ -86,6 +86,13 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, mlp_ratio=tc.mlp_ratio))
     if tc.action_counts:
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, action_counts=True))
+    if tc.local_conv:
+        if tc.local_conv < 0:
+            raise ValueError(
+                f"--local-conv {tc.local_conv}: give the local branch's channels (e.g. 96), or 0 "
+                f"for the preset's ({cfg.denoiser.local_conv})"
+            )
+        cfg = cfg.replace(denoiser=replace(cfg.denoiser, local_conv=tc.local_conv))
     if progress.get("action_counts", cfg.denoiser.action_counts) != cfg.denoiser.action_counts:
         was = "with" if progress["action_counts"] else "without"
         raise ValueError(
@@ -108,6 +115,12 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
             f"{out} was started with MLPs {progress['mlp_ratio']:g} times the model width; this "
             f"call asks for {cfg.denoiser.mlp_ratio:g}: resume it with --mlp-ratio "
             f"{progress['mlp_ratio']:g}, or give a new --out"
+        )
+    if progress.get("local_conv", cfg.denoiser.local_conv) != cfg.denoiser.local_conv:
+        raise ValueError(
+            f"{out} was started with a local branch of {progress['local_conv']} channels; this "
+            f"call asks for {cfg.denoiser.local_conv}: resume it with --local-conv "
+            f"{progress['local_conv']}, or give a new --out"
         )
     codec_now, codec_then = codec_text(cfg.codec), progress.get("codec_setting")
     if codec_then:  # parsed, so that a field added since (at its default) is no change
@@ -190,6 +203,7 @@ def run(tc: TrainConfig) -> WorldModel:
         progress["kv_heads"] = cfg.denoiser.kv_heads
         progress["mlp_ratio"] = cfg.denoiser.mlp_ratio
         progress["action_counts"] = cfg.denoiser.action_counts
+        progress["local_conv"] = cfg.denoiser.local_conv
         progress["codec_psnr_db"] = codec_quality(model, data)
         if rank == 0:
             progress_file.write_text(json.dumps(progress))

@@ -53,6 +53,10 @@ class TrainConfig:
     # condition on per-chunk action counts (DenoiserConfig.action_counts); with init_from, the new
     # layer starts at zero, so the model starts as the checkpoint's function
     action_counts: bool = False
+    # channels of each block's local 3x3 convolution over the token grid (DenoiserConfig.local_conv;
+    # 0: the preset's); with init_from, its output layer starts at zero, so the model starts as the
+    # checkpoint's function
+    local_conv: int = 0
     codec_steps: int = 1200  # codec training steps (phase 1; 0 with init_from keeps its codec)
     codec_batch: int = 32  # latent frames per codec step
     codec_lr: float = 2e-3  # the codec's peak learning rate
