@@ -312,6 +312,11 @@ def test_a_field_added_to_the_config_keeps_old_fingerprints() -> None:
     grown = WorldModel(model.cfg.replace(codec=codec))
     grown.load_state_dict(model.state_dict(), strict=False)
     assert sdk.models.fingerprint(grown) != "3d9051afa0560610"
+    # the same for the denoiser's local branch (local_conv, 0 before it existed)
+    denoiser = dataclasses.replace(model.cfg.denoiser, local_conv=8)
+    local = WorldModel(model.cfg.replace(denoiser=denoiser))
+    local.load_state_dict(model.state_dict(), strict=False)
+    assert sdk.models.fingerprint(local) != "3d9051afa0560610"
 
 
 def test_checkpoint_directory(tmp_path) -> None:

@@ -58,9 +58,8 @@ class ConvProbe(nn.Module):
             )
             for _ in range(blocks)
         )
-        self.out = nn.Conv2d(width, channels, 3, padding=1)
+        self.out = nn.Conv2d(width, channels, 3, padding=1, bias=False)
         nn.init.zeros_(self.out.weight)  # starts as "nothing moves": the previous frame
-        nn.init.zeros_(self.out.bias)
 
     def forward(self, z2: torch.Tensor, z1: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """z2, z1: (B, C, h, w) latents of frames t-2, t-1; actions: (B, k) ids of frame t's
