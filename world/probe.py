@@ -36,7 +36,8 @@ from world.checkpoint import load_checkpoint
 from world.cpus import bf16_enabled
 from world.data import Dataset
 from world.detect import player_errors
-from world.trainkit import lr_at
+from world.train_codec import encode_dataset
+from world.trainkit import Arrays, lr_at
 
 __all__ = ["ConvProbe", "probe_dynamics"]
 
@@ -113,13 +114,8 @@ def probe_dynamics(
         raise ValueError(f"{data}: {n_clips} clips, need more than held_out={held_out}")
     t_lat = clips.frames.shape[1] // k
     if latents is None:
-        with torch.no_grad():
-            z = torch.cat(
-                [
-                    wm.codec.encode(torch.from_numpy(clips.frames[i : i + 8, : t_lat * k]))
-                    for i in tqdm(range(0, n_clips, 8), desc="encode", disable=not progress)
-                ]
-            )
+        whole = Arrays(clips.frames[:, : t_lat * k], clips.actions, clips.captions)
+        z = torch.from_numpy(encode_dataset(wm, whole, progress=progress))
     else:
         z = torch.from_numpy(np.load(latents, mmap_mode="r")[:, :t_lat].copy())
         if z.shape[:2] != (n_clips, t_lat) or z.shape[2] != wm.cfg.codec.latent_channels:

@@ -137,9 +137,11 @@ def codec_quality(model: WorldModel, data: Arrays, clips: int = 8) -> float:
 
 
 @torch.no_grad()
-def encode_dataset(model: WorldModel, data: Arrays, batch: int = 8) -> np.ndarray:
+def encode_dataset(
+    model: WorldModel, data: Arrays, batch: int = 8, progress: bool = True
+) -> np.ndarray:
     """All frames -> latents (N, T/k, C, h, w) float32 (scaled)."""
     out = []
-    for i in tqdm(range(0, len(data.frames), batch), desc="encode"):
+    for i in tqdm(range(0, len(data.frames), batch), desc="encode", disable=not progress):
         out.append(model.codec.encode(torch.from_numpy(data.frames[i : i + batch])).numpy())
     return np.concatenate(out)
