@@ -17,7 +17,8 @@ from world.datagen import generate_dataset
 from world.model import WorldModel
 from world.train import run
 from world.train_codec import codec_step
-from world.trainkit import load_arrays
+from world.train_denoiser import param_groups
+from world.trainkit import TrainConfig, load_arrays
 
 
 def test_a_run_started_from_a_model_is_that_model_before_it_trains(tiny_data, tmp_path):
@@ -261,3 +262,56 @@ def test_a_run_with_a_local_branch_from_a_model_starts_as_that_model(tiny_data, 
     refused = "started with a local branch of 8 channels.*--local-conv 8"
     trained = _resumed(tiny_data, tmp_path, init, refused, local_conv=8)
     assert trained.denoiser.blocks[0].local.out.weight.abs().max() > 0  # training grows it
+
+
+def test_the_local_branches_learning_rate_scales_their_steps_and_nothing_else(tiny_local_model):
+    """One AdamW step from the same weights and gradients at --local-conv-lr 1 and 10: every
+    other parameter lands on the same value, and each branch parameter moves exactly ten times
+    as far (Adam's first step and the decoupled decay are both proportional to the lr)."""
+    from test_core import _inputs
+
+    for block in tiny_local_model.denoiser.blocks:  # a trained-looking branch: gradients reach
+        torch.nn.init.normal_(block.local.out.weight, std=0.05)  # its convolution too
+    inputs = [t.detach() for t in _inputs(tiny_local_model, 2)]
+    start = {k: v.clone() for k, v in tiny_local_model.state_dict().items()}
+    after = {}
+    for scale in (1.0, 10.0):
+        tiny_local_model.load_state_dict(start)
+        tc = TrainConfig(local_conv_lr=scale, weight_decay=0.01)
+        groups = param_groups(tiny_local_model, tc)
+        assert [g["lr_scale"] for g in groups] == ([1.0, 1.0] if scale == 1 else [1, 1, 10, 10])
+        opt = torch.optim.AdamW(groups, lr=1e-3)
+        for g in opt.param_groups:
+            g["lr"] = 1e-3 * g["lr_scale"]
+        with torch.enable_grad():
+            x, actions, text, tmask = inputs
+            b, n = x.shape[:2]
+            out = tiny_local_model.denoiser(
+                x, torch.full((b, n), 0.7), actions, text, tmask, torch.arange(n),
+                torch.zeros(b, n, dtype=torch.bool),
+            )  # fmt: skip
+            out.square().mean().backward()
+        opt.step()
+        opt.zero_grad()
+        after[scale] = {n: p.detach().clone() for n, p in tiny_local_model.named_parameters()}
+    branch = [n for n in after[1.0] if ".local." in n]
+    assert branch and len(branch) < len(after[1.0])
+    for name, p in after[1.0].items():
+        moved_1, moved_10 = p - start[name], after[10.0][name] - start[name]
+        if name in branch:
+            assert moved_1.abs().max() > 0
+            torch.testing.assert_close(moved_10, 10 * moved_1, rtol=1e-3, atol=1e-8)
+        else:
+            assert torch.equal(after[10.0][name], p), name
+
+
+def test_a_branch_learning_rate_is_checked_and_a_resume_keeps_it(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match="--local-conv-lr 0: give a positive multiple"):
+        run(_config(tiny_data, tmp_path / "a", local_conv=8, local_conv_lr=0.0))
+    with pytest.raises(ValueError, match="--local-conv-lr 10:.*a branch with --local-conv C"):
+        run(_config(tiny_data, tmp_path / "a", local_conv_lr=10.0))
+    run(_config(tiny_data, tmp_path / "a", local_conv=8, local_conv_lr=10.0, steps=2))
+    with pytest.raises(ValueError, match="started with --local-conv-lr 10: resume it with"):
+        run(_config(tiny_data, tmp_path / "a", local_conv=8, steps=4))
+    run(_config(tiny_data, tmp_path / "a", local_conv=8, local_conv_lr=5.0, steps=4))
+    assert load_checkpoint(tmp_path / "a" / "model")[1]["step"] == 4

@@ -93,6 +93,12 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
                 f"for the preset's ({cfg.denoiser.local_conv})"
             )
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, local_conv=tc.local_conv))
+    if tc.local_conv_lr <= 0 or (tc.local_conv_lr != 1 and not cfg.denoiser.local_conv):
+        raise ValueError(
+            f"--local-conv-lr {tc.local_conv_lr:g}: give a positive multiple of --lr for the "
+            "local branches (e.g. 10)"
+            + ("" if cfg.denoiser.local_conv else ", and a branch with --local-conv C (e.g. 128)")
+        )
     if progress.get("action_counts", cfg.denoiser.action_counts) != cfg.denoiser.action_counts:
         was = "with" if progress["action_counts"] else "without"
         raise ValueError(

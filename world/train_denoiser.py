@@ -18,6 +18,7 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -197,6 +198,44 @@ def noise_diagnostic(
     return {"pred_from_noise_db": psnr(frames_pred, truth), "copy_last_db": psnr(copy, truth)}
 
 
+def param_groups(obj: nn.Module, tc: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW's groups: weight decay on matrices only; with ``local_conv_lr`` other than 1, the
+    local branches' parameters in groups of their own at that multiple of the learning rate.
+
+    Worked example: a model with a local branch, ``local_conv_lr`` 10 -> four groups (matrices,
+    vectors, the branches' matrices, their vectors) with ``lr_scale`` 1, 1, 10, 10. At 1 the
+    groups are the two they were before the option existed, so earlier runs' saved optimizer
+    states resume as they were.
+    """
+    named = [(n, p) for n, p in obj.named_parameters() if p.requires_grad]
+    scaled = tc.local_conv_lr != 1.0
+    groups = []
+    for branch in (False, True) if scaled else (False,):
+        picked = [p for n, p in named if not scaled or (".local." in n) == branch]
+        scale = tc.local_conv_lr if branch else 1.0
+        groups += [
+            {"params": [p for p in picked if p.dim() >= 2], "weight_decay": tc.weight_decay},
+            {"params": [p for p in picked if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        for g in groups[-2:]:
+            g["lr_scale"] = scale
+    return groups
+
+
+def check_groups(opt: torch.optim.Optimizer, meta: dict[str, Any], path: Path) -> None:
+    """A saved optimizer state maps onto the optimizer only if its groups are the same sizes: a
+    run started with ``--local-conv-lr`` at 1 and resumed at another value, or the other way
+    round, is refused (its moment estimates would land on the wrong parameters)."""
+    now = [len(g["params"]) for g in opt.param_groups]
+    then = meta.get("groups", [len(g["params"]) for g in opt.param_groups[:2]])  # older: two
+    if then != now:
+        was = meta.get("local_conv_lr", 1.0)
+        raise ValueError(
+            f"{path.parent} was started with --local-conv-lr {was:g}: resume it with "
+            f"--local-conv-lr {was:g}, or give a new --out"
+        )
+
+
 def _tail(data: Arrays, clips: int) -> Arrays:
     return Arrays(data.frames[-clips:], data.actions[-clips:], data.captions[-clips:])
 
@@ -214,16 +253,7 @@ def train_denoiser(
     cfg = model.cfg
     obj = DenoiseObjective(model, tc)
     params = [p for p in obj.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": tc.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=tc.lr,
-        betas=(0.9, 0.98),
-    )
+    opt = torch.optim.AdamW(param_groups(obj, tc), lr=tc.lr, betas=(0.9, 0.98))
     ema = {k: v.detach().clone() for k, v in obj.state_dict().items()}
     ck = out / "denoiser_state.safetensors"
     start = 0
@@ -231,8 +261,10 @@ def train_denoiser(
         t = load_file(str(ck))
         obj.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("obj.")})
         ema = {k[4:]: v for k, v in t.items() if k.startswith("ema.")}
+        meta = json.loads(open_meta(ck))
+        check_groups(opt, meta, ck)
         load_opt(opt, t)
-        start = int(json.loads(open_meta(ck))["step"])
+        start = int(meta["step"])
     window = cfg.history_chunks + 2
     deep = tc.rollout > 0 and tc.rollout_depth > 0
     loaded = window + (cfg.history_chunks if tc.rollout > 0 and not deep else 0)  # world/rollout.py
@@ -266,7 +298,7 @@ def train_denoiser(
     for step in bar:
         lr = leg_lr(tc, step)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["lr_scale"]
         z, a, caps = _batch(latents[:train_n], data, cfg, rng, tc.batch, loaded, tc.caption_dropout)
         levels, is_ctx = obj.levels(tc.batch, window, gen)
         rolled = 0
@@ -328,7 +360,11 @@ def train_denoiser(
                     **{"ema." + k: v for k, v in ema.items()},
                     **opt_tensors(opt),
                 },
-                {"step": step + 1},
+                {
+                    "step": step + 1,
+                    "groups": [len(g["params"]) for g in opt.param_groups],
+                    "local_conv_lr": tc.local_conv_lr,
+                },
             )
             extra = {"train": asdict(tc), "step": step + 1}
             _with_weights(obj, ema, lambda e=extra: save_checkpoint(model, out / "model", e))

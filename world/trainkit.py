@@ -57,6 +57,10 @@ class TrainConfig:
     # 0: the preset's); with init_from, its output layer starts at zero, so the model starts as the
     # checkpoint's function
     local_conv: int = 0
+    # the local branches' learning rate as a multiple of lr: a branch grown on a trained model
+    # starts with its output at zero and its convolution at random, and at a fine-tuning lr
+    # hardly moves from there (world/train_denoiser.py param_groups)
+    local_conv_lr: float = 1.0
     codec_steps: int = 1200  # codec training steps (phase 1; 0 with init_from keeps its codec)
     codec_batch: int = 32  # latent frames per codec step
     codec_lr: float = 2e-3  # the codec's peak learning rate
