@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sdk.cli_help import GENERATE_HELP, INFO_HELP, KEYS_HELP, MAIN_HELP, PLAY_HELP, SERVE_HELP
 from sdk.errors import ChunkworldError
 
 # Subcommands owned by other packages: argv after the name is handed to their main(argv).
@@ -30,83 +31,6 @@ DELEGATES: dict[str, tuple[str, str]] = {
         "training and model checks, e.g. where action following fails (chunkworld diagnose -h)",
     ),
 }
-
-MAIN_HELP = """\
-Run an autoregressive video world model like a game engine.
-
-Examples:
-  chunkworld info --model tiny
-  chunkworld generate --model tiny --prompt "night, two balls" --actions "right*8,up*4" --out run.gif
-  chunkworld play --model default
-  chunkworld serve --model default          # ZeroMQ bridge on tcp://127.0.0.1:5555
-"""
-
-GENERATE_HELP = """\
-Roll a world out for a number of ticks and write the frames to a video.
-
-The world starts from a caption (--prompt), one image (--image), a video (--video) or a saved
-snapshot (--restore). Each tick makes one chunk of frames; the first chunk (tick 0) is the start.
-Images and videos must already have the model's frame size (see `chunkworld info`): they are
-rejected, not resized.
-
-Action scripts (--actions), one entry per tick, comma separated:
-  right*8,up*4,fire      8 ticks holding right, 4 holding up, 1 firing
-  noop,up|up             a per-frame tick: exactly chunk_frames keys joined by '|'
-  actions.json           a JSON list of keys or lists of per-frame keys
-Ticks past the end of the script are noop. --prompt-at TICK:CAPTION sets the caption from the
-chunk of that tick on; ticks are the world's (after --restore they continue from the snapshot's).
-
-Examples:
-  chunkworld generate --model tiny --prompt "night, two balls" --ticks 16 --out world.gif
-  chunkworld generate --image start.png --actions "right*8,left*8" --prompt-at 8:snow --out run.gif
-  chunkworld generate --video clip.gif --actions script.json --seed 3 --out run.mp4
-  chunkworld generate --model tiny --ticks 10 --save-snapshot world.safetensors --out a.gif
-  chunkworld generate --model tiny --restore world.safetensors --ticks 10 --out b.gif
-"""
-
-INFO_HELP = """\
-Print the model card, the action space, the chunk size, frame size and fps of a model.
-
-Examples:
-  chunkworld info                     # the shipped default model
-  chunkworld info --model tiny --json # machine-readable
-  chunkworld info --model runs/my-checkpoint
-"""
-
-PLAY_HELP = """\
-Play a world interactively in a pygame window (needs pygame: pip install 'chunkworld[play]').
-
-Keys: arrows/WASD move, space fire, P pause, N single tick while paused, R reset,
-F5 quick-save, F9 quick-load, Esc or Q quit. Held keys are read once per chunk.
-
-Examples:
-  chunkworld play
-  chunkworld play --model tiny --prompt "night, two balls" --scale 12
-  chunkworld play --image start.png --in-flight 2 --steps 4
-"""
-
-SERVE_HELP = """\
-Serve worlds over the ZeroMQ bridge (see bridges/PROTOCOL.md). Each client `hello` opens a
-session on the loaded model; hello options may set "seed", "steps" and "in_flight".
-
-Binds loopback by default. Serving on another interface needs CURVE keys (--keys DIR, made by
-`chunkworld keys DIR`) or an explicit --insecure.
-
-Examples:
-  chunkworld serve --model default
-  chunkworld serve --model tiny --control tcp://127.0.0.1:7000 --frames tcp://127.0.0.1:7001
-  chunkworld keys ./keys && chunkworld serve --control tcp://0.0.0.0:5555 \\
-      --frames tcp://0.0.0.0:5556 --keys ./keys
-"""
-
-KEYS_HELP = """\
-Make CURVE key pairs for serving beyond loopback: server.key / server.key_secret and
-CLIENT.key / CLIENT.key_secret in DIR. Give clients server.key and their own secret file.
-
-Examples:
-  chunkworld keys ./keys
-  chunkworld keys ./keys --client-name godot
-"""
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
