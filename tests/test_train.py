@@ -20,7 +20,7 @@ from world.codec import codec_setting, codec_text
 from world.config import preset
 from world.datagen import generate_dataset
 from world.model import WorldModel
-from world.train import TrainConfig, run
+from world.train import TrainConfig, plot_metrics, run
 from world.train_codec import codec_step
 from world.trainkit import (
     codec_leg_lr,
@@ -294,3 +294,20 @@ def test_each_flag_says_what_the_config_source_says_of_its_field():
     assert helps["steps"] == "(default: 3)"
     assert helps["rate"] == "5%% of it (default: 0.5)"  # argparse's escape: printed as 5%
     assert "5% of it (default: 0.5)" in parser.format_help()
+
+
+@pytest.mark.parametrize(
+    ("phases", "width"), [(("codec", "denoiser", "eval"), 1188), (("denoiser", "eval"), 792)]
+)
+def test_the_plot_has_one_panel_per_phase_logged(tmp_path, phases, width):
+    """A run from a checkpoint with no codec steps gets no empty codec panel: 4.4 inches at 90
+    dpi a panel."""
+    rows = [
+        {"phase": p, "step": s, "loss": 1.0 / (s + 1), "pred_from_noise_db": 20.0 + s,
+         "copy_last_db": 12.0}
+        for p in phases for s in range(3)
+    ]  # fmt: skip
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    png = plot_metrics(tmp_path)
+    assert png is not None
+    assert int.from_bytes(png.read_bytes()[16:20], "big") == width  # the PNG header's width

@@ -38,7 +38,6 @@ from tqdm import tqdm
 from world.checkpoint import load_matching, read_config, save_checkpoint
 from world.codec import codec_setting, codec_text
 from world.config import CodecConfig, ModelConfig, preset
-from world.cpus import warn_if_busy
 from world.denoiser import Block
 from world.figures import pyplot
 from world.model import WorldModel
@@ -48,10 +47,8 @@ from world.train_denoiser import train_denoiser
 from world.trainkit import (
     MetricsLog,
     TrainConfig,
-    exit_on_bad_input,
     init_dist,
     load_arrays,
-    parse_config,
 )
 
 
@@ -277,34 +274,32 @@ def run(tc: TrainConfig) -> WorldModel:
 
 
 def plot_metrics(out: Path) -> Path | None:
-    """Loss curves and the from-noise diagnostic to ``<out>/metrics.png`` (needs matplotlib)."""
+    """Loss curves and the from-noise diagnostic to ``<out>/metrics.png`` (needs matplotlib): one
+    panel per phase the run logged, so a run from a checkpoint with no codec steps shows its
+    denoiser's loss and diagnostic only."""
     if not (out / "metrics.jsonl").exists():  # a run of no steps: nothing to plot
         return None
     plt = pyplot()
     if plt is None:
         return None
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.5))
-    for i, phase in enumerate(("codec", "denoiser")):
-        r = [x for x in rows if x["phase"] == phase]
-        ax[i].plot([x["step"] for x in r], [x["loss"] for x in r])
-        ax[i].set(title=f"{phase} loss", xlabel="step", yscale="log")
-    r = [x for x in rows if x["phase"] == "eval"]
-    ax[2].plot([x["step"] for x in r], [x["pred_from_noise_db"] for x in r], label="from noise")
-    ax[2].plot([x["step"] for x in r], [x["copy_last_db"] for x in r], label="copy last")
-    ax[2].set(title="one-step PSNR (dB)", xlabel="step")
-    ax[2].legend()
+    by_phase = {p: [x for x in rows if x["phase"] == p] for p in ("codec", "denoiser", "eval")}
+    shown = [p for p, r in by_phase.items() if r]
+    if not shown:
+        return None
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.4 * len(shown), 3.5), squeeze=False)
+    for ax, phase in zip(axes[0], shown, strict=True):
+        r = by_phase[phase]
+        steps = [x["step"] for x in r]
+        if phase == "eval":
+            ax.plot(steps, [x["pred_from_noise_db"] for x in r], label="from noise")
+            ax.plot(steps, [x["copy_last_db"] for x in r], label="copy last")
+            ax.set(title="one-step PSNR (dB)", xlabel="step")
+            ax.legend()
+        else:
+            ax.plot(steps, [x["loss"] for x in r])
+            ax.set(title=f"{phase} loss", xlabel="step", yscale="log")
     fig.tight_layout()
     fig.savefig(out / "metrics.png", dpi=90)
     plt.close(fig)
     return out / "metrics.png"
-
-
-def main(argv: list[str] | None = None) -> None:
-    tc = parse_config(TrainConfig, "chunkworld train", __doc__, argv)
-    warn_if_busy(torch.get_num_threads())
-    exit_on_bad_input("chunkworld train", run, tc)
-
-
-if __name__ == "__main__":
-    main()
