@@ -246,11 +246,9 @@ def summarize(ds: Dataset) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m world.datagen generate --out data/train --clips 2000 --frames 32`` or
-    ``python -m world.datagen info data/train``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m world.datagen", description=__doc__.split("\n")[0]
-    )
+    """``chunkworld data generate --out data/train --clips 2000 --frames 32`` or ``chunkworld data
+    info data/train`` (``python -m world.datagen`` is the same)."""
+    parser = argparse.ArgumentParser(prog="chunkworld data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate clips of the built-in game")
     gen.add_argument("--out", required=True, help="new dataset directory")
