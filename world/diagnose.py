@@ -317,6 +317,11 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--width", type=int, default=128, help="the probe's channels")
     d.add_argument("--blocks", type=int, default=4, help="the probe's residual blocks")
     d.add_argument("--held-out", type=int, default=50, help="last clips, never trained on")
+    d.add_argument(
+        "--direct",
+        action="store_true",
+        help="predict frame t outright, as a denoiser from noise must, not its change from t-1",
+    )
     d.add_argument("--frames", type=int, default=2000, help="held-out latent frames scored")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
@@ -338,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
                 held_out=a.held_out,
                 frames=a.frames,
                 progress=not a.quiet,
+                residual=not a.direct,
             )
         except (ValueError, FileNotFoundError) as e:  # CheckpointError, no dataset at --data
             p.error(str(e))

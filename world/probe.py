@@ -8,7 +8,9 @@ This trains a small convolutional network, apart from any denoiser, to do that o
 the latents of frames ``t - 2`` and ``t - 1`` and the actions of the frames of ``t`` (one-hot
 planes), the latent of frame ``t``, as a residual on ``t - 1``, with a squared error. It trains
 on the dataset's clips but the last ``held_out``, then decodes its predictions for frames of the
-held-out clips with the model's decoder and finds the player as ``chunkworld eval`` does.
+held-out clips with the model's decoder and finds the player as ``chunkworld eval`` does. With ``residual`` False
+(``--direct``) it predicts frame ``t`` outright, as the denoiser must from pure noise, instead of
+its change from ``t - 1``.
 
 It prints, as JSON, the share of those frames with the player 1 px or more off (``one_px_off``,
 also for the frames in which the player moved and those in which it stood still) and within
@@ -45,9 +47,12 @@ __all__ = ["ConvProbe", "probe_dynamics"]
 class ConvProbe(nn.Module):
     """Latents of two frames and the next frame's actions -> that frame's latent."""
 
-    def __init__(self, channels: int, actions: int, width: int, blocks: int) -> None:
+    def __init__(
+        self, channels: int, actions: int, width: int, blocks: int, residual: bool = True
+    ) -> None:
         super().__init__()
         self.actions = actions
+        self.residual = residual  # False: frame t outright, as a denoiser from noise must
         self.inp = nn.Conv2d(2 * channels + actions, width, 3, padding=1)
         self.blocks = nn.ModuleList(
             nn.Sequential(
@@ -60,7 +65,7 @@ class ConvProbe(nn.Module):
             for _ in range(blocks)
         )
         self.out = nn.Conv2d(width, channels, 3, padding=1, bias=False)
-        nn.init.zeros_(self.out.weight)  # starts as "nothing moves": the previous frame
+        nn.init.zeros_(self.out.weight)  # starts as "nothing moves" (residual) or as zero
 
     def forward(self, z2: torch.Tensor, z1: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """z2, z1: (B, C, h, w) latents of frames t-2, t-1; actions: (B, k) ids of frame t's
@@ -70,7 +75,7 @@ class ConvProbe(nn.Module):
         h = self.inp(torch.cat([z2, z1, planes.to(z1.dtype)], 1))
         for block in self.blocks:
             h = h + block(h)
-        return z1 + self.out(h)
+        return z1 + self.out(h) if self.residual else self.out(h)
 
 
 def probe_dynamics(
@@ -86,6 +91,7 @@ def probe_dynamics(
     seed: int = 0,
     precision: str = "auto",
     progress: bool = True,
+    residual: bool = True,
 ) -> dict[str, Any]:
     """Train the probe on ``data`` (latents from ``latents``, a run's ``latents.npy`` for this
     model's encoder, or encoded here) and score ``frames`` latent frames of the held-out clips.
@@ -126,7 +132,7 @@ def probe_dynamics(
     acts = torch.from_numpy(clips.actions[:, : t_lat * k].reshape(n_clips, t_lat, k))
     n_act = len(wm.cfg.actions)
     torch.manual_seed(seed)
-    probe = ConvProbe(z.shape[2], n_act * k, width, blocks)
+    probe = ConvProbe(z.shape[2], n_act * k, width, blocks, residual)
     opt = torch.optim.AdamW(probe.parameters(), lr=1e-3, weight_decay=0.0)
     rng = np.random.default_rng(seed)
     train_n = n_clips - held_out
@@ -165,7 +171,13 @@ def probe_dynamics(
     return {
         "model": model,
         "data": data,
-        "probe": {"width": width, "blocks": blocks, "steps": steps, "batch": batch},
+        "probe": {
+            "width": width,
+            "blocks": blocks,
+            "steps": steps,
+            "batch": batch,
+            "residual": residual,
+        },
         "parameters": sum(p.numel() for p in probe.parameters()),
         "train_min": round(train_s / 60, 2),
         "frames": frames,
