@@ -25,8 +25,16 @@ def test_an_untrained_probe_predicts_that_nothing_moves():
     probe = ConvProbe(channels=16, actions=6, width=16, blocks=1)
     z2, z1 = torch.randn(2, 3, 16, 8, 8)
     assert torch.equal(probe(z2, z1, torch.tensor([[1], [2], [5]])), z1)
-    direct = ConvProbe(channels=16, actions=6, width=16, blocks=1, residual=False)
+    direct = ConvProbe(channels=16, actions=6, width=16, blocks=1, form="direct")
     assert torch.equal(direct(z2, z1, torch.tensor([[1], [2], [5]])), torch.zeros_like(z1))
+    noise = torch.randn_like(z1)
+    assert torch.equal(
+        direct(z2, z1, torch.tensor([[1], [2], [5]]), noise), torch.zeros_like(z1)
+    )  # the velocity form outputs zero velocity: its noise back
+    velocity = ConvProbe(channels=16, actions=6, width=16, blocks=1, form="velocity")
+    assert torch.equal(velocity(z2, z1, torch.tensor([[1], [2], [5]]), noise), noise)
+    with pytest.raises(ValueError, match="form 'x0': one of residual, direct, velocity"):
+        ConvProbe(channels=16, actions=6, width=16, blocks=1, form="x0")
 
 
 def test_untrained_it_leaves_every_moving_player_off_and_every_still_one_on(clips):
@@ -51,24 +59,14 @@ def test_dynamics_command_prints_the_report_and_names_bad_input(clips, tmp_path,
     main(["dynamics", "--data", clips, "--steps", "2", "--held-out", "2", "--frames", "20"])
     report = json.loads(capsys.readouterr().out)
     assert report["probe"]["steps"] == 2 and report["frames"] == 20
-    assert report["probe"]["residual"] is True
-    main(
-        [
-            "dynamics",
-            "--data",
-            clips,
-            "--steps",
-            "0",
-            "--held-out",
-            "2",
-            "--frames",
-            "20",
-            "--direct",
-        ]
-    )
+    assert report["probe"]["form"] == "residual"
+    few = ["dynamics", "--data", clips, "--steps", "0", "--held-out", "2", "--frames", "20"]
+    main([*few, "--form", "direct"])
     report = json.loads(capsys.readouterr().out)
     # untrained and direct, it draws nothing: no frame has the player within 2 px
-    assert report["probe"]["residual"] is False and report["within_2px"] == 0.0
+    assert report["probe"]["form"] == "direct" and report["within_2px"] == 0.0
+    main([*few, "--form", "velocity"])  # untrained, it draws noise: no player either
+    assert json.loads(capsys.readouterr().out)["within_2px"] == 0.0
     with pytest.raises(SystemExit) as e:
         main(["dynamics", "--data", clips, "--held-out", "6"])
     assert e.value.code == 2

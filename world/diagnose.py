@@ -318,9 +318,11 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--blocks", type=int, default=4, help="the probe's residual blocks")
     d.add_argument("--held-out", type=int, default=50, help="last clips, never trained on")
     d.add_argument(
-        "--direct",
-        action="store_true",
-        help="predict frame t outright, as a denoiser from noise must, not its change from t-1",
+        "--form",
+        choices=("residual", "direct", "velocity"),
+        default="residual",
+        help="what the probe outputs: frame t's change from t-1, frame t, or from a frame of "
+        "noise the flow-matching velocity, as the denoiser does",
     )
     d.add_argument("--frames", type=int, default=2000, help="held-out latent frames scored")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -343,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
                 held_out=a.held_out,
                 frames=a.frames,
                 progress=not a.quiet,
-                residual=not a.direct,
+                form=a.form,
             )
         except (ValueError, FileNotFoundError) as e:  # CheckpointError, no dataset at --data
             p.error(str(e))

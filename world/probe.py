@@ -8,9 +8,11 @@ This trains a small convolutional network, apart from any denoiser, to do that o
 the latents of frames ``t - 2`` and ``t - 1`` and the actions of the frames of ``t`` (one-hot
 planes), the latent of frame ``t``, as a residual on ``t - 1``, with a squared error. It trains
 on the dataset's clips but the last ``held_out``, then decodes its predictions for frames of the
-held-out clips with the model's decoder and finds the player as ``chunkworld eval`` does. With ``residual`` False
-(``--direct``) it predicts frame ``t`` outright, as the denoiser must from pure noise, instead of
-its change from ``t - 1``.
+held-out clips with the model's decoder and finds the player as ``chunkworld eval`` does. ``form`` (``--form``) sets what
+the network outputs: ``residual``, the change from ``t - 1``; ``direct``, frame ``t`` outright;
+``velocity``, as the denoiser does from pure noise: it is also given a frame of noise ``e`` and
+outputs the flow-matching velocity ``e - z``, its prediction being ``e`` minus that (the same
+squared error on the latent).
 
 It prints, as JSON, the share of those frames with the player 1 px or more off (``one_px_off``,
 also for the frames in which the player moved and those in which it stood still) and within
@@ -41,19 +43,24 @@ from world.detect import player_errors
 from world.train_codec import encode_dataset
 from world.trainkit import Arrays, lr_at
 
-__all__ = ["ConvProbe", "probe_dynamics"]
+__all__ = ["FORMS", "ConvProbe", "probe_dynamics"]
+
+FORMS = ("residual", "direct", "velocity")  # what the probe outputs (module docstring)
 
 
 class ConvProbe(nn.Module):
     """Latents of two frames and the next frame's actions -> that frame's latent."""
 
     def __init__(
-        self, channels: int, actions: int, width: int, blocks: int, residual: bool = True
+        self, channels: int, actions: int, width: int, blocks: int, form: str = "residual"
     ) -> None:
         super().__init__()
+        if form not in FORMS:
+            raise ValueError(f"form {form!r}: one of {', '.join(FORMS)}")
         self.actions = actions
-        self.residual = residual  # False: frame t outright, as a denoiser from noise must
-        self.inp = nn.Conv2d(2 * channels + actions, width, 3, padding=1)
+        self.form = form
+        inputs = (3 if form == "velocity" else 2) * channels + actions
+        self.inp = nn.Conv2d(inputs, width, 3, padding=1)
         self.blocks = nn.ModuleList(
             nn.Sequential(
                 nn.GroupNorm(8, width),
@@ -65,17 +72,32 @@ class ConvProbe(nn.Module):
             for _ in range(blocks)
         )
         self.out = nn.Conv2d(width, channels, 3, padding=1, bias=False)
-        nn.init.zeros_(self.out.weight)  # starts as "nothing moves" (residual) or as zero
+        nn.init.zeros_(self.out.weight)  # starts as "nothing moves" (residual), zero, or noise
 
-    def forward(self, z2: torch.Tensor, z1: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        z2: torch.Tensor,
+        z1: torch.Tensor,
+        actions: torch.Tensor,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """z2, z1: (B, C, h, w) latents of frames t-2, t-1; actions: (B, k) ids of frame t's
-        frames (k: the codec's temporal factor) -> (B, C, h, w)."""
+        frames (k: the codec's temporal factor); noise: (B, C, h, w), the ``velocity`` form's
+        -> (B, C, h, w) the predicted latent of frame t."""
         planes = fn.one_hot(actions, self.actions // actions.shape[1]).flatten(1).float()
         planes = planes[:, :, None, None].expand(-1, -1, *z1.shape[-2:])
-        h = self.inp(torch.cat([z2, z1, planes.to(z1.dtype)], 1))
+        given = [z2, z1, planes.to(z1.dtype)]
+        if self.form == "velocity":
+            assert noise is not None, "the velocity form is given a frame of noise"
+            given.append(noise)
+        h = self.inp(torch.cat(given, 1))
         for block in self.blocks:
             h = h + block(h)
-        return z1 + self.out(h) if self.residual else self.out(h)
+        out = self.out(h)
+        if self.form == "velocity":
+            assert noise is not None
+            return noise - out  # e - (e - z)
+        return z1 + out if self.form == "residual" else out
 
 
 def probe_dynamics(
@@ -91,7 +113,7 @@ def probe_dynamics(
     seed: int = 0,
     precision: str = "auto",
     progress: bool = True,
-    residual: bool = True,
+    form: str = "residual",
 ) -> dict[str, Any]:
     """Train the probe on ``data`` (latents from ``latents``, a run's ``latents.npy`` for this
     model's encoder, or encoded here) and score ``frames`` latent frames of the held-out clips.
@@ -132,7 +154,8 @@ def probe_dynamics(
     acts = torch.from_numpy(clips.actions[:, : t_lat * k].reshape(n_clips, t_lat, k))
     n_act = len(wm.cfg.actions)
     torch.manual_seed(seed)
-    probe = ConvProbe(z.shape[2], n_act * k, width, blocks, residual)
+    probe = ConvProbe(z.shape[2], n_act * k, width, blocks, form)
+    gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(probe.parameters(), lr=1e-3, weight_decay=0.0)
     rng = np.random.default_rng(seed)
     train_n = n_clips - held_out
@@ -143,7 +166,8 @@ def probe_dynamics(
             g["lr"] = lr_at(step, steps, 1e-3, min(100, steps // 10))
         c, t = rng.integers(0, train_n, batch), rng.integers(2, t_lat, batch)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(precision)):
-            pred = probe(z[c, t - 2], z[c, t - 1], acts[c, t])
+            noise = torch.randn(z[c, t].shape, generator=gen)
+            pred = probe(z[c, t - 2], z[c, t - 1], acts[c, t], noise)
         loss = fn.mse_loss(pred.float(), z[c, t])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -158,7 +182,8 @@ def probe_dynamics(
     true = clips.state[c, t * k + k - 1][:, xy]  # the last frame a latent frame stands for
     before = clips.state[c, t * k + k - 2][:, xy]
     with torch.no_grad():
-        pred = probe(z[c, t - 2], z[c, t - 1], acts[c, t])
+        noise = torch.randn(z[c, t].shape, generator=gen)
+        pred = probe(z[c, t - 2], z[c, t - 1], acts[c, t], noise)
         drawn = wm.codec.decode(pred[:, None])[:, -1].numpy()
         round_trip = wm.codec.decode(z[c, t][:, None])[:, -1].numpy()
     error, _ = player_errors(drawn, true)
@@ -176,7 +201,7 @@ def probe_dynamics(
             "blocks": blocks,
             "steps": steps,
             "batch": batch,
-            "residual": residual,
+            "form": form,
         },
         "parameters": sum(p.numel() for p in probe.parameters()),
         "train_min": round(train_s / 60, 2),
