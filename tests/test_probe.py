@@ -33,8 +33,11 @@ def test_an_untrained_probe_predicts_that_nothing_moves():
     )  # the velocity form outputs zero velocity: its noise back
     velocity = ConvProbe(channels=16, actions=6, width=16, blocks=1, form="velocity")
     assert torch.equal(velocity(z2, z1, torch.tensor([[1], [2], [5]]), noise), noise)
-    with pytest.raises(ValueError, match="form 'x0': one of residual, direct, velocity"):
-        ConvProbe(channels=16, actions=6, width=16, blocks=1, form="x0")
+    x0 = ConvProbe(channels=16, actions=6, width=16, blocks=1, form="x0")
+    assert torch.equal(x0(z2, z1, torch.tensor([[1], [2], [5]]), noise), torch.zeros_like(z1))
+    assert x0.inp.in_channels == velocity.inp.in_channels == direct.inp.in_channels + 16
+    with pytest.raises(ValueError, match="form 'v': one of residual, direct, velocity, x0"):
+        ConvProbe(channels=16, actions=6, width=16, blocks=1, form="v")
 
 
 def test_untrained_it_leaves_every_moving_player_off_and_every_still_one_on(clips):

@@ -319,10 +319,10 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--held-out", type=int, default=50, help="last clips, never trained on")
     d.add_argument(
         "--form",
-        choices=("residual", "direct", "velocity"),
+        choices=("residual", "direct", "velocity", "x0"),
         default="residual",
         help="what the probe outputs: frame t's change from t-1, frame t, or from a frame of "
-        "noise the flow-matching velocity, as the denoiser does",
+        "noise the flow-matching velocity, as the denoiser does, or frame t",
     )
     d.add_argument("--frames", type=int, default=2000, help="held-out latent frames scored")
     d.add_argument("--quiet", action="store_true", help="no progress bar")

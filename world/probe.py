@@ -12,7 +12,7 @@ held-out clips with the model's decoder and finds the player as ``chunkworld eva
 the network outputs: ``residual``, the change from ``t - 1``; ``direct``, frame ``t`` outright;
 ``velocity``, as the denoiser does from pure noise: it is also given a frame of noise ``e`` and
 outputs the flow-matching velocity ``e - z``, its prediction being ``e`` minus that (the same
-squared error on the latent).
+squared error on the latent); ``x0``, given the noise too, frame ``t`` outright.
 
 It prints, as JSON, the share of those frames with the player 1 px or more off (``one_px_off``,
 also for the frames in which the player moved and those in which it stood still) and within
@@ -45,7 +45,7 @@ from world.trainkit import Arrays, lr_at
 
 __all__ = ["FORMS", "ConvProbe", "probe_dynamics"]
 
-FORMS = ("residual", "direct", "velocity")  # what the probe outputs (module docstring)
+FORMS = ("residual", "direct", "velocity", "x0")  # what the probe outputs (module docstring)
 
 
 class ConvProbe(nn.Module):
@@ -59,7 +59,7 @@ class ConvProbe(nn.Module):
             raise ValueError(f"form {form!r}: one of {', '.join(FORMS)}")
         self.actions = actions
         self.form = form
-        inputs = (3 if form == "velocity" else 2) * channels + actions
+        inputs = (3 if form in ("velocity", "x0") else 2) * channels + actions
         self.inp = nn.Conv2d(inputs, width, 3, padding=1)
         self.blocks = nn.ModuleList(
             nn.Sequential(
@@ -87,8 +87,8 @@ class ConvProbe(nn.Module):
         planes = fn.one_hot(actions, self.actions // actions.shape[1]).flatten(1).float()
         planes = planes[:, :, None, None].expand(-1, -1, *z1.shape[-2:])
         given = [z2, z1, planes.to(z1.dtype)]
-        if self.form == "velocity":
-            assert noise is not None, "the velocity form is given a frame of noise"
+        if self.form in ("velocity", "x0"):
+            assert noise is not None, f"the {self.form} form is given a frame of noise"
             given.append(noise)
         h = self.inp(torch.cat(given, 1))
         for block in self.blocks:
