@@ -321,8 +321,9 @@ def main(argv: list[str] | None = None) -> None:
         "--form",
         choices=("residual", "direct", "velocity", "x0"),
         default="residual",
-        help="what the probe outputs: frame t's change from t-1, frame t, or from a frame of "
-        "noise the flow-matching velocity, as the denoiser does, or frame t",
+        help="what the probe outputs: residual, frame t's change from t-1; direct, frame t; "
+        "velocity, given a frame of noise, the flow-matching velocity (as the denoiser does); "
+        "x0, given the noise, frame t",
     )
     d.add_argument("--frames", type=int, default=2000, help="held-out latent frames scored")
     d.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -4,15 +4,15 @@
 
 Every tick the denoiser must move the player's sprite by its speed, in the codec's latent space:
 a token grid in which a sprite two pixels further on has another code, often in another token.
-This trains a small convolutional network, apart from any denoiser, to do that one frame: from
-the latents of frames ``t - 2`` and ``t - 1`` and the actions of the frames of ``t`` (one-hot
-planes), the latent of frame ``t``, as a residual on ``t - 1``, with a squared error. It trains
-on the dataset's clips but the last ``held_out``, then decodes its predictions for frames of the
-held-out clips with the model's decoder and finds the player as ``chunkworld eval`` does. ``form`` (``--form``) sets what
-the network outputs: ``residual``, the change from ``t - 1``; ``direct``, frame ``t`` outright;
-``velocity``, as the denoiser does from pure noise: it is also given a frame of noise ``e`` and
-outputs the flow-matching velocity ``e - z``, its prediction being ``e`` minus that (the same
-squared error on the latent); ``x0``, given the noise too, frame ``t`` outright.
+This trains a small convolutional network, apart from any denoiser, to do that one frame: from the
+latents of frames ``t - 2`` and ``t - 1`` and the actions of the frames of ``t`` (one-hot planes),
+the latent of frame ``t`` (by default as a change from ``t - 1``), with a squared error. It trains on the
+dataset's clips but the last ``held_out``, then decodes its predictions for frames of the held-out
+clips with the model's decoder and finds the player as ``chunkworld eval`` does. ``form``
+(``--form``) sets what the network outputs: ``residual``, the change from ``t - 1``; ``direct``,
+frame ``t`` outright; ``velocity``, as the denoiser does from pure noise: it is also given a frame
+of noise ``e`` and outputs the flow-matching velocity ``e - z``, its prediction being ``e`` minus
+that (the same squared error on the latent); ``x0``, given the noise too, frame ``t`` outright.
 
 It prints, as JSON, the share of those frames with the player 1 px or more off (``one_px_off``,
 also for the frames in which the player moved and those in which it stood still) and within
@@ -22,7 +22,9 @@ Reading: ``chunkworld diagnose following --one-step`` scores the denoiser on the
 ``frame`` 0 being one frame after true history. A probe that places the player better says the
 latents allow it and the denoiser is what falls short; one that cannot says the codec is the
 limit. The probe sees two frames, so the balls' motion is known to it too; it knows nothing of
-captions (events are rare, and the player's motion does not depend on them).
+captions (events are rare, and the player's motion does not depend on them). Comparing the forms
+says what sampling from noise costs the placement ("What the denoiser's form costs a probe" in
+``docs/training-log.md``).
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ class ConvProbe(nn.Module):
             raise ValueError(f"form {form!r}: one of {', '.join(FORMS)}")
         self.actions = actions
         self.form = form
-        inputs = (3 if form in ("velocity", "x0") else 2) * channels + actions
+        self.noisy = form in ("velocity", "x0")  # given a frame of noise, as a denoiser is
+        inputs = (3 if self.noisy else 2) * channels + actions
         self.inp = nn.Conv2d(inputs, width, 3, padding=1)
         self.blocks = nn.ModuleList(
             nn.Sequential(
@@ -82,12 +85,12 @@ class ConvProbe(nn.Module):
         noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """z2, z1: (B, C, h, w) latents of frames t-2, t-1; actions: (B, k) ids of frame t's
-        frames (k: the codec's temporal factor); noise: (B, C, h, w), the ``velocity`` form's
+        frames (k: the codec's temporal factor); noise: (B, C, h, w), for the forms given noise
         -> (B, C, h, w) the predicted latent of frame t."""
         planes = fn.one_hot(actions, self.actions // actions.shape[1]).flatten(1).float()
         planes = planes[:, :, None, None].expand(-1, -1, *z1.shape[-2:])
         given = [z2, z1, planes.to(z1.dtype)]
-        if self.form in ("velocity", "x0"):
+        if self.noisy:
             assert noise is not None, f"the {self.form} form is given a frame of noise"
             given.append(noise)
         h = self.inp(torch.cat(given, 1))
@@ -166,7 +169,7 @@ def probe_dynamics(
             g["lr"] = lr_at(step, steps, 1e-3, min(100, steps // 10))
         c, t = rng.integers(0, train_n, batch), rng.integers(2, t_lat, batch)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(precision)):
-            noise = torch.randn(z[c, t].shape, generator=gen)
+            noise = torch.randn(z[c, t].shape, generator=gen) if probe.noisy else None
             pred = probe(z[c, t - 2], z[c, t - 1], acts[c, t], noise)
         loss = fn.mse_loss(pred.float(), z[c, t])
         opt.zero_grad(set_to_none=True)
@@ -182,7 +185,7 @@ def probe_dynamics(
     true = clips.state[c, t * k + k - 1][:, xy]  # the last frame a latent frame stands for
     before = clips.state[c, t * k + k - 2][:, xy]
     with torch.no_grad():
-        noise = torch.randn(z[c, t].shape, generator=gen)
+        noise = torch.randn(z[c, t].shape, generator=gen) if probe.noisy else None
         pred = probe(z[c, t - 2], z[c, t - 1], acts[c, t], noise)
         drawn = wm.codec.decode(pred[:, None])[:, -1].numpy()
         round_trip = wm.codec.decode(z[c, t][:, None])[:, -1].numpy()
