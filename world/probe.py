@@ -6,9 +6,9 @@ Every tick the denoiser must move the player's sprite by its speed, in the codec
 a token grid in which a sprite two pixels further on has another code, often in another token.
 This trains a small convolutional network, apart from any denoiser, to do that one frame: from the
 latents of frames ``t - 2`` and ``t - 1`` and the actions of the frames of ``t`` (one-hot planes),
-the latent of frame ``t`` (by default as a change from ``t - 1``), with a squared error. It trains on the
-dataset's clips but the last ``held_out``, then decodes its predictions for frames of the held-out
-clips with the model's decoder and finds the player as ``chunkworld eval`` does. ``form``
+the latent of frame ``t`` (by default as a change from ``t - 1``), with a squared error. It trains
+on the dataset's clips but the last ``held_out``, then decodes its predictions for frames of the
+held-out clips with the model's decoder and finds the player as ``chunkworld eval`` does. ``form``
 (``--form``) sets what the network outputs: ``residual``, the change from ``t - 1``; ``direct``,
 frame ``t`` outright; ``velocity``, as the denoiser does from pure noise: it is also given a frame
 of noise ``e`` and outputs the flow-matching velocity ``e - z``, its prediction being ``e`` minus
