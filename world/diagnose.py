@@ -317,6 +317,7 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--width", type=int, default=128, help="the probe's channels")
     d.add_argument("--blocks", type=int, default=4, help="the probe's residual blocks")
     d.add_argument("--held-out", type=int, default=50, help="last clips, never trained on")
+    d.add_argument("--seed", type=int, default=0, help="of the probe's weights, batches and noise")
     d.add_argument(
         "--form",
         choices=("residual", "direct", "velocity", "x0"),
@@ -347,6 +348,7 @@ def main(argv: list[str] | None = None) -> None:
                 frames=a.frames,
                 progress=not a.quiet,
                 form=a.form,
+                seed=a.seed,
             )
         except (ValueError, FileNotFoundError) as e:  # CheckpointError, no dataset at --data
             p.error(str(e))

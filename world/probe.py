@@ -205,6 +205,7 @@ def probe_dynamics(
             "steps": steps,
             "batch": batch,
             "form": form,
+            "seed": seed,
         },
         "parameters": sum(p.numel() for p in probe.parameters()),
         "train_min": round(train_s / 60, 2),
