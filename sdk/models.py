@@ -70,7 +70,11 @@ def random_model(name: str) -> WorldModel:
 
 # Config fields added after models were fingerprinted, with the value that stands for how those
 # models were: at that value a field is left out of the hash, so their fingerprints do not change.
-ADDED_LATER = {("codec", "decoder_blocks"): 0, ("denoiser", "local_conv"): 0}
+ADDED_LATER = {
+    ("codec", "decoder_blocks"): 0,
+    ("denoiser", "local_conv"): 0,
+    ("denoiser", "x0_from"): 0.0,
+}
 
 
 def fingerprint(model: WorldModel) -> str:

@@ -84,6 +84,12 @@ class DenoiserConfig:
     # grid, so a token reads its neighbours directly rather than by attention (0: none). Its
     # output layer starts at zero: a checkpoint without it keeps its function
     local_conv: int = 0
+    # the level from which the denoiser predicts the clean latent with a head of its own and
+    # derives the velocity from it, ``v = (x_t - x0) / t``, rather than predicting the velocity
+    # (0: never). At level 1, where play starts every chunk, a velocity is the noise less the
+    # clean latent: the network must carry its input noise to its output, which costs placement
+    # (docs/training-log.md, "What the denoiser's form costs a probe"). 0 or in [0.5, 1]
+    x0_from: float = 0.0
 
     @property
     def head_dim(self) -> int:
@@ -140,6 +146,11 @@ class ModelConfig:
             raise ValueError("dim must divide by heads, and heads by kv_heads")
         if self.history_chunks < 1:
             raise ValueError("history_chunks must be >= 1")
+        if self.denoiser.x0_from and not 0.5 <= self.denoiser.x0_from <= 1.0:
+            raise ValueError(  # below 0.5 the derived velocity would scale the head's error by > 2
+                f"denoiser.x0_from={self.denoiser.x0_from:g}: give a level in [0.5, 1] from "
+                "which the denoiser predicts the clean latent, or 0 for never"
+            )
         t = self.text
         if t.encoder != "hash" and not (
             t.encoder.startswith("sentence-transformers:") and t.frozen_dim > 0

@@ -199,7 +199,11 @@ def action_counts(actions: torch.Tensor, n_actions: int, temporal: int) -> torch
 
 
 class Denoiser(nn.Module):
-    """Velocity prediction for chunks of latents, with optional clean history from a KV cache."""
+    """Velocity prediction for chunks of latents, with optional clean history from a KV cache.
+
+    With ``x0_from`` set, chunks at or above that level get the velocity derived from a predicted
+    clean latent, ``(x_t - x0) / t``; chunks below it get the velocity head's.
+    """
 
     def __init__(self, cfg: ModelConfig, text_dim: int) -> None:
         super().__init__()
@@ -229,6 +233,10 @@ class Denoiser(nn.Module):
         self.out = nn.Linear(d.dim, self.patch_dim)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        if d.x0_from:  # the clean latent at levels >= x0_from; fit, not zero, when grown on a
+            self.out_x0 = nn.Linear(d.dim, self.patch_dim)  # trained model (world/x0_head.py)
+            nn.init.zeros_(self.out_x0.weight)
+            nn.init.zeros_(self.out_x0.bias)
 
     # --- tokens <-> latents -----------------------------------------------------------------
     def patchify(self, z: torch.Tensor) -> torch.Tensor:
@@ -360,4 +368,11 @@ class Denoiser(nn.Module):
         h = (self.out_norm(h).view(b, n * tl, hw, -1) * (1 + scale) + shift).view(
             b, n * t_chunk, -1
         )
-        return self.unpatchify(self.out(h), n).float()
+        v = self.unpatchify(self.out(h), n).float()
+        if not cfg.denoiser.x0_from:
+            return v
+        # near pure noise: the clean latent from its own head, and the velocity that reaches it
+        x0 = self.unpatchify(self.out_x0(h), n).float()
+        t = levels.float()[..., None, None, None, None]
+        from_x0 = (x.float() - x0) / t.clamp_min(cfg.denoiser.x0_from)
+        return torch.where(t >= cfg.denoiser.x0_from, from_x0, v)

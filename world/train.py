@@ -53,6 +53,7 @@ from world.trainkit import (
     load_arrays,
     parse_config,
 )
+from world.x0_head import fit_x0_head
 
 
 def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, str]:
@@ -98,6 +99,19 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
             f"--local-conv-lr {tc.local_conv_lr:g}: give a positive multiple of --lr for the "
             "local branches (e.g. 10)"
             + ("" if cfg.denoiser.local_conv else ", and a branch with --local-conv C (e.g. 128)")
+        )
+    if tc.x0_from:
+        if not 0.5 <= tc.x0_from <= 1.0:
+            raise ValueError(
+                f"--x0-from {tc.x0_from:g}: give the level in [0.5, 1] from which the denoiser "
+                "predicts the clean latent (e.g. 0.9), or 0 for the preset's"
+            )
+        cfg = cfg.replace(denoiser=replace(cfg.denoiser, x0_from=tc.x0_from))
+    if progress.get("x0_from", cfg.denoiser.x0_from) != cfg.denoiser.x0_from:
+        raise ValueError(
+            f"{out} was started with --x0-from {progress['x0_from']:g}; this call asks for "
+            f"{cfg.denoiser.x0_from:g}: resume it with --x0-from {progress['x0_from']:g}, or "
+            "give a new --out"
         )
     if progress.get("action_counts", cfg.denoiser.action_counts) != cfg.denoiser.action_counts:
         was = "with" if progress["action_counts"] else "without"
@@ -180,11 +194,13 @@ def run(tc: TrainConfig) -> WorldModel:
         assert isinstance(model.text, FrozenTextEncoder)
         model.text.backend = backend
     init_scale = None  # the latent_scale of a codec taken whole from tc.init_from
+    grown_x0 = False  # a clean-latent head the checkpoint lacks: fit before the first step
     if tc.init_from:  # first, so that the run's own saved state loads over it
         taken, kept, init_cfg = load_matching(model, tc.init_from)
         if rank == 0:
             fresh = f"; fresh: {', '.join(kept[:6])}{' ...' * (len(kept) > 6)}" if kept else ""
             tqdm.write(f"init: {len(taken)} of {len(taken) + len(kept)} from {tc.init_from}{fresh}")
+        grown_x0 = "denoiser.out_x0.weight" in kept
         if not any(n.startswith("codec.") for n in kept):
             init_scale = init_cfg.codec.latent_scale
         for i, block in enumerate(model.denoiser.blocks):
@@ -210,6 +226,7 @@ def run(tc: TrainConfig) -> WorldModel:
         progress["mlp_ratio"] = cfg.denoiser.mlp_ratio
         progress["action_counts"] = cfg.denoiser.action_counts
         progress["local_conv"] = cfg.denoiser.local_conv
+        progress["x0_from"] = cfg.denoiser.x0_from
         progress["codec_psnr_db"] = codec_quality(model, data)
         if rank == 0:
             progress_file.write_text(json.dumps(progress))
@@ -254,6 +271,13 @@ def run(tc: TrainConfig) -> WorldModel:
     if dist.is_initialized():
         dist.barrier()
     latents = np.load(lat_file)
+    if grown_x0 and not (out / "denoiser_state.safetensors").exists():
+        fit = fit_x0_head(model, latents, data, tc)  # the same on every process: same seed
+        if rank == 0:
+            tqdm.write(
+                f"x0 head: least-squares readout from {int(fit['rows'])} tokens; held-out clean-"
+                f"latent error {fit['fit_mse']:.4f} (the velocity head's {fit['velocity_mse']:.4f})"
+            )
 
     model = train_denoiser(model, latents, data, tc, out, rank, world, log)  # phase 3
     if dist.is_initialized():  # invariant: averaged gradients keep every process's weights equal

@@ -61,6 +61,10 @@ class TrainConfig:
     # starts with its output at zero and its convolution at random, and at a fine-tuning lr
     # hardly moves from there (world/train_denoiser.py param_groups)
     local_conv_lr: float = 1.0
+    # the level from which the denoiser predicts the clean latent (DenoiserConfig.x0_from; 0: the
+    # preset's); with init_from, the new head starts as the least-squares readout of the clean
+    # latent from the checkpoint's features (world/x0_head.py), near the checkpoint's function
+    x0_from: float = 0.0
     codec_steps: int = 1200  # codec training steps (phase 1; 0 with init_from keeps its codec)
     codec_batch: int = 32  # latent frames per codec step
     codec_lr: float = 2e-3  # the codec's peak learning rate
