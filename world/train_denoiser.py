@@ -92,24 +92,6 @@ class DenoiseObjective(nn.Module):
     ) -> torch.Tensor:
         """z (B, N, Tl, C, h, w) clean latents, actions (B, N, F), captions B*N (None = null),
         levels and is_ctx (B, N) from ``levels``."""
-        v, x_t, noise = self.predict(z, actions, captions, levels, is_ctx, gen)
-        loss = flow_loss(
-            v, velocity_target(z, noise), (~is_ctx).float(), salience_weight(z, self.tc.salience)
-        )
-        if self.tc.pixel_loss > 0:
-            loss = loss + self.tc.pixel_loss * self.pixel_error(x_t[:, -1], v[:, -1], levels, z)
-        return loss
-
-    def predict(
-        self,
-        z: torch.Tensor,
-        actions: torch.Tensor,
-        captions: list[str | None],
-        levels: torch.Tensor,
-        is_ctx: torch.Tensor,
-        gen: torch.Generator,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The velocity of a window noised to ``levels``, with the noised latents and the noise."""
         b, n = z.shape[:2]
         noise = torch.randn(z.shape, generator=gen)
         x_t = add_noise(z, noise, levels[..., None, None, None, None])
@@ -122,7 +104,12 @@ class DenoiseObjective(nn.Module):
         tokens = tokens.view(b, n, *tokens.shape[1:])
         mask = mask.view(b, n, -1)
         v = self.denoiser(x_t, levels, actions, tokens, mask, torch.arange(n), is_ctx, ctx, valid)
-        return v, x_t, noise
+        loss = flow_loss(
+            v, velocity_target(z, noise), (~is_ctx).float(), salience_weight(z, self.tc.salience)
+        )
+        if self.tc.pixel_loss > 0:
+            loss = loss + self.tc.pixel_loss * self.pixel_error(x_t[:, -1], v[:, -1], levels, z)
+        return loss
 
     def pixel_error(
         self, x_last: torch.Tensor, v_last: torch.Tensor, levels: torch.Tensor, z: torch.Tensor

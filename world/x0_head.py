@@ -53,9 +53,11 @@ def readout_rows(
     tokens of noisy chunks at levels ``>= x0_from``, over ``batches`` training windows of true
     history (``latents`` and ``data`` are the clips to draw from)."""
     cfg = obj.cfg
-    head = obj.denoiser.out
-    seen: list[tuple[torch.Tensor, torch.Tensor]] = []  # the velocity head's input and output
-    hook = head.register_forward_hook(lambda _m, i, o: seen.append((i[0].float(), o.float())))
+    seen: list[torch.Tensor] = []  # the noised window, the velocity head's input and output
+    hooks = (
+        obj.denoiser.register_forward_pre_hook(lambda _m, i: seen.append(i[0].float())),
+        obj.denoiser.out.register_forward_hook(lambda _m, i, o: seen.extend((i[0], o))),
+    )
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     window = cfg.history_chunks + 2
@@ -66,9 +68,10 @@ def readout_rows(
             z, a, caps = _batch(latents, data, cfg, rng, tc.batch, window, 0.0)
             levels, is_ctx = obj.levels(tc.batch, window, gen)
             seen.clear()
-            _v, x_t, _noise = obj.predict(z, a, caps, levels, is_ctx, gen)
-            h = seen[-1][0].view(tc.batch, window, cfg.tokens_per_chunk, -1)
-            v = obj.denoiser.unpatchify(seen[-1][1], window)  # not the clean-latent head's
+            obj(z, a, caps, levels, is_ctx, gen)  # the training loss's pass, its loss unused
+            x_t, h, v = seen
+            h = h.float().view(tc.batch, window, cfg.tokens_per_chunk, -1)
+            v = obj.denoiser.unpatchify(v.float(), window)  # not the clean-latent head's
             keep = (~is_ctx) & (levels >= cfg.denoiser.x0_from)  # (B, N)
             t = levels[..., None, None, None, None]
             # the loss weighs a token's velocity error, (x0 error) / t, by its salience
@@ -78,7 +81,8 @@ def readout_rows(
             weights.append(_tokens(patch, w.expand_as(z))[keep][..., 0])
             implied.append(_tokens(patch, x_t - t * v)[keep])
     finally:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
     d = feats[0].shape[-1]
     return (
         torch.cat(feats).reshape(-1, d),
