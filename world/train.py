@@ -17,7 +17,8 @@ Phases, recorded in ``<out>/progress.json`` so a restart continues where it stop
    ``world.schedule.training_levels`` (clean context prefix, then non-decreasing noise), loss on
    noisy chunks only, caption dropout, AdamW, warm-up and cosine decay, gradient clipping, EMA.
    The EMA weights are what gets exported. The loop is ``world/train_denoiser.py``; the codec's,
-   ``world/train_codec.py``.
+   ``world/train_codec.py``. A clean-latent head that ``--init-from``'s checkpoint lacks
+   (``--x0-from``) is fit to its features first (``world/x0_head.py``).
 
 Every ``eval_every`` steps it prints the diagnostic that matters (DESIGN section 6): PSNR of the
 clean chunk predicted from pure noise given clean history, against copying the last frame.
@@ -58,8 +59,9 @@ from world.x0_head import fit_x0_head
 
 def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, str]:
     """The run's model config from the preset, ``--init-from``'s codec setting, ``--codec``,
-    ``--depth``, ``--kv-heads``, ``--mlp-ratio`` and ``--local-conv``, and its codec as text; raises ValueError
-    when a resumed run (``progress``) started with another codec or shape."""
+    ``--depth``, ``--kv-heads``, ``--mlp-ratio``, ``--local-conv`` and ``--x0-from``, and its codec
+    as text; raises ValueError when a resumed run (``progress``) started with another codec or
+    shape."""
     cfg = preset(tc.preset)
     base = cfg.codec
     if tc.init_from:  # fine-tuning keeps the source's codec setting, at the preset's frame size
