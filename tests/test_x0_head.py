@@ -19,7 +19,7 @@ from world.cpus import bf16_enabled
 from world.model import WorldModel
 from world.schedule import predict_clean
 from world.train import run
-from world.train_denoiser import DenoiseObjective
+from world.train_denoiser import DenoiseObjective, held_out_clips
 from world.trainkit import TrainConfig, load_arrays
 from world.x0_head import fit_x0_head, readout_rows, ridge
 
@@ -107,6 +107,14 @@ def test_the_fit_reads_the_clean_latent_better_than_a_blank_head(tiny_data, tmp_
         head.weight.normal_()
     assert fit_x0_head(model, latents, data, tc, batches=6, held_out=3) == report
     assert torch.equal(head.weight, fitted)  # its seed's answer, whatever the head held before
+    # by default it holds out the clips the run does: 1 of these 12 (a tenth, 1 to 16)
+    assert [held_out_clips(n) for n in (12, 50, 750)] == [1, 5, 16]
+    fit_x0_head(model, latents, data, tc, batches=6)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(tc.precision)):
+        x, y, w, _ = readout_rows(DenoiseObjective(model, tc), latents[:-1], data, tc, 6, tc.seed)
+    assert torch.allclose(head.weight, ridge(x, y, w)[0], atol=1e-5)
+    with pytest.raises(ValueError, match="held_out=12: give 1 to 11 of 12 clips"):
+        fit_x0_head(model, latents, data, tc, batches=6, held_out=12)
 
 
 def test_a_run_grown_with_the_head_keeps_its_source_below_x0_from_and_resumes_with_it(

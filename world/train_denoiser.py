@@ -236,6 +236,14 @@ def check_groups(opt: torch.optim.Optimizer, meta: dict[str, Any], path: Path) -
         )
 
 
+def held_out_clips(clips: int) -> int:
+    """The last clips a run keeps out of training, for its diagnostics: a tenth, 1 to 16.
+
+    ``held_out_clips(12) = 1``, ``held_out_clips(50) = 5``, ``held_out_clips(750) = 16``.
+    """
+    return max(1, min(16, clips // 10))
+
+
 def _tail(data: Arrays, clips: int) -> Arrays:
     return Arrays(data.frames[-clips:], data.actions[-clips:], data.captions[-clips:])
 
@@ -269,8 +277,7 @@ def train_denoiser(
     deep = tc.rollout > 0 and tc.rollout_depth > 0
     loaded = window + (cfg.history_chunks if tc.rollout > 0 and not deep else 0)  # world/rollout.py
     rng = np.random.default_rng(tc.seed * 7919 + rank * 104729 + start)
-    held_out = max(1, min(16, len(latents) // 10))
-    train_n = len(latents) - held_out
+    train_n = len(latents) - held_out_clips(len(latents))
     streams = None
     if deep:
         streams = RolloutStreams(

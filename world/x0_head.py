@@ -12,13 +12,15 @@ function rather than from a blank play level.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
 from world.cpus import bf16_enabled
 from world.model import WorldModel
 from world.schedule import salience_weight
-from world.train_denoiser import DenoiseObjective, _batch
+from world.train_denoiser import DenoiseObjective, _batch, held_out_clips
 from world.trainkit import Arrays, TrainConfig
 
 
@@ -92,7 +94,7 @@ def readout_rows(
     )
 
 
-def _tokens(patch, z: torch.Tensor) -> torch.Tensor:
+def _tokens(patch: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor) -> torch.Tensor:
     """(B, N, Tl, C, h, w) -> (B, N, tokens per chunk, C p^2): patchified, one row per chunk."""
     t = patch(z)
     return t.view(z.shape[0], z.shape[1], -1, t.shape[-1])
@@ -104,15 +106,21 @@ def fit_x0_head(
     data: Arrays,
     tc: TrainConfig,
     batches: int = 60,
-    held_out: int = 16,
+    held_out: int | None = None,
 ) -> dict[str, float]:
     """Set ``model.denoiser.out_x0`` to the weighted least-squares readout of the clean latent.
 
-    Fit on windows of all clips but the last ``held_out``, scored on those. Returns the weighted
+    Fit on windows of all clips but the last ``held_out`` (None: those the run holds out,
+    ``held_out_clips``), scored on those. Returns the weighted
     mean squared error of the clean latent there: the fitted head's (``fit_mse``), the velocity
     head's ``x_t - t v`` (``velocity_mse``), a blank head's (``blank_mse``), and the rows fit.
     """
     obj = DenoiseObjective(model, tc)
+    held_out = held_out_clips(len(latents)) if held_out is None else held_out
+    if not 0 < held_out < len(latents):
+        raise ValueError(
+            f"held_out={held_out}: give 1 to {len(latents) - 1} of {len(latents)} clips"
+        )
     fit_n = len(latents) - held_out
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(tc.precision)):
         x, y, w, _ = readout_rows(obj, latents[:fit_n], data, tc, batches, tc.seed)
