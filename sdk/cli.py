@@ -20,6 +20,10 @@ DELEGATES: dict[str, tuple[str, str]] = {
         "world.tune_decoder",
         "sharpen a trained model's decoder, its latents kept (chunkworld tune-decoder --help)",
     ),
+    "train-prior": (
+        "world.train_prior",
+        "train a dynamics prior the sampler starts chunks from (chunkworld train-prior --help)",
+    ),
     "eval": (
         "world.evaluate",
         "evaluate a model: PSNR, action following, drift (chunkworld eval --help)",

@@ -74,6 +74,9 @@ ADDED_LATER = {
     ("codec", "decoder_blocks"): 0,
     ("denoiser", "local_conv"): 0,
     ("denoiser", "x0_from"): 0.0,
+    ("sampler", "prior_level"): 0.0,
+    ("prior", "width"): 0,
+    ("prior", "blocks"): 4,
 }
 
 
@@ -83,6 +86,8 @@ def fingerprint(model: WorldModel) -> str:
     for (part, key), before in ADDED_LATER.items():  # as before the field existed, so the
         if config[part][key] == before:  # snapshots of those models still restore
             del config[part][key]
+    if not config["prior"]:  # a section added later, as a whole
+        del config["prior"]
     h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name, t in model.state_dict().items():
         h.update(name.encode())

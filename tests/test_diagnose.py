@@ -220,9 +220,9 @@ def test_one_step_generates_each_chunk_after_its_own_true_history(monkeypatch):
 
     seen = {}
 
-    def copy_last(model, history, history_actions, actions, captions, seed, precision):
+    def copy_last(model, history, history_actions, actions, captions, seed, precision, prior_level):
         seen.update(history_actions=history_actions, actions=actions, captions=captions)
-        seen.update(precision=precision)
+        seen.update(precision=precision, prior_level=prior_level)
         return history[:, -1:]
 
     tiny = preset("tiny")  # with an identity codec: one latent frame per frame
@@ -231,10 +231,13 @@ def test_one_step_generates_each_chunk_after_its_own_true_history(monkeypatch):
     monkeypatch.setattr(following, "generate_after", copy_last)
     f, k, horizon = cfg.chunk_frames, cfg.history_chunks, 3
     ep = true_episode(5, k + horizon, f, 64)
-    sampler = types.SimpleNamespace(model=model, precision="bf16", decode=model.codec.decode)
+    sampler = types.SimpleNamespace(
+        model=model, precision="bf16", prior_level=0.2, decode=model.codec.decode
+    )
     gen = following._one_step(sampler, ep, horizon, seed=0)
     assert gen.shape == (horizon, f, 64, 64, 3)
-    assert seen["precision"] == "bf16"  # generated at the play sampler's precision
+    assert seen["precision"] == "bf16"  # generated at the play sampler's precision and level
+    assert seen["prior_level"] == 0.2
     for c in range(horizon):
         assert np.array_equal(gen[c], ep.frames[(k + c - 1) * f : (k + c) * f])
         assert seen["actions"][c, 0].tolist() == ep.actions[(k + c) * f : (k + c + 1) * f].tolist()

@@ -167,14 +167,15 @@ def test_eval_command_refuses_bad_input_with_its_message_not_a_traceback(tmp_pat
     assert "choose from 'auto', 'fp32', 'bf16'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["train", "tune-decoder"])
+@pytest.mark.parametrize("command", ["train", "tune-decoder", "train-prior"])
 def test_training_commands_name_missing_data_not_a_traceback(tmp_path, command):
     from world.train import main as train
+    from world.train_prior import main as prior
     from world.tune_decoder import main as tune
 
     save_checkpoint(WorldModel(preset("tiny")), tmp_path / "m", {"step": 0})
     none, out = str(tmp_path / "none"), str(tmp_path / "o")
-    run = train if command == "train" else tune
-    args = ["--data", none, "--out", out, *(["--model", str(tmp_path / "m")] * (run is tune))]
+    run = {"train": train, "tune-decoder": tune, "train-prior": prior}[command]
+    args = ["--data", none, "--out", out, *(["--model", str(tmp_path / "m")] * (run is not train))]
     with pytest.raises(SystemExit, match=f"chunkworld {command}: error: no dataset at .*none"):
         run(args)

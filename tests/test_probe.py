@@ -35,7 +35,8 @@ def test_an_untrained_probe_predicts_that_nothing_moves():
     assert torch.equal(velocity(z2, z1, torch.tensor([[1], [2], [5]]), noise), noise)
     x0 = ConvProbe(channels=16, actions=6, width=16, blocks=1, form="x0")
     assert torch.equal(x0(z2, z1, torch.tensor([[1], [2], [5]]), noise), torch.zeros_like(z1))
-    assert x0.inp.in_channels == velocity.inp.in_channels == direct.inp.in_channels + 16
+    assert x0.trunk.inp.in_channels == velocity.trunk.inp.in_channels
+    assert velocity.trunk.inp.in_channels == direct.trunk.inp.in_channels + 16
     with pytest.raises(ValueError, match="form 'v': one of residual, direct, velocity, x0"):
         ConvProbe(channels=16, actions=6, width=16, blocks=1, form="v")
 

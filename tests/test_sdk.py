@@ -25,7 +25,7 @@ from sdk import (
 )
 from sdk.errors import ERROR_CODES
 from world.checkpoint import save_checkpoint
-from world.config import preset
+from world.config import PriorConfig, preset
 from world.model import WorldModel
 
 TINY_FACTS = {
@@ -322,6 +322,15 @@ def test_a_field_added_to_the_config_keeps_old_fingerprints() -> None:
     headed = WorldModel(model.cfg.replace(denoiser=denoiser))
     headed.load_state_dict(model.state_dict(), strict=False)
     assert sdk.models.fingerprint(headed) != "3d9051afa0560610"
+    # and for the dynamics prior (a config section of its own, and the sampler's prior_level)
+    primed = WorldModel(
+        model.cfg.replace(
+            prior=PriorConfig(width=8),
+            sampler=dataclasses.replace(model.cfg.sampler, prior_level=0.5),
+        )
+    )
+    primed.load_state_dict(model.state_dict(), strict=False)
+    assert sdk.models.fingerprint(primed) != "3d9051afa0560610"
 
 
 def test_checkpoint_directory(tmp_path) -> None:

@@ -97,6 +97,15 @@ class DenoiserConfig:
 
 
 @dataclass(frozen=True)
+class PriorConfig:
+    """The dynamics prior (``world/prior.py``): a small convolutional network's guess of the next
+    chunk, which the sampler noises to ``sampler.prior_level`` and denoises from."""
+
+    width: int = 0  # channels of its convolutions (0: no prior; a multiple of 8 otherwise)
+    blocks: int = 4  # residual blocks of two 3x3 convolutions
+
+
+@dataclass(frozen=True)
 class SamplerConfig:
     """Defaults for the pipelined sampler; a Session may override them per call."""
 
@@ -114,6 +123,11 @@ class SamplerConfig:
     # a text start (no history); 0 = steps. Used with W = 1. One step predicts the average of what
     # the history does not pin down: from a caption alone an empty room, and no rain texture
     prompt_steps: int = 0
+    # level an unprompted chunk starts from, the dynamics prior's guess noised to it, with the
+    # sampling grid scaled to end there (0: pure noise at level 1, no prior). Needs a model with a
+    # prior (``prior.width`` > 0) and is used with W = 1; prompted chunks and text starts start
+    # from pure noise. 0 or in (0, 1)
+    prior_level: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -129,6 +143,7 @@ class ModelConfig:
     text: TextConfig = field(default_factory=TextConfig)
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
     max_prompt_chars: int = 200
 
     def __post_init__(self) -> None:
@@ -150,6 +165,17 @@ class ModelConfig:
             raise ValueError(  # below 0.5 the derived velocity would scale the head's error by > 2
                 f"denoiser.x0_from={self.denoiser.x0_from:g}: give a level in [0.5, 1] from "
                 "which the denoiser predicts the clean latent, or 0 for never"
+            )
+        if self.prior.width < 0 or self.prior.width % 8 or self.prior.blocks < 1:
+            raise ValueError(
+                f"prior.width={self.prior.width}, prior.blocks={self.prior.blocks}: give a width "
+                "that is a multiple of 8 (0 for no prior) and at least one block"
+            )
+        level = self.sampler.prior_level
+        if level and not (0.0 < level < 1.0 and self.prior.width):
+            raise ValueError(
+                f"sampler.prior_level={level:g}: give a level in (0, 1) for a model with a "
+                f"dynamics prior (this one's prior.width is {self.prior.width}), or 0 for none"
             )
         t = self.text
         if t.encoder != "hash" and not (
@@ -190,6 +216,7 @@ class ModelConfig:
             "text": TextConfig,
             "denoiser": DenoiserConfig,
             "sampler": SamplerConfig,
+            "prior": PriorConfig,
         }
         kwargs: dict[str, Any] = {}
         known = {f.name for f in dataclasses.fields(ModelConfig)}

@@ -303,6 +303,13 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="with --data: the clips its generator would write next, which it does not hold",
     )
+    f.add_argument(
+        "--prior-level",
+        type=float,
+        default=None,
+        help="level unprompted chunks start from, the model's dynamics prior's guess noised to "
+        "it (chunkworld train-prior); 0: pure noise (default: the model's)",
+    )
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     d = sub.add_parser(
         "dynamics", help="can the player be moved in the codec's latents? a small conv probe"
@@ -371,6 +378,7 @@ def main(argv: list[str] | None = None) -> None:
                 a.precision,
                 data=a.data,
                 unseen=a.unseen,
+                prior_level=a.prior_level,
             )
         except (ValueError, FileNotFoundError) as e:  # CheckpointError, no dataset at --data
             p.error(str(e))

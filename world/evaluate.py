@@ -88,6 +88,9 @@ class EvalConfig:
     guidance_text: float = 1.0  # MAGI-1's guidance on the caption
     prompt_guidance: float = -1.0  # text guidance on prompted ticks; < 0 = the checkpoint's default
     prompt_steps: int = -1  # Euler steps on prompted ticks; < 0 = the checkpoint's default
+    # level unprompted chunks start from, the model's dynamics prior's guess noised to it
+    # (world/prior.py); 0 = pure noise, no prior; < 0 = the checkpoint's default
+    prior_level: float = -1.0
     precision: str = "auto"  # as a Session plays: bf16 autocast where native; or fp32, bf16
     seed: int = EVAL_SEED  # first held-out seed
 
@@ -151,7 +154,13 @@ class Roller:
 
 
 def action_latency(
-    model: WorldModel, in_flight: int, steps: int, trials: int, seed: int, precision: str = "fp32"
+    model: WorldModel,
+    in_flight: int,
+    steps: int,
+    trials: int,
+    seed: int,
+    precision: str = "fp32",
+    prior_level: float | None = None,
 ) -> list[int | None]:
     """Ticks between pressing a direction and the first generated tick that shows the move.
 
@@ -162,7 +171,9 @@ def action_latency(
     """
     cfg = model.cfg
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
-    sampler = PipelinedSampler(model, steps=steps, in_flight=in_flight, precision=precision)
+    sampler = PipelinedSampler(
+        model, steps=steps, in_flight=in_flight, precision=precision, prior_level=prior_level
+    )
     roller = Roller(model, sampler)
     out: list[int | None] = []
     for t in range(trials):
@@ -229,6 +240,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         prompt_guidance=ec.prompt_guidance if ec.prompt_guidance >= 0 else None,
         prompt_steps=ec.prompt_steps if ec.prompt_steps >= 0 else None,
         precision=ec.precision,
+        prior_level=ec.prior_level if ec.prior_level >= 0 else None,
     )
     roller = Roller(model, sampler)
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
@@ -317,7 +329,13 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
     latency: dict[str, Any] = {}
     for w in (1, 2, 4):
         lat = action_latency(
-            model, w, max(sampler.steps, w) // w * w, 8, ec.seed + 50_000, ec.precision
+            model,
+            w,
+            max(sampler.steps, w) // w * w,
+            8,
+            ec.seed + 50_000,
+            ec.precision,
+            sampler.prior_level,
         )
         seen_lat = [x for x in lat if x is not None]
         latency[f"W{w}"] = {
@@ -340,6 +358,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
             "frame_size": size,
             "prompt_guidance": sampler.s_prompt,
             "prompt_steps": sampler.prompt_steps,
+            "prior_level": sampler.prior_level,
             "precision": sampler.runs_at,
         },
         "episodes": ec.episodes,

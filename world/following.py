@@ -228,6 +228,7 @@ def following_report(
     precision: str = "auto",
     data: str | Path | None = None,
     unseen: bool = False,
+    prior_level: float | None = None,
 ) -> dict[str, Any]:
     """Score ``episodes`` held-out episodes of ``horizon`` chunks after a true start, as
     ``chunkworld eval`` does, and :func:`breakdown` the player's error. ``mode`` (one of
@@ -237,7 +238,8 @@ def following_report(
     With ``data`` (a dataset of ``chunkworld data generate``) the episodes are instead the
     first ``episodes`` of its clips, their first chunks, or with ``unseen`` the clips its
     generator would write after them: the same kind of windows, trained on or new, so that the
-    two figures tell underfitting (both high) from overfitting (the unseen ones higher)."""
+    two figures tell underfitting (both high) from overfitting (the unseen ones higher).
+    ``prior_level`` overrides the checkpoint's (``world/prior.py``; 0: no prior)."""
     if episodes < 1 or horizon < 1:
         raise ValueError(f"episodes and horizon must be >= 1, got {episodes} and {horizon}")
     if mode not in MODES:
@@ -247,7 +249,7 @@ def following_report(
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size
     cell = cfg.codec.spatial
     source = _episodes(data, unseen, episodes, k, horizon, f, size)
-    sampler = PipelinedSampler(model, precision=precision)  # as chunkworld eval plays
+    sampler = PipelinedSampler(model, precision=precision, prior_level=prior_level)  # as eval
     roller = Roller(model, sampler)
     rows: list[FrameError] = []
     for e in tqdm(range(episodes), desc="following", disable=not progress):
@@ -272,6 +274,7 @@ def following_report(
         "mode": mode,
         "episodes": episodes,
         "horizon_chunks": horizon,
+        "prior_level": sampler.prior_level,
         **(
             {"data": str(data), "clips": "unseen" if unseen else "held"}
             if data is not None
@@ -332,6 +335,6 @@ def _one_step(sampler: PipelinedSampler, ep: Episode, horizon: int, seed: int) -
     captions: list[list[str | None]] = [[ep.captions[k + c]] for c in range(horizon)]
     gen = generate_after(
         model, history, history_actions, acts[k:, None], captions, seed,
-        precision=sampler.precision,
+        precision=sampler.precision, prior_level=sampler.prior_level,
     )  # fmt: skip
     return sampler.decode(gen[:, 0]).numpy()

@@ -8,6 +8,7 @@ from torch import nn
 from world.codec import Codec
 from world.config import ModelConfig
 from world.denoiser import Denoiser
+from world.prior import DynamicsPrior
 from world.text import build_text_encoder
 
 
@@ -20,17 +21,15 @@ class WorldModel(nn.Module):
         self.codec = Codec(cfg.codec)
         self.text = build_text_encoder(cfg.text)
         self.denoiser = Denoiser(cfg, cfg.text.dim)
+        # the dynamics prior (world/prior.py), when the config has one
+        self.prior = DynamicsPrior(cfg) if cfg.prior.width else None
 
     def encode_text(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """Captions -> tokens (B, L, Dt), mask (B, L)."""
         return self.text.encode(captions)
 
     def parameter_count(self) -> dict[str, int]:
-        return {
-            name: sum(p.numel() for p in part.parameters())
-            for name, part in (
-                ("codec", self.codec),
-                ("text", self.text),
-                ("denoiser", self.denoiser),
-            )
-        }
+        parts = [("codec", self.codec), ("text", self.text), ("denoiser", self.denoiser)]
+        if self.prior is not None:
+            parts.append(("prior", self.prior))
+        return {name: sum(p.numel() for p in part.parameters()) for name, part in parts}

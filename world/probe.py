@@ -42,8 +42,9 @@ from world.checkpoint import load_checkpoint
 from world.cpus import bf16_enabled
 from world.data import Dataset
 from world.detect import player_errors
-from world.train_codec import encode_dataset
-from world.trainkit import Arrays, lr_at
+from world.prior import ConvTrunk, action_planes
+from world.train_prior import dataset_latents
+from world.trainkit import lr_at
 
 __all__ = ["FORMS", "ConvProbe", "probe_dynamics"]
 
@@ -63,19 +64,8 @@ class ConvProbe(nn.Module):
         self.form = form
         self.noisy = form in ("velocity", "x0")  # given a frame of noise, as a denoiser is
         inputs = (3 if self.noisy else 2) * channels + actions
-        self.inp = nn.Conv2d(inputs, width, 3, padding=1)
-        self.blocks = nn.ModuleList(
-            nn.Sequential(
-                nn.GroupNorm(8, width),
-                nn.GELU(),
-                nn.Conv2d(width, width, 3, padding=1),
-                nn.GELU(),
-                nn.Conv2d(width, width, 3, padding=1),
-            )
-            for _ in range(blocks)
-        )
-        self.out = nn.Conv2d(width, channels, 3, padding=1, bias=False)
-        nn.init.zeros_(self.out.weight)  # starts as "nothing moves" (residual), zero, or noise
+        # its output starts at zero: "nothing moves" (residual), zero, or the noise back
+        self.trunk = ConvTrunk(inputs, width, blocks, channels)
 
     def forward(
         self,
@@ -87,16 +77,12 @@ class ConvProbe(nn.Module):
         """z2, z1: (B, C, h, w) latents of frames t-2, t-1; actions: (B, k) ids of frame t's
         frames (k: the codec's temporal factor); noise: (B, C, h, w), for the forms given noise
         -> (B, C, h, w) the predicted latent of frame t."""
-        planes = fn.one_hot(actions, self.actions // actions.shape[1]).flatten(1).float()
-        planes = planes[:, :, None, None].expand(-1, -1, *z1.shape[-2:])
-        given = [z2, z1, planes.to(z1.dtype)]
+        planes = action_planes(actions, self.actions // actions.shape[1], z1)
+        given = [z2, z1, planes]
         if self.noisy:
             assert noise is not None, f"the {self.form} form is given a frame of noise"
             given.append(noise)
-        h = self.inp(torch.cat(given, 1))
-        for block in self.blocks:
-            h = h + block(h)
-        out = self.out(h)
+        out = self.trunk(torch.cat(given, 1))
         if self.form == "velocity":
             assert noise is not None
             return noise - out  # e - (e - z)
@@ -135,25 +121,16 @@ def probe_dynamics(
     if clips.state is None:
         raise ValueError(f"{data}: some clips carry no state; the probe scores the player's")
     k = wm.cfg.codec.temporal
-    if clips.frames.shape[2] != wm.cfg.codec.frame_size or clips.frames.shape[1] < 3 * k:
+    if clips.frames.shape[1] < 3 * k:
         raise ValueError(
-            f"{data}: clips of {clips.frames.shape[1]} frames of {clips.frames.shape[2]} px; the "
-            f"model needs {wm.cfg.codec.frame_size} px and the probe 3 latent frames ({3 * k})"
+            f"{data}: clips of {clips.frames.shape[1]} frames; the probe needs 3 latent frames "
+            f"({3 * k})"
         )
     n_clips = len(clips.frames)
     if n_clips <= held_out:
         raise ValueError(f"{data}: {n_clips} clips, need more than held_out={held_out}")
-    t_lat = clips.frames.shape[1] // k
-    if latents is None:
-        whole = Arrays(clips.frames[:, : t_lat * k], clips.actions, clips.captions)
-        z = torch.from_numpy(encode_dataset(wm, whole, progress=progress))
-    else:
-        z = torch.from_numpy(np.load(latents, mmap_mode="r")[:, :t_lat].copy())
-        if z.shape[:2] != (n_clips, t_lat) or z.shape[2] != wm.cfg.codec.latent_channels:
-            raise ValueError(
-                f"{latents}: latents of shape {tuple(z.shape)} do not fit {data} ({n_clips} clips "
-                f"of {t_lat} latent frames, {wm.cfg.codec.latent_channels} channels)"
-            )
+    z = dataset_latents(wm, clips, data, latents, progress)
+    t_lat = z.shape[1]
     acts = torch.from_numpy(clips.actions[:, : t_lat * k].reshape(n_clips, t_lat, k))
     n_act = len(wm.cfg.actions)
     torch.manual_seed(seed)

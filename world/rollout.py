@@ -44,6 +44,7 @@ def generate_after(
     seed: int,
     steps: int | None = None,
     precision: str = "fp32",
+    prior_level: float | None = None,
 ) -> torch.Tensor:
     """The chunks the play sampler generates after a clean history.
 
@@ -53,12 +54,17 @@ def generate_after(
             i's j-th generated chunk (None = no caption).
         seed: seeds the sampler's noise.
         steps: Euler steps per chunk (None: the model's play setting).
-        precision: the sampler's (``world.sampler.PipelinedSampler``).
+        precision, prior_level: the sampler's (``world.sampler.PipelinedSampler``; None: the
+            model's).
     Returns:
         (B, R, Tl, C, h, w) generated latents.
     """
     sampler = PipelinedSampler(
-        model, steps=steps, in_flight=1 if steps else None, precision=precision
+        model,
+        steps=steps,
+        in_flight=1 if steps else None,
+        precision=precision,
+        prior_level=prior_level,
     )
     b = history.shape[0]
     state = sampler.new_state(batch=b, seed=seed)

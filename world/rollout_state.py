@@ -20,11 +20,15 @@ class InFlight:
     """A chunk being denoised."""
 
     chunk: int  # absolute chunk index
-    latent: torch.Tensor  # (B, Tl, C, h, w) at level grid[step]
+    latent: torch.Tensor  # (B, Tl, C, h, w) at level top * grid[step]
     step: int  # Euler steps taken so far, 0 .. S
     actions: torch.Tensor  # (B, F) long
     text: tuple[torch.Tensor, torch.Tensor]  # tokens (B, L, Dt), mask (B, L)
     prompted: bool = False  # its caption just changed: text guidance at ``prompt_guidance``
+    # the level it started from, the grid scaled to it: 1 (pure noise) or, started from the
+    # dynamics prior's guess, the sampler's ``prior_level``. Such a chunk is admitted and emitted
+    # within one tick (W = 1), so no snapshot holds one
+    top: float = 1.0
 
 
 @dataclass

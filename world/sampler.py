@@ -56,6 +56,7 @@ class PipelinedSampler:
         use_cache: bool = True,
         precision: str = "fp32",  # "auto": bf16 autocast where native (world.cpus.bf16_enabled)
         prompt_steps: int | None = None,
+        prior_level: float | None = None,
     ) -> None:
         sc = model.cfg.sampler
         self.model = model
@@ -79,6 +80,12 @@ class PipelinedSampler:
         self.precision = precision
         self.bf16 = bf16_enabled(precision, self.device)
         self._null_text: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.prior_level = sc.prior_level if prior_level is None else prior_level
+        if self.prior_level and not (0.0 < self.prior_level < 1.0 and model.prior is not None):
+            raise ValueError(
+                f"prior_level={self.prior_level:g}: give a level in (0, 1) for a model with a "
+                "dynamics prior (chunkworld train-prior adds one), or 0 to start from pure noise"
+            )
         # prompted chunks and text starts (no history yet) with more steps, when asked and W = 1
         start = sc.prompt_steps if prompt_steps is None else prompt_steps
         self._start: PipelinedSampler | None = None  # this sampler with more steps
@@ -230,17 +237,38 @@ class PipelinedSampler:
         cfg, c = self.cfg, self.cfg.codec
         b = actions.shape[0]
         shape = (b, cfg.latent_frames, c.latent_channels, c.grid, c.grid)
+        latent, top = self._randn(state, shape), 1.0
+        last = None if prompted or self.in_flight > 1 else self._last_frames(state)
+        if self.prior_level and last is not None:  # start from the prior's guess (world/prior.py)
+            assert self.model.prior is not None
+            with self._precision():
+                guess = self.model.prior(last, actions).float()
+            latent, top = add_noise(guess, latent, self.prior_level), self.prior_level
         state.in_flight.append(
             InFlight(
                 chunk=state.next_chunk,
-                latent=self._randn(state, shape),
+                latent=latent,
                 step=0,
                 actions=actions,
                 text=text,
                 prompted=prompted,
+                top=top,
             )
         )
         state.next_chunk += 1
+
+    def _last_frames(self, state: RolloutState) -> torch.Tensor | None:
+        """(B, 2, C, h, w): the last two latent frames before the chunk to admit, as the cache
+        holds them; None unless the chunks they lie in are clean and held."""
+        frames: list[torch.Tensor] = []
+        chunk = state.next_chunk - 1
+        while len(frames) < 2 and chunk >= 0:
+            slots = (state.cache.index == chunk).nonzero()
+            if not len(slots):
+                return None
+            frames = list(state.context_inputs[int(slots[0])].unbind(1)) + frames
+            chunk -= 1
+        return torch.stack(frames[-2:], 1) if len(frames) >= 2 else None
 
     def _precision(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -262,8 +290,9 @@ class PipelinedSampler:
         fl = state.in_flight
         b = fl[0].latent.shape[0]
         x = torch.stack([f.latent for f in fl], dim=1)  # (B, n, Tl, C, h, w)
-        levels = torch.stack([self.grid[f.step].expand(b) for f in fl], dim=1).to(self.device)
-        nxt = torch.stack([self.grid[f.step + 1].expand(b) for f in fl], dim=1).to(self.device)
+        levels = torch.stack([(f.top * self.grid[f.step]).expand(b) for f in fl], 1)
+        nxt = torch.stack([(f.top * self.grid[f.step + 1]).expand(b) for f in fl], 1)
+        levels, nxt = levels.to(self.device), nxt.to(self.device)
         actions = torch.stack([f.actions for f in fl], dim=1)  # (B, n, F)
         length = max(f.text[0].shape[1] for f in fl)
         text = torch.stack([_pad(f.text[0], length) for f in fl], dim=1)  # (B, n, L, Dt)
@@ -292,7 +321,7 @@ class PipelinedSampler:
         for i, f in enumerate(fl):
             f.latent = x[:, i]
             f.step += 1
-        return tuple((f.chunk, float(self.grid[f.step - 1])) for f in fl)
+        return tuple((f.chunk, float(f.top * self.grid[f.step - 1])) for f in fl)
 
     def _velocity(
         self,
