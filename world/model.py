@@ -29,7 +29,11 @@ class WorldModel(nn.Module):
         return self.text.encode(captions)
 
     def parameter_count(self) -> dict[str, int]:
-        parts = [("codec", self.codec), ("text", self.text), ("denoiser", self.denoiser)]
+        parts: list[tuple[str, nn.Module]] = [
+            ("codec", self.codec),
+            ("text", self.text),
+            ("denoiser", self.denoiser),
+        ]
         if self.prior is not None:
             parts.append(("prior", self.prior))
         return {name: sum(p.numel() for p in part.parameters()) for name, part in parts}

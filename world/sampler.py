@@ -15,6 +15,11 @@ Warm-up: the first tick must also emit a chunk, so it runs S forwards and admits
 every ``m`` forwards (with the tick's action and caption: held keys) until W are in flight.
 Hence an action given at tick n first shapes the chunk emitted at tick ``n + W - 1``.
 
+With a dynamics prior (``prior_level`` = ``L`` > 0, ``world/prior.py``) and W = 1, an unprompted
+chunk whose previous chunk is held enters not at pure noise but as the prior's guess noised to
+``L``, and walks the grid scaled by ``L`` (``InFlight.top``); prompted chunks and text starts
+enter at pure noise.
+
 All state that changes (cache, in-flight chunks, RNG) lives in ``RolloutState``
 (``world/rollout_state.py``), passed in explicitly; the sampler itself holds only the network
 and fixed settings.
@@ -238,12 +243,13 @@ class PipelinedSampler:
         b = actions.shape[0]
         shape = (b, cfg.latent_frames, c.latent_channels, c.grid, c.grid)
         latent, top = self._randn(state, shape), 1.0
-        last = None if prompted or self.in_flight > 1 else self._last_frames(state)
-        if self.prior_level and last is not None:  # start from the prior's guess (world/prior.py)
-            assert self.model.prior is not None
-            with self._precision():
-                guess = self.model.prior(last, actions).float()
-            latent, top = add_noise(guess, latent, self.prior_level), self.prior_level
+        if self.prior_level and not prompted and self.in_flight == 1:
+            last = self._last_frames(state)
+            if last is not None:  # start from the prior's guess (world/prior.py)
+                assert self.model.prior is not None
+                with self._precision():
+                    guess = self.model.prior(last, actions).float()
+                latent, top = add_noise(guess, latent, self.prior_level), self.prior_level
         state.in_flight.append(
             InFlight(
                 chunk=state.next_chunk,

@@ -202,6 +202,11 @@ def run(tc: TrainConfig) -> WorldModel:
         if rank == 0:
             fresh = f"; fresh: {', '.join(kept[:6])}{' ...' * (len(kept) > 6)}" if kept else ""
             tqdm.write(f"init: {len(taken)} of {len(taken) + len(kept)} from {tc.init_from}{fresh}")
+            if init_cfg.prior.width:  # trained for the old latents and denoiser: not carried
+                tqdm.write(
+                    f"init: {tc.init_from}'s dynamics prior is not carried; train one for the "
+                    "new model with chunkworld train-prior"
+                )
         grown_x0 = "denoiser.out_x0.weight" in kept
         if not any(n.startswith("codec.") for n in kept):
             init_scale = init_cfg.codec.latent_scale
