@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from world.config import ModelConfig, preset
+from world.config import ModelConfig, PriorConfig, preset
 from world.datagen import generate_dataset
 from world.model import WorldModel
 from world.text import words
@@ -31,6 +31,18 @@ def tiny_local_model() -> WorldModel:
     """The tiny model with a local convolution branch in every block."""
     cfg = preset("tiny")
     return _tiny(cfg.replace(denoiser=dataclasses.replace(cfg.denoiser, local_conv=8)))
+
+
+@pytest.fixture(scope="session")
+def tiny_primed_model() -> WorldModel:
+    """The tiny model with a dynamics prior (width 8, one block) that chunks start from at 0.4."""
+    cfg = preset("tiny")
+    return _tiny(
+        cfg.replace(
+            prior=PriorConfig(width=8, blocks=1),
+            sampler=dataclasses.replace(cfg.sampler, prior_level=0.4),
+        )
+    )
 
 
 def _tiny(cfg: ModelConfig) -> WorldModel:

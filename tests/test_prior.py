@@ -3,6 +3,7 @@ that a world with it keeps the invariants (cache on = cache off, snapshot then r
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -15,22 +16,6 @@ from world.config import ModelConfig, PriorConfig, preset
 from world.model import WorldModel
 from world.prior import DynamicsPrior
 from world.sampler import PipelinedSampler
-
-
-def _primed(level: float = 0.4, base: str = "tiny") -> WorldModel:
-    """The tiny model with a prior whose output layer is random (untrained it adds nothing)."""
-    cfg = preset(base)
-    cfg = cfg.replace(
-        prior=PriorConfig(width=8, blocks=1),
-        sampler=dataclasses.replace(cfg.sampler, prior_level=level),
-    )
-    torch.manual_seed(0)
-    model = WorldModel(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith(("mod.weight", "out.weight", "out_mod.weight")):
-                p.normal_(0, 0.05)
-    return model
 
 
 def test_an_untrained_prior_predicts_that_nothing_moves_and_unrolls_frame_by_frame():
@@ -53,7 +38,7 @@ def test_an_untrained_prior_predicts_that_nothing_moves_and_unrolls_frame_by_fra
     assert not torch.equal(moved[:, 2], prior(last, actions)[:, 2])
 
 
-def test_bad_settings_are_refused_with_the_fix():
+def test_bad_settings_are_refused_with_the_fix(tiny_primed_model):
     cfg = preset("tiny")
     with pytest.raises(ValueError, match="multiple of 8"):
         cfg.replace(prior=PriorConfig(width=12))
@@ -65,7 +50,7 @@ def test_bad_settings_are_refused_with_the_fix():
         )
     with pytest.raises(ValueError, match="chunkworld train-prior"):
         PipelinedSampler(WorldModel(cfg), prior_level=0.3)
-    assert ModelConfig.from_dict(_primed().cfg.to_dict()) == _primed().cfg
+    assert ModelConfig.from_dict(tiny_primed_model.cfg.to_dict()) == tiny_primed_model.cfg
 
 
 class _Still(torch.nn.Module):
@@ -86,10 +71,12 @@ class _Guess(torch.nn.Module):
         return self.guess
 
 
-def test_an_unprompted_chunk_starts_from_the_guess_noised_to_the_level(monkeypatch):
+def test_an_unprompted_chunk_starts_from_the_guess_noised_to_the_level(
+    tiny_primed_model, monkeypatch
+):
     """With the denoiser standing still the emitted chunk is its start: the same noise draw, at
     level 1 without the prior, mixed with the prior's guess at ``prior_level`` with it."""
-    model = _primed(0.4)
+    model = copy.deepcopy(tiny_primed_model)  # its parts are patched: the fixture is shared
     guess = torch.full((1, model.cfg.latent_frames, 4, 4, 4), 2.0)
     monkeypatch.setattr(model, "denoiser", _Still())
     monkeypatch.setattr(model, "prior", _Guess(guess))
@@ -109,8 +96,8 @@ def test_an_unprompted_chunk_starts_from_the_guess_noised_to_the_level(monkeypat
     torch.testing.assert_close(out[0.4], 0.6 * guess + 0.4 * out[0.0])
 
 
-def test_without_a_clean_chunk_before_it_a_chunk_starts_from_noise():
-    model = _primed(0.4)
+def test_without_a_clean_chunk_before_it_a_chunk_starts_from_noise(tiny_primed_model):
+    model = tiny_primed_model
     sampler = PipelinedSampler(model)
     state = sampler.new_state(seed=1)
     first = sampler.tick(state, torch.tensor([[0, 0]]), model.encode_text(["a room"]))
@@ -122,8 +109,8 @@ def test_without_a_clean_chunk_before_it_a_chunk_starts_from_noise():
     assert third.trace[0][0][1] == pytest.approx(0.4)
 
 
-def test_with_a_prior_the_cache_equals_recompute():
-    model = _primed(0.4)
+def test_with_a_prior_the_cache_equals_recompute(tiny_primed_model):
+    model = tiny_primed_model
     outs = []
     for use_cache in (True, False):
         sampler = PipelinedSampler(model, use_cache=use_cache)
@@ -134,8 +121,8 @@ def test_with_a_prior_the_cache_equals_recompute():
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-4)
 
 
-def test_snapshot_then_restore_replays_identical_frames_with_a_prior(tmp_path):
-    model = _primed(0.4)
+def test_snapshot_then_restore_replays_identical_frames_with_a_prior(tiny_primed_model, tmp_path):
+    model = tiny_primed_model
     save_checkpoint(model, tmp_path / "primed")
     reloaded, _ = load_checkpoint(tmp_path / "primed")
     for name, value in model.state_dict().items():

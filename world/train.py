@@ -39,7 +39,6 @@ from tqdm import tqdm
 from world.checkpoint import load_matching, read_config, save_checkpoint
 from world.codec import codec_setting, codec_text
 from world.config import CodecConfig, ModelConfig, preset
-from world.cpus import warn_if_busy
 from world.denoiser import Block
 from world.figures import pyplot
 from world.model import WorldModel
@@ -49,10 +48,9 @@ from world.train_denoiser import train_denoiser
 from world.trainkit import (
     MetricsLog,
     TrainConfig,
-    exit_on_bad_input,
     init_dist,
     load_arrays,
-    parse_config,
+    run_command,
 )
 from world.x0_head import fit_x0_head
 
@@ -340,9 +338,7 @@ def plot_metrics(out: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    tc = parse_config(TrainConfig, "chunkworld train", __doc__, argv)
-    warn_if_busy(torch.get_num_threads())
-    exit_on_bad_input("chunkworld train", run, tc)
+    run_command(TrainConfig, "chunkworld train", __doc__, run, argv)
 
 
 if __name__ == "__main__":

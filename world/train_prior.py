@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from world.checkpoint import load_checkpoint, save_checkpoint
 from world.config import PriorConfig
-from world.cpus import bf16_enabled, warn_if_busy
+from world.cpus import bf16_enabled
 from world.data import ClipBatch, Dataset
 from world.detect import player_errors
 from world.model import WorldModel
@@ -55,12 +55,11 @@ from world.trainkit import (
     Arrays,
     MetricsLog,
     due,
-    exit_on_bad_input,
     load_opt,
     lr_at,
     open_meta,
     opt_tensors,
-    parse_config,
+    run_command,
     save_state,
 )
 
@@ -298,9 +297,7 @@ def _export(model: WorldModel, doc: dict[str, Any], tc: PriorTraining, out: Path
 
 
 def main(argv: list[str] | None = None) -> None:
-    tc = parse_config(PriorTraining, "chunkworld train-prior", __doc__, argv)
-    warn_if_busy(torch.get_num_threads())
-    exit_on_bad_input("chunkworld train-prior", train_prior, tc)
+    run_command(PriorTraining, "chunkworld train-prior", __doc__, train_prior, argv)
 
 
 if __name__ == "__main__":

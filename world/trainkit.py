@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from world.config import ModelConfig
-from world.cpus import PRECISIONS
+from world.cpus import PRECISIONS, warn_if_busy
 
 
 @dataclass
@@ -321,6 +321,20 @@ def exit_on_bad_input(prog: str, fn: Callable[..., R], *args: Any) -> R:
         return fn(*args)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"{prog}: error: {e}") from None
+
+
+def run_command(
+    cls: type[Config],
+    prog: str,
+    doc: str | None,
+    fn: Callable[[Config], Any],
+    argv: list[str] | None,
+) -> None:
+    """A training command's ``main``: ``cls`` from the flags (:func:`parse_config`), a warning
+    if other jobs keep the cores busy, then ``fn`` of it, a bad input ending in its message."""
+    config = parse_config(cls, prog, doc, argv)
+    warn_if_busy(torch.get_num_threads())
+    exit_on_bad_input(prog, fn, config)
 
 
 def parse_config(cls: type[Config], prog: str, doc: str | None, argv: list[str] | None) -> Config:

@@ -51,19 +51,17 @@ from torch import nn
 from tqdm import tqdm
 
 from world.checkpoint import load_checkpoint, save_checkpoint
-from world.cpus import warn_if_busy
 from world.model import WorldModel
 from world.train_codec import codec_loss, latent_frames, reconstruction_psnr
 from world.trainkit import (
     MetricsLog,
     due,
-    exit_on_bad_input,
     load_arrays,
     load_opt,
     lr_at,
     open_meta,
     opt_tensors,
-    parse_config,
+    run_command,
     save_state,
 )
 
@@ -203,9 +201,7 @@ def _export(model: WorldModel, doc: dict[str, Any], tc: DecoderTuning, out: Path
 
 
 def main(argv: list[str] | None = None) -> None:
-    tc = parse_config(DecoderTuning, "chunkworld tune-decoder", __doc__, argv)
-    warn_if_busy(torch.get_num_threads())
-    exit_on_bad_input("chunkworld tune-decoder", tune_decoder, tc)
+    run_command(DecoderTuning, "chunkworld tune-decoder", __doc__, tune_decoder, argv)
 
 
 if __name__ == "__main__":
