@@ -75,7 +75,7 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(
     source, tiny_data, tmp_path, monkeypatch
 ):
     whole = load_checkpoint(tp.train_prior(_run(source, tiny_data, tmp_path / "whole")))[0]
-    save, calls = tp.save_state, {"n": 0}
+    save, calls = tp.save_part, {"n": 0}
 
     def stop_after_two(*args, **kw):  # dies after the save at step 6
         save(*args, **kw)
@@ -83,10 +83,10 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(
         if calls["n"] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(tp, "save_state", stop_after_two)
+    monkeypatch.setattr(tp, "save_part", stop_after_two)
     with pytest.raises(KeyboardInterrupt):
         tp.train_prior(_run(source, tiny_data, tmp_path / "cut"))
-    monkeypatch.setattr(tp, "save_state", save)
+    monkeypatch.setattr(tp, "save_part", save)
     resumed = load_checkpoint(tp.train_prior(_run(source, tiny_data, tmp_path / "cut")))[0]
     for name, value in whole.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[name]), name

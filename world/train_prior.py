@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as fn
-from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
@@ -55,12 +54,10 @@ from world.trainkit import (
     Arrays,
     MetricsLog,
     due,
-    load_opt,
     lr_at,
-    open_meta,
-    opt_tensors,
+    resume_part,
     run_command,
-    save_state,
+    save_part,
 )
 
 STATE_FILE = "prior_state.safetensors"
@@ -139,19 +136,15 @@ def train_prior(tc: PriorTraining) -> Path:
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=0.0)
     out = Path(tc.out)
     out.mkdir(parents=True, exist_ok=True)
-    state, start = out / STATE_FILE, 0
-    if state.exists():
-        kept = load_file(str(state))
-        saved = {name[6:]: v for name, v in kept.items() if name.startswith("prior.")}
-        shapes = {name: tuple(v.shape) for name, v in prior.state_dict().items()}
-        if {name: tuple(v.shape) for name, v in saved.items()} != shapes:
-            raise ValueError(
-                f"{state}: saved with another --width or --blocks than {tc.width} and "
-                f"{tc.blocks}; resume with the run's own settings, or pass a new --out"
-            )
-        prior.load_state_dict(saved)
-        load_opt(opt, kept)
-        start = int(json.loads(open_meta(state))["step"])
+    state = out / STATE_FILE
+    start = resume_part(
+        state,
+        prior,
+        "prior",
+        opt,
+        f"saved with another --width or --blocks than {tc.width} and {tc.blocks}; resume with "
+        "the run's own settings, or pass a new --out",
+    )
     log = MetricsLog(out, 0)
     bf16 = bf16_enabled(tc.precision)
     level = cfg.sampler.context_level
@@ -211,8 +204,7 @@ def train_prior(tc: PriorTraining) -> Path:
                 f"step {step + 1}: held out, {placed_note}latent error {row['latent_mse']:.4f}"
             )
         if due(step + 1, tc.save_every) or step + 1 == tc.steps:
-            tensors = {"prior." + name: v for name, v in prior.state_dict().items()}
-            save_state(state, {**tensors, **opt_tensors(opt)}, {"step": step + 1})
+            save_part(state, prior, "prior", opt, step + 1)
     prior.eval()
     return _export(model, doc, tc, out)
 

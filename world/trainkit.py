@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from world.config import ModelConfig
@@ -240,6 +240,37 @@ def load_opt(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> No
             state.setdefault(int(i), {})[name] = v
     sd["state"] = state
     opt.load_state_dict(sd)
+
+
+def save_part(
+    path: Path, part: nn.Module, prefix: str, opt: torch.optim.Optimizer, step: int
+) -> None:
+    """Save a run that trains one ``part`` of a model: its weights under ``prefix.``, the
+    optimizer's state and the step, for :func:`resume_part`."""
+    tensors = {f"{prefix}.{name}": v for name, v in part.state_dict().items()}
+    save_state(path, {**tensors, **opt_tensors(opt)}, {"step": step})
+
+
+def resume_part(
+    path: Path, part: nn.Module, prefix: str, opt: torch.optim.Optimizer, refused: str
+) -> int:
+    """Load what :func:`save_part` wrote at ``path`` into ``part`` and ``opt``; returns its step,
+    0 when there is no such file.
+
+    Raises:
+        ValueError: the saved weights do not fit ``part`` (their names or shapes differ): a
+            run of other settings; ``refused`` is the message, which says what to give.
+    """
+    if not path.exists():
+        return 0
+    kept = load_file(str(path))
+    saved = {n[len(prefix) + 1 :]: v for n, v in kept.items() if n.startswith(prefix + ".")}
+    own = {n: tuple(v.shape) for n, v in part.state_dict().items()}
+    if {n: tuple(v.shape) for n, v in saved.items()} != own:
+        raise ValueError(f"{path}: {refused}")
+    part.load_state_dict(saved)
+    load_opt(opt, kept)
+    return int(json.loads(open_meta(path))["step"])
 
 
 class MetricsLog:

@@ -46,7 +46,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
@@ -57,12 +56,10 @@ from world.trainkit import (
     MetricsLog,
     due,
     load_arrays,
-    load_opt,
     lr_at,
-    open_meta,
-    opt_tensors,
+    resume_part,
     run_command,
-    save_state,
+    save_part,
 )
 
 STATE_FILE = "decoder_state.safetensors"
@@ -117,18 +114,15 @@ def tune_decoder(tc: DecoderTuning) -> Path:
     opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=0.0)
     out = Path(tc.out)
     out.mkdir(parents=True, exist_ok=True)
-    state, start = out / STATE_FILE, 0
-    if state.exists():
-        t = load_file(str(state))
-        saved = {n[8:]: v for n, v in t.items() if n.startswith("decoder.")}
-        if set(saved) != set(codec.decoder.state_dict()):
-            raise ValueError(
-                f"{state}: saved with another --decoder-blocks than {codec.cfg.decoder_blocks}; "
-                "resume with the run's own setting, or pass a new --out"
-            )
-        codec.decoder.load_state_dict(saved)
-        load_opt(opt, t)
-        start = int(json.loads(open_meta(state))["step"])
+    state = out / STATE_FILE
+    start = resume_part(
+        state,
+        codec.decoder,
+        "decoder",
+        opt,
+        f"saved with another --decoder-blocks than {codec.cfg.decoder_blocks}; resume with the "
+        "run's own setting, or pass a new --out",
+    )
     log = MetricsLog(out, 0)
     if start == 0:
         log(phase="decoder_eval", step=0, held_out_psnr_db=reconstruction_psnr(codec, held))
@@ -154,8 +148,7 @@ def tune_decoder(tc: DecoderTuning) -> Path:
             log(phase="decoder_eval", step=step + 1, held_out_psnr_db=score)
             bar.write(f"step {step + 1}: held-out reconstruction {score:.2f} dB")
         if due(step + 1, tc.save_every) or step + 1 == tc.steps:
-            tensors = {"decoder." + n: v for n, v in codec.decoder.state_dict().items()}
-            save_state(state, {**tensors, **opt_tensors(opt)}, {"step": step + 1})
+            save_part(state, codec.decoder, "decoder", opt, step + 1)
     return _export(model, doc, tc, out)
 
 
