@@ -93,7 +93,8 @@ def train_prior(tc: PriorTraining) -> Path:
 
     Raises:
         CheckpointError: ``tc.model`` is not a loadable checkpoint.
-        ValueError: bad settings, or data that do not fit the model or hold no player state.
+        ValueError: bad settings, data that do not fit the model or are too few or short, or
+            ``latents`` that do not fit the data.
     """
     if not 0.0 < tc.level < 1.0:
         raise ValueError(f"--level {tc.level:g}: give the level to start chunks from, in (0, 1)")
