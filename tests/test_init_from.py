@@ -316,3 +316,18 @@ def test_a_branch_learning_rate_is_checked_and_a_resume_keeps_it(tiny_data, tmp_
         run(_config(tiny_data, tmp_path / "a", local_conv=8, steps=4))
     run(_config(tiny_data, tmp_path / "a", local_conv=8, local_conv_lr=5.0, steps=4))
     assert load_checkpoint(tmp_path / "a" / "model")[1]["step"] == 4
+
+
+def test_a_run_from_a_model_with_a_prior_takes_the_rest_and_says_the_prior_is_not_carried(
+    tiny_data, tiny_primed_model, tmp_path, capsys
+):
+    save_checkpoint(tiny_primed_model, tmp_path / "primed")
+    primed = str(tmp_path / "primed")
+    run(_config(tiny_data, tmp_path / "a", init_from=primed, codec_steps=0, steps=0))
+    assert "dynamics prior is not carried; train one for the new model with chunkworld " in (
+        capsys.readouterr().out
+    )
+    started, _ = load_checkpoint(tmp_path / "a" / "model")
+    assert started.prior is None and started.cfg.sampler.prior_level == 0.0
+    want = tiny_primed_model.state_dict()
+    assert all(torch.equal(v, want[n]) for n, v in started.state_dict().items())
