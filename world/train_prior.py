@@ -58,6 +58,7 @@ from world.trainkit import (
     resume_part,
     run_command,
     save_part,
+    train_only,
 )
 
 STATE_FILE = "prior_state.safetensors"
@@ -130,11 +131,8 @@ def train_prior(tc: PriorTraining) -> Path:
     if n - held < 1:
         raise ValueError(f"{tc.data}: {n} clips; the prior needs at least 2 (some are held out)")
 
-    model.requires_grad_(False)
-    prior.requires_grad_(True)
+    params, opt = train_only(model, prior, tc.lr)
     prior.train()
-    params = list(prior.parameters())
-    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=0.0)
     out = Path(tc.out)
     out.mkdir(parents=True, exist_ok=True)
     state = out / STATE_FILE

@@ -242,6 +242,17 @@ def load_opt(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> No
     opt.load_state_dict(sd)
 
 
+def train_only(
+    model: nn.Module, part: nn.Module, lr: float
+) -> tuple[list[nn.Parameter], torch.optim.Optimizer]:
+    """Freeze ``model`` but ``part``; returns ``part``'s parameters and an AdamW over them (no
+    weight decay), for a run that trains that part alone (:func:`save_part`)."""
+    model.requires_grad_(False)
+    part.requires_grad_(True)
+    params = list(part.parameters())
+    return params, torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+
+
 def save_part(
     path: Path, part: nn.Module, prefix: str, opt: torch.optim.Optimizer, step: int
 ) -> None:

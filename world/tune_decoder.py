@@ -60,6 +60,7 @@ from world.trainkit import (
     resume_part,
     run_command,
     save_part,
+    train_only,
 )
 
 STATE_FILE = "decoder_state.safetensors"
@@ -108,10 +109,7 @@ def tune_decoder(tc: DecoderTuning) -> Path:
     k = model.cfg.codec.temporal
     held = data.frames[-tc.held_out :, : min(32, data.frames.shape[1]) // k * k]  # (N, T, ...)
     codec = model.codec
-    model.requires_grad_(False)
-    codec.decoder.requires_grad_(True)
-    params = list(codec.decoder.parameters())
-    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=0.0)
+    params, opt = train_only(model, codec.decoder, tc.lr)
     out = Path(tc.out)
     out.mkdir(parents=True, exist_ok=True)
     state = out / STATE_FILE
