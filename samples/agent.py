@@ -14,18 +14,14 @@ import argparse
 import numpy as np
 
 from sdk import Session
-
-try:  # the built-in game's detector; absent in a trimmed install
-    from world.detect import find_player
-except ImportError:  # pragma: no cover
-    find_player = None
+from sdk.detect import find_player
 
 PATROL = ["right", "down", "left", "up"]
 
 
 def choose(frame: np.ndarray, tick: int) -> tuple[str, tuple[float, float] | None]:
     """Step toward the centre along the farther axis; patrol when the player is not found."""
-    seen = find_player(frame) if find_player is not None else None
+    seen = find_player(frame)
     if seen is None:
         return PATROL[(tick // 4) % len(PATROL)], None
     dx, dy = frame.shape[1] / 2 - seen[0], frame.shape[0] / 2 - seen[1]

@@ -1,14 +1,24 @@
-"""The samples run and the scripted agent steers toward the centre."""
+"""The samples and the README's API example run, and the scripted agent steers toward the centre.
+
+Each sample is run as a user runs it (a subprocess from the repository root) on the ``tiny``
+model or a bridge server on a loopback port, briefly."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
+
+from bridges.fake import FakeSession
+from bridges.testing import local_server
+from sdk.cli import session_factory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,8 +43,6 @@ def _agent():
 )
 def test_agent_walks_to_centre(top_left: tuple[int, int], action: str) -> None:
     agent = _agent()
-    if agent.find_player is None:
-        pytest.skip("world.detect.find_player not available")
     frame = np.zeros((32, 32, 3), np.uint8)
     y, x = top_left
     frame[y : y + 6, x : x + 6] = (255, 220, 0)  # the player's yellow, 6 px square
@@ -66,3 +74,76 @@ def test_agent_script_runs() -> None:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert [line.split()[:3] for line in lines] == [["tick", "1", "right"], ["tick", "2", "right"]]
+
+
+def test_agent_imports_only_the_sdk() -> None:
+    source = (ROOT / "samples" / "agent.py").read_text()
+    imported = set(re.findall(r"^(?:from|import) (\w+)", source, flags=re.M))
+    assert imported == {"__future__", "argparse", "numpy", "sdk"}
+
+
+def _run_bridge_client(endpoint: str, out: Path, ticks: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "samples" / "bridge_client.py"), endpoint]
+        + ["--ticks", str(ticks), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def test_bridge_client_drives_a_real_tiny_world(tmp_path: Path) -> None:
+    args = argparse.Namespace(model="tiny", device="cpu", steps=None, in_flight=None)
+    args.precision = "auto"
+    out = tmp_path / "run.gif"
+    with local_server(session_factory(args)) as server:
+        got = _run_bridge_client(server.control_endpoint, out, ticks=4)
+    assert got.returncode == 0, got.stderr
+    ticks = [line.split(":")[0] for line in got.stdout.splitlines() if line.startswith("tick")]
+    assert ticks == ["tick 1", "tick 2", "tick 3", "tick 4"]
+    assert "right" in got.stdout and "fire" in got.stdout and "no " not in got.stdout
+    assert iio.imread(out, index=None).shape == (5 * 2, 32, 32, 3)  # reset + 4 ticks, 2 frames
+
+
+def test_bridge_client_keeps_to_the_worlds_action_schema(tmp_path: Path) -> None:
+    """A world without 'fire' (the old sample sent 'jump' and crashed): the sample holds the
+    world's first action instead and every step is accepted."""
+
+    def factory(options: dict) -> FakeSession:
+        return FakeSession(height=16, width=16, chunk_frames=3, actions=("noop", "left", "right"))
+
+    out = tmp_path / "run.gif"
+    with local_server(factory) as server:
+        got = _run_bridge_client(server.control_endpoint, out, ticks=8)
+    assert got.returncode == 0, got.stderr
+    assert "this world has no 'fire' action; holding 'noop' instead" in got.stdout
+    steps = [line.split(", ")[0] for line in got.stdout.splitlines() if line.startswith("tick")]
+    assert steps == [
+        f"tick {t}: {k}" for t, k in enumerate(["right"] * 4 + ["noop"] * 2 + ["left"] * 2, 1)
+    ]
+    assert iio.imread(out, index=None).shape == (9 * 3, 16, 16, 3)
+
+
+def _readme_api_example() -> str:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    example = [b for b in blocks if "Session.load(" in b and "snap.save(" in b]
+    assert len(example) == 1, (
+        "the README's Session example is the python block that saves a snapshot"
+    )
+    return example[0]
+
+
+@pytest.mark.parametrize("model", ["tiny", "default"])
+def test_readme_api_example_runs(model: str, tmp_path: Path) -> None:
+    """The README's Session example as written (tiny) and with the shipped default model, whose
+    chunks have another number of frames."""
+    code = _readme_api_example().replace('"tiny"', f'"{model}"')
+    got = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert got.returncode == 0, got.stderr
+    lines = got.stdout.splitlines()
+    assert lines[-5:] == ["7 day, snow", "8 night", "9 night", "10 night", "4"]
+    assert (tmp_path / "world.snapshot.safetensors").is_file()
