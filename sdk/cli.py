@@ -10,7 +10,15 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sdk.cli_help import GENERATE_HELP, INFO_HELP, KEYS_HELP, MAIN_HELP, PLAY_HELP, SERVE_HELP
+from sdk.cli_help import (
+    GENERATE_HELP,
+    INFO_HELP,
+    KEYS_HELP,
+    MAIN_HELP,
+    PLAY_HELP,
+    REPLAY_HELP,
+    SERVE_HELP,
+)
 from sdk.errors import ChunkworldError
 
 # Subcommands owned by other packages: argv after the name is handed to their main(argv).
@@ -130,12 +138,49 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_formatter,
     )
     _model_args(p)
-    p.add_argument("--prompt", default="", help="caption of the world")
-    p.add_argument("--image", metavar="PATH", help="start image (model frame size)")
+    p.add_argument("--prompt", default="", help="caption of the world (with any start)")
+    pstart = p.add_mutually_exclusive_group()
+    pstart.add_argument("--image", metavar="PATH", help="start image (model frame size)")
+    pstart.add_argument("--video", metavar="PATH", help="start video (gif/.npy/mp4)")
+    pstart.add_argument("--restore", metavar="PATH", help="start from a snapshot file")
     p.add_argument("--seed", type=int, default=0, help="RNG seed (default: %(default)s)")
     p.add_argument("--scale", type=int, default=0, help="window pixels per frame pixel (0: auto)")
     p.add_argument("--max-ticks", type=int, default=None, help="quit after this many ticks")
+    p.add_argument(
+        "--record", metavar="PATH", help="record to a .gif/.mp4/.npy from the start (+ .log.json)"
+    )
+    p.add_argument("--save", metavar="PATH", help="snapshot file of F5 (save) and F9 (load)")
+    p.add_argument(
+        "--headless",
+        action="store_true",
+        help="no window: play offscreen (SDL dummy video driver), e.g. to record or test",
+    )
+    p.add_argument(
+        "--unpaced",
+        action="store_true",
+        help="draw each frame as soon as it is made, faster than the world's fps if the model is",
+    )
     p.set_defaults(func=cmd_play)
+
+    r = sub.add_parser(
+        "replay",
+        help="replay an action log bit for bit; write its video or play on from a tick",
+        description=REPLAY_HELP,
+        formatter_class=_formatter,
+    )
+    r.add_argument("log", help="an action log (.log.json, written by play --record)")
+    r.add_argument("--out", metavar="PATH", help="write the replayed frames (.gif/.mp4/.npy)")
+    r.add_argument(
+        "--check",
+        metavar="FRAMES",
+        help="compare with recorded frames (.npy): exit 1 if any differ",
+    )
+    r.add_argument("--until", type=int, default=None, help="stop after the step of this tick")
+    r.add_argument("--play", action="store_true", help="then play on from there in a window")
+    r.add_argument("--headless", action="store_true", help="with --play: no window (tests)")
+    r.add_argument("--scale", type=int, default=1, help="upscale --out by this factor")
+    r.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    r.set_defaults(func=cmd_replay)
 
     s = sub.add_parser(
         "serve",
@@ -175,6 +220,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- commands ---------------------------------------------------------------------------------
+VIDEO_SUFFIXES = (".gif", ".mp4", ".webm", ".mkv", ".npy")
+
+
+def check_output_path(path: str, what: str) -> None:
+    """Refuse an output path that cannot be written, before any work: an unknown extension, a
+    folder that does not exist or is not writable, or a video type whose writer is missing."""
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    from sdk.errors import ArgumentError
+
+    out = Path(path)
+    suffix = out.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise ArgumentError(
+            f"{what} {path}: unknown output type {suffix or '(none)'!r}; end the name in "
+            + ", ".join(VIDEO_SUFFIXES)
+        )
+    folder = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise ArgumentError(
+            f"{what} {path} is a folder; give a file name such as {out / 'run.gif'}"
+        )
+    if not folder.is_dir():
+        raise ArgumentError(f"{what} {path}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise ArgumentError(f"{what} {path}: folder {folder} is not writable; pick another")
+    if suffix in (".mp4", ".webm", ".mkv") and importlib.util.find_spec("imageio_ffmpeg") is None:
+        raise ArgumentError(
+            f"{what} {path}: writing {suffix} needs imageio-ffmpeg, which the play extra "
+            f"installs (pip install 'chunkworld[play]', or bash scripts/setup.sh); or write a .gif"
+        )
+
+
 def _session(args: argparse.Namespace, seed: int = 0) -> Any:
     import torch
 
@@ -274,22 +354,103 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    from sdk.media import read_image
-    from sdk.play import PlayOptions, play
+    import os
 
+    from sdk.media import read_image, read_video
+    from sdk.play import LoggedSession, PlayOptions, Start, check_display, play
+
+    if args.headless:
+        os.environ["SDL_VIDEODRIVER"] = "dummy"
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    check_display()  # before loading the model: say at once when there is no window to open
+    if args.record:
+        check_output_path(args.record, "play --record")
     image = read_image(args.image) if args.image else None
+    video = read_video(args.video) if args.video else None
     with _session(args, args.seed) as s:
-        play(
+        start: Start | None = Start(prompt=args.prompt, seed=args.seed, image=image, video=video)
+        log = None
+        if args.restore:  # play on from the snapshot; the log starts with loading it
+            run = LoggedSession(s)
+            run.load(args.restore)
+            if args.prompt:
+                run.set_prompt(args.prompt)
+            start, log = None, run.log
+        ticks = play(
             s,
             PlayOptions(
-                prompt=args.prompt,
-                seed=args.seed,
+                start=start,
                 scale=args.scale,
-                image=image,
                 max_ticks=args.max_ticks,
+                record=args.record,
+                save=args.save,
+                log=log,
+                paced=not args.unpaced,
             ),
         )
+    print(f"played {ticks} ticks", file=sys.stderr)
     return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import os
+
+    import numpy as np
+
+    from sdk.media import write_video
+    from sdk.play import ActionLog, PlayOptions, check_display, play, replay
+    from sdk.session import Session
+
+    if args.out:
+        check_output_path(args.out, "replay --out")
+    if args.play:
+        if args.headless:
+            os.environ["SDL_VIDEODRIVER"] = "dummy"
+        check_display()
+    log = ActionLog.load(args.log)
+    with Session.load(
+        log.model,
+        device=args.device,
+        steps=log.steps,
+        in_flight=log.in_flight,
+        precision=log.precision,
+    ) as s:
+        chunks = list(replay(s, log, until=args.until))
+        frames = np.concatenate([c.frames for c in chunks]) if chunks else None
+        last = chunks[-1].tick if chunks else None
+        print(f"replayed {len(chunks)} chunks of {args.log}, last tick {last}", file=sys.stderr)
+        if args.out and frames is not None:
+            write_video(args.out, frames, fps=s.info.fps, scale=args.scale)
+            print(f"wrote {args.out}", file=sys.stderr)
+        if args.check:
+            want = np.load(args.check, allow_pickle=False)
+            if frames is None or want.shape != frames.shape:
+                got = None if frames is None else frames.shape
+                print(f"replay differs: {got} frames against {want.shape}", file=sys.stderr)
+                return 1
+            bad = np.flatnonzero((want != frames).reshape(len(want), -1).any(axis=1))
+            if len(bad):
+                print(f"replay differs from frame {bad[0]} on ({len(bad)} frames)", file=sys.stderr)
+                return 1
+            print(f"identical: {len(want)} frames, bit for bit", file=sys.stderr)
+        if args.play:
+            if args.until is not None:  # the branch: the log up to the tick, then the player's
+                log.events = log.events[: _events_until(log, args.until)]
+            play(s, PlayOptions(start=None, log=log))
+    return 0
+
+
+def _events_until(log: Any, tick: int) -> int:
+    """How many of the log's events a replay ``until`` ``tick`` runs (that step included)."""
+    current = -1
+    for n, event in enumerate(log.events):
+        if event["op"] == "reset":
+            current = 0
+        elif event["op"] == "step":
+            current += 1
+            if current >= tick:
+                return n + 1
+    return len(log.events)
 
 
 def session_factory(args: argparse.Namespace) -> Callable[[dict[str, Any]], Any]:

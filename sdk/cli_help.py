@@ -10,6 +10,7 @@ Examples:
   chunkworld info --model tiny
   chunkworld generate --model tiny --prompt "night, two balls" --actions "right*8,up*4" --out run.gif
   chunkworld play --model default
+  chunkworld replay run.mp4.log.json --out again.gif
   chunkworld serve --model default          # ZeroMQ bridge on tcp://127.0.0.1:5555
 """
 
@@ -46,15 +47,40 @@ Examples:
 """
 
 PLAY_HELP = """\
-Play a world interactively in a pygame window (needs pygame: pip install 'chunkworld[play]').
+Play a world interactively in a pygame window (pygame comes with the play extra, which
+scripts/setup.sh installs). The model generates on a thread of its own while the window draws
+the newest chunk at the world's fps; the HUD shows both rates and says when the model is slower
+than real time.
 
-Keys: arrows/WASD move, space fire, P pause, N single tick while paused, R reset,
-F5 quick-save, F9 quick-load, Esc or Q quit. Held keys are read once per chunk.
+Keys (shown in the window): arrows/WASD move, space fire, 0-9 an action by id, Enter types a
+prompt (Enter again applies it from the next tick, Esc cancels), P pause, N single tick while
+paused, R reset, F5 save the world to a snapshot file (--save), F9 load it back, +/- window
+scale, F12 screenshot, V start/stop recording, Esc or Q quit. Held keys are read once per chunk;
+a key tapped between two chunks still counts.
+
+Every start works with or without --prompt: a caption (default), --image, --video or a snapshot
+(--restore). --record PATH records from the start (.gif, .mp4, or .npy for exact frames) and
+writes the action log PATH.log.json, which `chunkworld replay` plays back bit for bit.
+
+With no display it stops with a message; --headless plays offscreen (SDL dummy driver).
 
 Examples:
   chunkworld play
   chunkworld play --model tiny --prompt "night, two balls" --scale 12
-  chunkworld play --image start.png --in-flight 2 --steps 4
+  chunkworld play --image docs/start.png --prompt "snow" --record run.mp4
+  chunkworld play --restore world.snapshot.safetensors --in-flight 2 --steps 4
+"""
+
+REPLAY_HELP = """\
+Replay an action log (written by `chunkworld play --record PATH` as PATH.log.json): the same
+model, sampler settings, seed, start, actions, prompts, saves and loads, so the same frames, bit
+for bit, on the same kind of machine. A log from another model, or a damaged one, is refused
+with the reason.
+
+Examples:
+  chunkworld replay run.mp4.log.json --out again.gif
+  chunkworld replay run.npy.log.json --check run.npy        # exit 1 unless identical
+  chunkworld replay run.mp4.log.json --until 40 --play      # branch: play on from tick 40
 """
 
 SERVE_HELP = """\

@@ -147,3 +147,18 @@ def test_readme_api_example_runs(model: str, tmp_path: Path) -> None:
     lines = got.stdout.splitlines()
     assert lines[-5:] == ["7 day, snow", "8 night", "9 night", "10 night", "4"]
     assert (tmp_path / "world.snapshot.safetensors").is_file()
+
+
+def test_play_sample_runs_headless_and_records(tmp_path: Path) -> None:
+    out = tmp_path / "run.npy"
+    got = subprocess.run(
+        [sys.executable, str(ROOT / "samples" / "play.py"), "--model", "tiny", "--headless"]
+        + ["--max-ticks", "3", "--record", str(out), "--prompt", "night"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.splitlines()[-1] == "played 3 ticks"
+    assert np.load(out).shape == (4 * 2, 32, 32, 3)  # the start and 3 ticks of 2 frames

@@ -1,0 +1,310 @@
+"""Action logs and exact replay.
+
+An :class:`ActionLog` is what a played (or scripted) run did to its session, in order: the start
+(seed, caption, start frames), every step's per-frame actions and new caption, every save and
+load of the world. With the model it names (its fingerprint) and the sampler settings it records,
+:func:`replay` does the same calls again and yields the same chunks, bit for bit: a session's
+frames are a function of its model, settings, seed, start and inputs (the RNG lives in the
+rollout state). Replay on the same kind of machine and torch build; float results may differ
+between CPUs.
+
+On disk a log is JSON (``run.log.json``); start images and videos are kept beside it as ``.npy``
+files named by the log and checked by their SHA-256.
+
+>>> from sdk import Session
+>>> from sdk.play.log import LoggedSession, replay
+>>> with Session.load("tiny") as s:
+...     run = LoggedSession(s)
+...     first = run.reset(prompt="night", seed=3)
+...     last = run.step("right", prompt="day")
+...     again = list(replay(s, run.log))
+>>> [c.tick for c in again], bool((again[-1].frames == last.frames).all())
+([0, 1], True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdk.errors import ChunkworldError
+from sdk.session import Session
+from sdk.snapshot import Snapshot
+from sdk.spaces import Action
+from sdk.types import Chunk
+
+LOG_FORMAT = "chunkworld-action-log"
+LOG_VERSION = 1
+
+
+class LogError(ChunkworldError, ValueError):
+    """A log that is corrupt, from another model or sampler setting, or that cannot be replayed."""
+
+    code = "BAD_ARGUMENT"
+
+
+def _sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+@dataclass
+class ActionLog:
+    """A run's header (model, sampler settings) and its events, oldest first.
+
+    Events are dicts, one of:
+      ``{"op": "reset", "seed": int, "prompt": str, "start": "caption"|"image"|"video"}``
+        (image and video starts keep their frames in ``start_frames[i]``, i the event's index);
+      ``{"op": "step", "actions": [id, ...], "prompt": str | None}`` (per-frame ids; prompt is
+        the new caption given to that step, None for none);
+      ``{"op": "prompt", "prompt": str}``: ``set_prompt`` between steps;
+      ``{"op": "save", "slot": str}`` and ``{"op": "load", "slot": str}``: a snapshot taken and
+        restored under a name (a file path in ``chunkworld play``). A load of a slot saved earlier
+        in the log replays from the replayed state; a load of a file saved elsewhere carries the
+        file's ``sha256`` and replays from the file.
+    """
+
+    model: str
+    fingerprint: str
+    steps: int
+    in_flight: int
+    precision: str
+    chunk_frames: int
+    events: list[dict[str, Any]] = field(default_factory=list)
+    start_frames: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def for_session(cls, session: Session) -> ActionLog:
+        """An empty log with ``session``'s model and sampler settings."""
+        i = session.info
+        return cls(i.model, i.fingerprint, i.steps, i.in_flight, i.precision, i.chunk_frames)
+
+    @property
+    def ticks(self) -> int:
+        """Steps in the log."""
+        return sum(e["op"] == "step" for e in self.events)
+
+    def prompts(self) -> list[tuple[int, str]]:
+        """``(event index, caption)`` of every step that set a caption."""
+        return [
+            (n, e["prompt"])
+            for n, e in enumerate(self.events)
+            if e["op"] == "step" and e["prompt"] is not None
+        ]
+
+    # --- files ----------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the log as JSON at ``path`` and each start's frames beside it
+        (``<path stem>.start<N>.npy``); returns ``path``."""
+        path = Path(path)
+        events = []
+        for n, event in enumerate(self.events):
+            event = dict(event)
+            if n in self.start_frames:
+                frames = self.start_frames[n]
+                name = f"{path.name.removesuffix('.json')}.start{n}.npy"
+                np.save(path.with_name(name), frames, allow_pickle=False)
+                event.update(frames=name, sha256=_sha256(frames))
+            events.append(event)
+        doc = {
+            "format": LOG_FORMAT,
+            "version": LOG_VERSION,
+            "model": self.model,
+            "fingerprint": self.fingerprint,
+            "steps": self.steps,
+            "in_flight": self.in_flight,
+            "precision": self.precision,
+            "chunk_frames": self.chunk_frames,
+            "events": events,
+        }
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ActionLog:
+        """Read a log written by :meth:`save`; raises ``LogError`` saying what is wrong."""
+        path = Path(path)
+        if not path.is_file():
+            raise LogError(f"{path}: no such action log (chunkworld play --record writes one)")
+        try:
+            doc = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise LogError(f"{path}: not an action log, the JSON is corrupt ({e})") from None
+        if not isinstance(doc, dict) or doc.get("format") != LOG_FORMAT:
+            raise LogError(f"{path}: not a chunkworld action log (format tag missing)")
+        if doc.get("version") != LOG_VERSION:
+            raise LogError(
+                f"{path}: action log version {doc.get('version')!r}; this SDK reads {LOG_VERSION}"
+            )
+        try:
+            log = cls(
+                str(doc["model"]),
+                str(doc["fingerprint"]),
+                int(doc["steps"]),
+                int(doc["in_flight"]),
+                str(doc["precision"]),
+                int(doc["chunk_frames"]),
+            )
+            for n, event in enumerate(doc["events"]):
+                log.events.append(_check_event(event, log.chunk_frames))
+                if "frames" in event:
+                    frames = np.load(path.with_name(event["frames"]), allow_pickle=False)
+                    if _sha256(frames) != event["sha256"]:
+                        raise LogError(f"start frames {event['frames']} do not match the log")
+                    log.start_frames[n] = frames
+        except LogError as e:
+            raise LogError(f"{path}: {e}") from None
+        except (KeyError, TypeError, ValueError, OSError) as e:
+            raise LogError(f"{path}: the action log is damaged ({e!r})") from None
+        return log
+
+
+def _check_event(event: Any, chunk_frames: int) -> dict[str, Any]:
+    """One event as :class:`ActionLog` keeps it; raises for anything malformed."""
+    op = event["op"]
+    if op == "reset":
+        out = {"op": op, "seed": int(event["seed"]), "prompt": str(event["prompt"])}
+        out["start"] = str(event["start"])
+        if out["start"] not in ("caption", "image", "video"):
+            raise LogError(f"unknown start {out['start']!r}")
+        return out
+    if op == "step":
+        actions = [int(a) for a in event["actions"]]
+        if len(actions) != chunk_frames:
+            raise LogError(f"a step has {len(actions)} actions, the log's chunks {chunk_frames}")
+        prompt = event["prompt"]
+        return {"op": op, "actions": actions, "prompt": None if prompt is None else str(prompt)}
+    if op == "prompt":
+        return {"op": op, "prompt": str(event["prompt"])}
+    if op in ("save", "load"):
+        out = {"op": op, "slot": str(event["slot"])}
+        if "sha256" in event:
+            out["sha256"] = str(event["sha256"])
+        return out
+    raise LogError(f"unknown event {op!r}")
+
+
+class LoggedSession:
+    """A session whose reset, step, save and load are written to an :class:`ActionLog` as they
+    happen. Use it in place of the session; ``log`` is the run so far."""
+
+    def __init__(self, session: Session, log: ActionLog | None = None) -> None:
+        self.session = session
+        self.log = log if log is not None else ActionLog.for_session(session)
+
+    def reset(
+        self,
+        *,
+        prompt: str | None = None,
+        image: np.ndarray | None = None,
+        video: np.ndarray | None = None,
+        seed: int | None = None,
+    ) -> Chunk:
+        chunk = self.session.reset(prompt=prompt, image=image, video=video, seed=seed)
+        n = len(self.log.events)
+        start = "image" if image is not None else "video" if video is not None else "caption"
+        used_seed = self.session.seed if seed is None else int(seed)
+        self.log.events.append(
+            {"op": "reset", "seed": used_seed, "prompt": chunk.prompt, "start": start}
+        )
+        if image is not None or video is not None:
+            self.log.start_frames[n] = np.array(image if image is not None else video)
+        return chunk
+
+    def step(self, action: Action = None, *, prompt: str | None = None) -> Chunk:
+        chunk = self.session.step(action, prompt=prompt)
+        self.log.events.append(
+            {"op": "step", "actions": [int(a) for a in chunk.actions], "prompt": prompt}
+        )
+        return chunk
+
+    def set_prompt(self, prompt: str) -> None:
+        self.session.set_prompt(prompt)
+        self.log.events.append({"op": "prompt", "prompt": self.session.prompt})
+
+    def save(self, path: str | Path) -> Snapshot:
+        """Snapshot the world to ``path`` and log it under that name."""
+        snap = self.session.snapshot()
+        snap.save(path)
+        self.log.events.append({"op": "save", "slot": str(path)})
+        return snap
+
+    def load(self, path: str | Path) -> None:
+        """Restore the world from the snapshot file ``path`` and log it (with the file's hash,
+        so a replay can find the file again when the log did not save it itself)."""
+        data = Path(path).read_bytes() if Path(path).is_file() else b""
+        self.session.restore(Snapshot.load(path))
+        sha = hashlib.sha256(data).hexdigest()
+        self.log.events.append({"op": "load", "slot": str(path), "sha256": sha})
+
+
+def check_log_fits(session: Session, log: ActionLog) -> None:
+    """Raise ``LogError`` unless ``session`` runs the log's model with its sampler settings."""
+    i = session.info
+    if log.fingerprint != i.fingerprint:
+        raise LogError(
+            f"the log was played on model {log.model!r} (fingerprint {log.fingerprint}); this "
+            f"session runs {i.model!r} (fingerprint {i.fingerprint}): load the log's model"
+        )
+    want = (log.steps, log.in_flight, log.precision)
+    if (i.steps, i.in_flight, i.precision) != want:
+        raise LogError(
+            f"the log was played with steps={log.steps}, in_flight={log.in_flight}, precision="
+            f"{log.precision}; this session has steps={i.steps}, in_flight={i.in_flight}, "
+            f"precision={i.precision}: open the session with the log's settings"
+        )
+
+
+def replay(session: Session, log: ActionLog, *, until: int | None = None) -> Iterator[Chunk]:
+    """Do the log's calls again on ``session`` and yield every chunk they make, in order (the
+    reset's and each step's). With ``until``, stop after the step that returns that tick (the
+    session is left there, ready to be played on).
+
+    Raises:
+        LogError: another model or sampler setting, or a load of a snapshot the log cannot find.
+    """
+    check_log_fits(session, log)
+    slots: dict[str, Snapshot] = {}
+    for n, event in enumerate(log.events):
+        op = event["op"]
+        if op == "reset":
+            frames = log.start_frames.get(n)
+            start = event["start"]
+            yield session.reset(
+                prompt=event["prompt"],
+                seed=event["seed"],
+                image=frames if start == "image" else None,
+                video=frames if start == "video" else None,
+            )
+        elif op == "step":
+            chunk = session.step(np.asarray(event["actions"]), prompt=event["prompt"])
+            yield chunk
+            if until is not None and chunk.tick >= until:
+                return
+        elif op == "prompt":
+            session.set_prompt(event["prompt"])
+        elif op == "save":
+            slots[event["slot"]] = session.snapshot()
+        elif op == "load":
+            snap = slots.get(event["slot"])
+            if snap is None:
+                snap = _outside_snapshot(event)
+            session.restore(snap)
+
+
+def _outside_snapshot(event: dict[str, Any]) -> Snapshot:
+    """A snapshot the log loaded but did not save: read back from its file, checked by hash."""
+    path = Path(event["slot"])
+    if not path.is_file():
+        raise LogError(
+            f"the log loads snapshot {path}, saved before the logged run, and the file is gone"
+        )
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != event.get("sha256"):
+        raise LogError(f"snapshot {path} has changed since the logged run loaded it")
+    return Snapshot.from_bytes(data)

@@ -1,0 +1,186 @@
+"""``chunkworld play`` driven headless (SDL's dummy video driver) by scripted key and text
+events on a real ``tiny`` session: the screen shows the session's frames, held keys become the
+chunks' actions, a typed prompt reaches the session and changes the world, saves and loads work,
+and with no display the command refuses with a message."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sdk import Session
+from sdk.cli import main
+from sdk.play import Engine, PlayOptions, PlayWindow, Start, replay
+from sdk.play.log import ActionLog
+
+pygame = pytest.importorskip("pygame")
+
+
+@pytest.fixture(autouse=True)
+def _dummy_video(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+
+
+def _key(kind: int, key: int) -> None:
+    pygame.event.post(pygame.event.Event(kind, key=key))
+
+
+class Script:
+    """Events posted from the window's loop: hold right once tick 2 is made, then type a prompt
+    once tick 4 is; every loop, the screen is compared with the frame the window last drew."""
+
+    def __init__(self) -> None:
+        self.stage = 0
+        self.typed_at = -1
+        self.right_at = -1
+        self.seen: list[tuple[int, np.ndarray]] = []  # (tick, frame) the screen showed
+        self.mismatches = 0
+
+    def __call__(self, w: PlayWindow) -> None:
+        tick = w.engine.stats().tick
+        if self.stage == 0 and tick >= 2:
+            _key(pygame.KEYDOWN, pygame.K_RIGHT)
+            self.right_at, self.stage = tick, 1
+        elif self.stage == 1 and tick >= 4:
+            _key(pygame.KEYDOWN, pygame.K_RETURN)  # opens the prompt box
+            pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text="night, "))
+            pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text="snow"))
+            _key(pygame.KEYDOWN, pygame.K_d)  # typed into the box, not a move
+            pygame.event.post(pygame.event.Event(pygame.TEXTINPUT, text="x"))
+            _key(pygame.KEYDOWN, pygame.K_BACKSPACE)
+            _key(pygame.KEYDOWN, pygame.K_RETURN)  # applies it from the next tick
+            self.typed_at, self.stage = tick, 2
+        shown = w.last_shown
+        if shown is not None:
+            h, wd = w.info.frame_height * w.scale, w.info.frame_width * w.scale
+            screen = pygame.surfarray.array3d(w.screen)[:wd, :h].transpose(1, 0, 2)
+            want = shown.frame.repeat(w.scale, 0).repeat(w.scale, 1)
+            self.mismatches += not np.array_equal(screen, want)
+            self.seen.append((shown.tick, shown.frame))
+
+
+def test_scripted_play_drives_the_session(tmp_path: Path) -> None:
+    script = Script()
+    with Session.load("tiny") as s:
+        options = PlayOptions(
+            start=Start(prompt="day", seed=5),
+            scale=3,
+            max_ticks=10,
+            record=str(tmp_path / "run.npy"),
+            paced=False,
+        )
+        window = PlayWindow(s, options, on_frame=script)
+        assert window.run() == 10
+        assert s.prompt == "night, snow"  # the typed prompt reached the session
+        log = window.engine.log
+        chunks = {c.tick: c for c in replay(s, log)}  # the same run again
+
+    assert script.seen and script.mismatches == 0  # the window drew exactly the frames it holds
+    for tick, frame in script.seen:  # ... and those are the session's frames
+        assert any(np.array_equal(frame, f) for f in chunks[tick].frames)
+    recorded = np.load(tmp_path / "run.npy")  # the recording is the replay, bit for bit
+    assert np.array_equal(recorded, np.concatenate([chunks[t].frames for t in range(11)]))
+    assert ActionLog.load(tmp_path / "run.npy.log.json").events == log.events
+
+    steps = [e for e in log.events if e["op"] == "step"]  # steps[i] returned tick i + 1
+    right = s.action_space.id_of("right")
+    held = [i + 1 for i, e in enumerate(steps) if e["actions"] == [right] * 2]
+    assert held and held == list(range(held[0], held[-1] + 1))  # held from press to release
+    assert script.right_at < held[0] <= script.right_at + 2  # a boundary sampled it
+    (prompt_tick,) = [i + 1 for i, e in enumerate(steps) if e["prompt"] is not None]
+    # the prompt box takes the keyboard: keys held are let go, and 'd' typed is not a move
+    assert held[-1] <= prompt_tick and all(e["actions"] == [0, 0] for e in steps[prompt_tick:])
+    assert steps[prompt_tick - 1]["prompt"] == "night, snow"
+    assert script.typed_at < prompt_tick <= script.typed_at + 2  # the bar: within 2 ticks
+
+    # the prompt changed the world from its own tick: the same run without it differs there
+    quiet = ActionLog.load(tmp_path / "run.npy.log.json")
+    for e in quiet.events:
+        if e["op"] == "step":
+            e["prompt"] = None
+    with Session.load("tiny") as s:
+        other = list(replay(s, quiet))
+    differs = [c.tick for c in other if not np.array_equal(c.frames, chunks[c.tick].frames)]
+    assert differs and differs[0] == prompt_tick
+
+
+def _drain_until(engine: Engine, played: int) -> None:
+    """Take frames off the engine's queue until it has played ``played`` steps."""
+    deadline = time.monotonic() + 120  # a hang guard, not a timing check
+    while engine.stats().ticks_played < played or engine.stats().queued:
+        assert time.monotonic() < deadline and engine.error is None
+        engine.next_frame()
+        time.sleep(0.001)
+
+
+def test_pause_single_step_save_load_reset(tmp_path: Path) -> None:
+    with Session.load("tiny") as s:
+        engine = Engine(s, Start(prompt="day", seed=2))
+        engine.toggle_pause()  # paused from the start: only single steps advance
+        engine.begin()
+        engine.hold(s.action_space.id_of("right"))
+        save = tmp_path / "w.snapshot.safetensors"
+        engine.command("save", save)
+        engine.single_step()
+        _drain_until(engine, 1)
+        engine.command("load", save)
+        engine.single_step()
+        _drain_until(engine, 2)
+        engine.command("reset")
+        engine.single_step()
+        _drain_until(engine, 3)
+        engine.stop()
+        assert engine.stats().paused and engine.stats().ticks_played == 3
+        log = engine.log
+        assert [e["op"] for e in log.events] == [
+            "reset", "save", "step", "load", "step", "reset", "step",
+        ]  # fmt: skip
+        got = list(replay(s, log))
+    ticks = [c.tick for c in got]
+    assert ticks == [0, 1, 1, 0, 1]
+    assert np.array_equal(got[1].frames, got[2].frames)  # loaded, then the same tick again
+    assert np.array_equal(got[1].frames, got[4].frames)  # reset to the same start and seed
+
+
+@pytest.mark.parametrize("start", ["caption", "image", "video"])
+@pytest.mark.parametrize("prompt", ["", "night, two balls"])
+def test_every_start_with_and_without_prompt(start: str, prompt: str) -> None:
+    with Session.load("tiny") as s:
+        size, frames = s.info.frame_height, s.info.chunk_frames
+        rng = np.random.default_rng(0)
+        video = rng.integers(0, 256, (3 * frames - 1, size, size, 3), dtype=np.uint8)
+        kwargs = {"image": video[0]} if start == "image" else {}
+        kwargs = {"video": video} if start == "video" else kwargs
+        window = PlayWindow(
+            s, PlayOptions(start=Start(prompt=prompt, seed=1, **kwargs), max_ticks=2, paced=False)
+        )
+        assert window.run() == 2
+        assert s.prompt == prompt  # --prompt is kept with an image or video start
+        first = window.engine.log.events[0]
+        assert first == {"op": "reset", "seed": 1, "prompt": prompt, "start": start}
+        want = s.reset(prompt=prompt, seed=1, **kwargs)
+        again = list(replay(s, window.engine.log))
+    assert [c.tick for c in again] == [0, 1, 2] and np.array_equal(want.frames, again[0].frames)
+
+
+def test_no_display_is_refused_with_what_to_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert main(["play", "--model", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "no display" in err and "chunkworld generate" in err and "--headless" in err
+
+
+def test_headless_flag_plays_and_records(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run.gif"
+    args = ["play", "--model", "tiny", "--headless", "--max-ticks", "3", "--record", str(out)]
+    assert main([*args, "--prompt", "snow", "--seed", "4"]) == 0
+    log = ActionLog.load(tmp_path / "run.gif.log.json")
+    assert log.events[0] == {"op": "reset", "seed": 4, "prompt": "snow", "start": "caption"}
+    assert log.ticks == 3 and out.stat().st_size > 0
