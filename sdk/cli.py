@@ -178,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--until", type=int, default=None, help="stop after the step of this tick")
     r.add_argument("--play", action="store_true", help="then play on from there in a window")
     r.add_argument("--headless", action="store_true", help="with --play: no window (tests)")
+    r.add_argument("--max-ticks", type=int, default=None, help="with --play: quit after these")
     r.add_argument("--scale", type=int, default=1, help="upscale --out by this factor")
     r.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     r.set_defaults(func=cmd_replay)
@@ -436,7 +437,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.play:
             if args.until is not None:  # the branch: the log up to the tick, then the player's
                 log.events = log.events[: _events_until(log, args.until)]
-            play(s, PlayOptions(start=None, log=log))
+            play(s, PlayOptions(start=None, log=log, max_ticks=args.max_ticks))
     return 0
 
 
