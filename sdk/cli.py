@@ -8,6 +8,7 @@ import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sdk.cli_help import (
@@ -19,7 +20,7 @@ from sdk.cli_help import (
     REPLAY_HELP,
     SERVE_HELP,
 )
-from sdk.errors import ChunkworldError
+from sdk.errors import ArgumentError, ChunkworldError
 
 # Subcommands owned by other packages: argv after the name is handed to their main(argv).
 DELEGATES: dict[str, tuple[str, str]] = {
@@ -229,11 +230,12 @@ def check_output_path(path: str, what: str) -> None:
     folder that does not exist or is not writable, or a video type whose writer is missing."""
     import importlib.util
     import os
-    from pathlib import Path
-
-    from sdk.errors import ArgumentError
 
     out = Path(path)
+    if out.is_dir():
+        raise ArgumentError(
+            f"{what} {path} is a folder; give a file name such as {out / 'run.gif'}"
+        )
     suffix = out.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise ArgumentError(
@@ -241,10 +243,6 @@ def check_output_path(path: str, what: str) -> None:
             + ", ".join(VIDEO_SUFFIXES)
         )
     folder = out.parent if str(out.parent) else Path(".")
-    if out.is_dir():
-        raise ArgumentError(
-            f"{what} {path} is a folder; give a file name such as {out / 'run.gif'}"
-        )
     if not folder.is_dir():
         raise ArgumentError(f"{what} {path}: folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK):
@@ -276,6 +274,13 @@ def _session(args: argparse.Namespace, seed: int = 0) -> Any:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    check_output_path(args.out, "generate --out")  # before the rollout, not after it
+    if args.save_snapshot:
+        folder = Path(args.save_snapshot).parent
+        if not folder.is_dir():
+            raise ArgumentError(
+                f"generate --save-snapshot {args.save_snapshot}: folder {folder} does not exist"
+            )
     import numpy as np
     from tqdm import tqdm
 
@@ -485,6 +490,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
     import torch
+    import zmq
 
     from bridges.limits import ServerLimits
     from bridges.server import serve
@@ -501,14 +507,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if v is not None
     }
     limits = dataclasses.replace(limits, **changes)
-    serve(
-        session_factory(args),
-        control=args.control,
-        frames=args.frames,
-        curve_keys_dir=args.keys,
-        insecure=args.insecure,
-        limits=limits,
-    )
+    try:
+        serve(
+            session_factory(args),
+            control=args.control,
+            frames=args.frames,
+            curve_keys_dir=args.keys,
+            insecure=args.insecure,
+            limits=limits,
+        )
+    except zmq.ZMQError as e:  # a busy port or an address this machine does not have
+        print(
+            f"chunkworld serve: error: cannot bind {args.control} / {args.frames} ({zmq.strerror(e.errno)}); stop "
+            f"the program using it or pick free ports with --control and --frames",
+            file=sys.stderr,
+        )
+        return 2
+    except ValueError as e:  # a non-loopback endpoint without keys or --insecure
+        print(f"chunkworld serve: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
