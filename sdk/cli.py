@@ -517,9 +517,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             limits=limits,
         )
     except zmq.ZMQError as e:  # a busy port or an address this machine does not have
+        reason = zmq.strerror(e.errno) if e.errno is not None else str(e)
         print(
-            f"chunkworld serve: error: cannot bind {args.control} / {args.frames} ({zmq.strerror(e.errno)}); stop "
-            f"the program using it or pick free ports with --control and --frames",
+            f"chunkworld serve: error: cannot bind {args.control} / {args.frames} ({reason}); "
+            f"stop the program using it or pick free ports with --control and --frames",
             file=sys.stderr,
         )
         return 2
