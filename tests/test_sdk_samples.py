@@ -18,6 +18,7 @@ import pytest
 
 from bridges.fake import FakeSession
 from bridges.testing import local_server
+from sdk import Session
 from sdk.cli import session_factory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,3 +163,79 @@ def test_play_sample_runs_headless_and_records(tmp_path: Path) -> None:
     assert got.returncode == 0, got.stderr
     assert got.stdout.splitlines()[-1] == "played 3 ticks"
     assert np.load(out).shape == (4 * 2, 32, 32, 3)  # the start and 3 ticks of 2 frames
+
+
+def _planner():
+    spec = importlib.util.spec_from_file_location("planner_sample", ROOT / "samples" / "planner.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["planner_sample"] = module  # its dataclass looks its module up
+    spec.loader.exec_module(module)
+    return module
+
+
+class _SquareWorld:
+    """A world shaped like a Session for the planner: a player square moved 8 px per tick."""
+
+    MOVES = {"noop": (0, 0), "up": (0, -8), "down": (0, 8), "left": (-8, 0), "right": (8, 0)}
+
+    def __init__(self, x: int, y: int) -> None:
+        self.pos = (x, y)
+        self.steps = 0
+
+    def snapshot(self) -> tuple[int, int]:
+        return self.pos
+
+    def restore(self, pos: tuple[int, int]) -> None:
+        self.pos = pos
+
+    def step(self, action: str):
+        dx, dy = self.MOVES[action]
+        self.pos = (min(max(self.pos[0] + dx, 3), 55), min(max(self.pos[1] + dy, 3), 55))
+        self.steps += 1
+        frame = np.zeros((64, 64, 3), np.uint8)
+        frame[self.pos[1] : self.pos[1] + 6, self.pos[0] : self.pos[0] + 6] = (255, 220, 0)
+        return type("C", (), {"last_frame": frame})()
+
+
+@pytest.mark.parametrize(
+    "target, action",
+    [((50.0, 30.0), "right"), ((10.0, 30.0), "left"), ((30.0, 6.0), "up"), ((30.0, 55.0), "down")],
+)
+def test_planner_imagines_each_action_and_takes_the_best(target, action: str) -> None:
+    world = _SquareWorld(27, 27)  # centre (30, 30)
+    got, d = _planner().plan(world, target, lookahead=2)
+    assert got == action and world.pos == (27, 27) and world.steps == 5 * 2  # restored after
+    moved = {"right": (46, 30), "left": (14, 30), "up": (30, 14), "down": (30, 46)}[action]
+    assert d == pytest.approx(np.hypot(moved[0] - target[0], moved[1] - target[1]))
+
+
+def test_planner_stays_on_the_target() -> None:
+    world = _SquareWorld(27, 27)
+    assert _planner().plan(world, (30.0, 30.0), lookahead=1) == ("noop", 0.0)
+
+
+def test_planning_leaves_no_trace_in_the_world() -> None:
+    """The planned run equals a plain run of the actions it chose: imagining restores exactly."""
+    planner = _planner()
+    with Session.load("tiny") as s:
+        ep, _ = planner.run_episode(s, policy="plan", seed=3, ticks=3, lookahead=1, image=None)
+        plain = [s.reset(seed=3, prompt="day, one ball").frames]
+        plain += [s.step(a).frames for a in ep.actions]
+    assert all(np.array_equal(x, y) for x, y in zip(ep.frames, plain, strict=True))
+
+
+def test_planner_script_runs(tmp_path: Path) -> None:
+    got = subprocess.run(
+        [sys.executable, str(ROOT / "samples" / "planner.py"), "--model", "tiny", "--ticks", "2"]
+        + ["--lookahead", "1", "--out", str(tmp_path / "p.gif"), "--plot", str(tmp_path / "p.png")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert got.returncode == 0, got.stderr
+    assert "starting from a caption instead" in got.stdout  # tiny's frames are 32x32
+    assert got.stdout.splitlines()[-2] == "plan: mean final distance 45.3 px over 1 seeds"
+    assert iio.imread(tmp_path / "p.gif", index=None).shape == (3 * 2, 32, 32, 3)
+    assert iio.imread(tmp_path / "p.png").ndim == 3
