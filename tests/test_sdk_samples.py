@@ -239,3 +239,70 @@ def test_planner_script_runs(tmp_path: Path) -> None:
     assert got.stdout.splitlines()[-2] == "plan: mean final distance 45.3 px over 1 seeds"
     assert iio.imread(tmp_path / "p.gif", index=None).shape == (3 * 2, 32, 32, 3)
     assert iio.imread(tmp_path / "p.png").ndim == 3
+
+
+def _tiny_server():
+    args = argparse.Namespace(model="tiny", device="cpu", steps=None, in_flight=None)
+    args.precision = "auto"
+    return local_server(session_factory(args))
+
+
+VIEWER = f"""
+import runpy, sys
+sys.argv = ["bridge_viewer.py"] + sys.argv[1:]
+runpy.run_path({str(ROOT / "samples" / "bridge_viewer.py")!r}, run_name="__main__")
+print("torch imported:", "torch" in sys.modules)
+"""
+
+
+def test_bridge_viewer_plays_without_torch() -> None:
+    with _tiny_server() as server:
+        got = subprocess.run(
+            [sys.executable, "-c", VIEWER, server.control_endpoint]
+            + ["--headless", "--chunks", "3", "--prompt", "night", "--scale", "2"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
+    assert got.returncode == 0, got.stderr
+    lines = got.stdout.splitlines()
+    assert [line.split("  ")[:2] for line in lines[:3]] == [
+        ["tick 1", "noop"],
+        ["tick 2", "noop"],
+        ["tick 3", "noop"],
+    ]
+    assert all("round trip" in line and "server" in line for line in lines[:3])
+    assert lines[-1] == "torch imported: False"
+
+
+def test_bridge_viewer_watches_another_session() -> None:
+    import bridges
+
+    with _tiny_server() as server, bridges.connect(server.control_endpoint) as driver:
+        driver.reset(prompt="day")
+        viewer = subprocess.Popen(
+            [sys.executable, "-c", VIEWER, server.control_endpoint]
+            + ["--headless", "--chunks", "2", "--observe", driver.id],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        ticks = 0
+        while viewer.poll() is None and ticks < 2000:  # step until the viewer has seen 2 chunks
+            ticks = driver.step("right").tick
+        out, err = viewer.communicate(timeout=60)
+    assert viewer.returncode == 0, err
+    watched = [line for line in out.splitlines() if "(watching)" in line]
+    assert len(watched) == 2 and out.splitlines()[-1] == "torch imported: False"
+    seen = [int(line.split()[1]) for line in watched]
+    assert 1 <= seen[0] < seen[1] <= ticks  # the driver's ticks, in order
+
+
+def test_every_sample_is_listed_and_run_here() -> None:
+    listed = (ROOT / "samples" / "README.md").read_text()
+    this = Path(__file__).read_text()
+    for sample in sorted((ROOT / "samples").glob("*.py")):
+        assert f"`{sample.name}`" in listed, f"samples/README.md does not list {sample.name}"
+        assert f'"{sample.name}"' in this, f"no test here runs {sample.name}"
