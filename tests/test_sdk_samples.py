@@ -20,6 +20,7 @@ from bridges.fake import FakeSession
 from bridges.testing import local_server
 from sdk import Session
 from sdk.cli import session_factory
+from sdk.play import ActionLog, replay
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,6 +76,28 @@ def test_agent_script_runs() -> None:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert [line.split()[:3] for line in lines] == [["tick", "1", "right"], ["tick", "2", "right"]]
+    assert all("reward  -100.0" in line for line in lines)  # no player in tiny's frames
+
+
+def test_agent_log_replays_its_run(tmp_path: Path) -> None:
+    """The agent plays through the gymnasium adapter on a logged session; its log replays to
+    the very frames it wrote."""
+    argv = ["--model", "tiny", "--ticks", "5", "--seed", "3", "--prompt", "night"]
+    argv += ["--out", str(tmp_path / "run.npy"), "--log", str(tmp_path / "run.log.json")]
+    got = subprocess.run(
+        [sys.executable, str(ROOT / "samples" / "agent.py"), *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert got.returncode == 0, got.stderr
+    log = ActionLog.load(tmp_path / "run.log.json")
+    assert log.events[0] == {"op": "reset", "seed": 3, "prompt": "night", "start": "caption"}
+    assert [e["actions"] for e in log.events[1:]] == [[4, 4]] * 4 + [[2, 2]]  # patrol
+    with Session.load("tiny") as s:
+        frames = np.concatenate([c.frames for c in replay(s, log)])
+    assert np.array_equal(np.load(tmp_path / "run.npy"), frames.repeat(4, 1).repeat(4, 2))
 
 
 def test_agent_imports_only_the_sdk() -> None:

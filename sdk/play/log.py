@@ -197,6 +197,11 @@ class LoggedSession:
         self.session = session
         self.log = log if log is not None else ActionLog.for_session(session)
 
+    def __getattr__(self, name: str) -> Any:
+        """Everything else (``info``, ``tick``, ``snapshot``...) is the session's, so a logged
+        session can stand in for a session, e.g. ``ChunkworldEnv(session=LoggedSession(s))``."""
+        return getattr(self.session, name)
+
     def reset(
         self,
         *,
