@@ -5,9 +5,11 @@ and with no display the command refuses with a message."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 
@@ -184,3 +186,53 @@ def test_headless_flag_plays_and_records(tmp_path: Path, capsys: pytest.CaptureF
     log = ActionLog.load(tmp_path / "run.gif.log.json")
     assert log.events[0] == {"op": "reset", "seed": 4, "prompt": "snow", "start": "caption"}
     assert log.ticks == 3 and out.stat().st_size > 0
+
+
+def test_scale_screenshot_and_recording_keys(tmp_path: Path) -> None:
+    """+ grows the window, F12 writes the frame on screen, V starts and stops a recording."""
+    done: list[str] = []
+
+    def script(w: PlayWindow) -> None:
+        tick = w.engine.stats().tick
+        if not done and tick >= 1 and w.last_shown is not None:
+            _key(pygame.KEYDOWN, pygame.K_PLUS)
+            _key(pygame.KEYDOWN, pygame.K_v)
+            done.append("grown, recording")
+        elif done == ["grown, recording"] and tick >= 4:
+            _key(pygame.KEYDOWN, pygame.K_F12)
+            _key(pygame.KEYDOWN, pygame.K_v)
+            done.append("shot, stopped")
+
+    with Session.load("tiny") as s:
+        opts = PlayOptions(scale=2, max_ticks=6, shots=str(tmp_path), paced=False)
+        window = PlayWindow(s, opts, on_frame=script)
+        window.run()
+        chunks = {c.tick: c for c in replay(s, window.engine.log)}
+    assert done == ["grown, recording", "shot, stopped"] and window.scale == 3
+    (shot,) = tmp_path.glob("chunkworld-tick*.png")
+    tick = int(shot.stem.removeprefix("chunkworld-tick"))
+    image = iio.imread(shot)
+    assert image.shape == (32 * 3, 32 * 3, 3)
+    assert any(np.array_equal(image[::3, ::3], f) for f in chunks[tick].frames)
+    (video,) = tmp_path.glob("chunkworld-*.gif")
+    log = ActionLog.load(video.with_name(video.name + ".log.json"))
+    assert log.events == window.engine.log.events[: len(log.events)]  # the run up to the stop
+    assert len(iio.imread(video, index=None)) % 2 == 0  # whole chunks
+
+
+def test_hud_says_what_is_going_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Session.load("tiny") as s:
+        window = PlayWindow(s, PlayOptions(start=Start(prompt="day")))
+        base = window.engine.stats()
+        slow = dataclasses.replace(base, tick=7, tick_ms=266.7, generated_fps=7.5, action="left")
+        monkeypatch.setattr(window.engine, "stats", lambda: slow)
+        text = [line for line, _ in window.hud_lines()]
+        assert text[0].startswith("tick 7   generated 7.5 fps   drawn 0.0 fps   tick 267 ms")
+        assert text[1] == "model slower than real time (0.50x)"
+        assert text[2] == "action left   prompt ''"
+        assert "Enter prompt" in text[-2] and "F5/F9 save/load" in text[-1]
+        paused = dataclasses.replace(slow, paused=True)
+        monkeypatch.setattr(window.engine, "stats", lambda: paused)
+        assert [line for line, _ in window.hud_lines()][1] == "PAUSED: N one tick, P resume"
+        window.typing = "snow"
+        assert [line for line, _ in window.hud_lines()][3].startswith("prompt> snow_")
