@@ -329,3 +329,16 @@ def test_every_sample_is_listed_and_run_here() -> None:
     for sample in sorted((ROOT / "samples").glob("*.py")):
         assert f"`{sample.name}`" in listed, f"samples/README.md does not list {sample.name}"
         assert f'"{sample.name}"' in this, f"no test here runs {sample.name}"
+
+
+def test_readme_gymnasium_example_runs(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    (block,) = [
+        b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "gymnasium.make" in b
+    ]
+    code = block + "\nprint(obs.shape, obs.dtype, info['tick'], reward in (0.0, 1.0))\n"
+    got = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.splitlines()[-1] == "(32, 32, 3) uint8 1 True"
