@@ -15,23 +15,29 @@ from sdk.errors import ChunkworldError
 
 # Subcommands owned by other packages: argv after the name is handed to their main(argv).
 DELEGATES: dict[str, tuple[str, str]] = {
-    "train": ("world.train", "train a codec and denoiser on a dataset (chunkworld train --help)"),
+    "train": (
+        "world.train.recipe",
+        "train a codec and denoiser on a dataset (chunkworld train --help)",
+    ),
     "tune-decoder": (
-        "world.tune_decoder",
+        "world.train.decoder",
         "sharpen a trained model's decoder, its latents kept (chunkworld tune-decoder --help)",
     ),
     "train-prior": (
-        "world.train_prior",
+        "world.train.prior",
         "train a dynamics prior the sampler starts chunks from (chunkworld train-prior --help)",
     ),
     "eval": (
-        "world.evaluate",
+        "world.eval.evaluate",
         "evaluate a model: PSNR, action following, drift (chunkworld eval --help)",
     ),
-    "bench": ("world.bench", "benchmark tick time and memory; 'bench bridge' for the bridge"),
-    "data": ("world.datagen", "make datasets from the built-in game (chunkworld data --help)"),
+    "bench": ("world.eval.bench", "benchmark tick time and memory; 'bench bridge' for the bridge"),
+    "data": (
+        "world.train.datagen",
+        "make datasets from the built-in game (chunkworld data --help)",
+    ),
     "diagnose": (
-        "world.diagnose",
+        "world.eval.diagnose",
         "training and model checks, e.g. where action following fails (chunkworld diagnose -h)",
     ),
 }
@@ -63,7 +69,11 @@ def _model_args(p: argparse.ArgumentParser, *, sampler: bool = True) -> None:
         p.add_argument(
             "--precision",
             default="auto",
-            choices=("auto", "fp32", "bf16"),  # world.cpus.PRECISIONS; the parser imports no torch
+            choices=(
+                "auto",
+                "fp32",
+                "bf16",
+            ),  # world.core.cpus.PRECISIONS; the parser imports no torch
             help="auto: bf16 autocast where the CPU has native bf16 (default: %(default)s)",
         )
 
@@ -179,7 +189,7 @@ def _session(args: argparse.Namespace, seed: int = 0) -> Any:
     import torch
 
     from sdk.session import Session
-    from world.cpus import warn_if_busy
+    from world.core.cpus import warn_if_busy
 
     session = Session.load(
         args.model,
@@ -326,7 +336,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from bridges.limits import ServerLimits
     from bridges.server import serve
-    from world.cpus import warn_if_busy
+    from world.core.cpus import warn_if_busy
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     if args.threads:

@@ -1,6 +1,6 @@
 """Finding and loading a model by name: presets, the shipped default, checkpoint directories.
 
-- a preset name from ``world.config.PRESETS`` (``"tiny"``, ``"small"``, ...): random weights,
+- a preset name from ``world.core.config.PRESETS`` (``"tiny"``, ``"small"``, ...): random weights,
   seeded and deterministic (the same name always gives the same weights). Only ``"tiny"`` is
   meant for this: other presets warn that their weights are untrained.
 - ``"default"``: the checkpoint shipped in ``world/models/default/``.
@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from sdk.errors import ArgumentError, CheckpointLoadError, UnknownModelError
-from world.checkpoint import DEFAULT_DIR, CheckpointError, load_checkpoint
-from world.config import PRESETS
-from world.model import WorldModel
+from world.core.checkpoint import DEFAULT_DIR, CheckpointError, load_checkpoint
+from world.core.config import PRESETS
+from world.core.model import WorldModel
 
 WEIGHT_SEED = 0  # seed of random-weight presets
 

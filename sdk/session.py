@@ -49,9 +49,9 @@ from sdk.snapshot import Snapshot, capture, rebuild
 from sdk.spaces import Action, ActionSpace
 from sdk.starts import check_prompt, check_seed, history_chunks, start_clip
 from sdk.types import Chunk, Footprint, SessionInfo
-from world.model import WorldModel
-from world.rollout_state import RolloutState
-from world.sampler import PipelinedSampler
+from world.core.model import WorldModel
+from world.core.rollout_state import RolloutState
+from world.core.sampler import PipelinedSampler
 
 TEXT_CACHE_SIZE = 64  # encoded captions kept; a bounded LRU so memory stays flat
 

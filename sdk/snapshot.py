@@ -29,8 +29,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from sdk.errors import SnapshotError
-from world.cache import KVCache
-from world.rollout_state import InFlight, RolloutState
+from world.core.cache import KVCache
+from world.core.rollout_state import InFlight, RolloutState
 
 SNAPSHOT_FORMAT = "chunkworld-snapshot"
 SNAPSHOT_VERSION = 1

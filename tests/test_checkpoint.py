@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from world.checkpoint import (
+from world.core.checkpoint import (
     DEFAULT_DIR,
     CheckpointError,
     load_checkpoint,

@@ -280,7 +280,7 @@ def test_serve_sessions_play_at_the_commands_precision() -> None:
         )
         assert session_factory(args)({}).info.precision == precision
     assert build_parser().parse_args(["serve", "--precision", "fp32"]).precision == "fp32"
-    from world.cpus import PRECISIONS
+    from world.core.cpus import PRECISIONS
 
     for name in PRECISIONS:  # the parser's own list, written out so that it imports no torch
         assert build_parser().parse_args(["play", "--precision", name]).precision == name

@@ -7,10 +7,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from world.actions import ACTIONS
-from world.denoiser import action_counts
-from world.model import WorldModel
-from world.sampler import PipelinedSampler
+from world.core.denoiser import action_counts
+from world.core.model import WorldModel
+from world.core.sampler import PipelinedSampler
+from world.games.actions import ACTIONS
 
 
 def _inputs(model: WorldModel, n: int, seed: int = 0, batch: int = 1):

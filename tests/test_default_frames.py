@@ -50,7 +50,7 @@ def test_default_model_frames_are_bit_identical_to_the_recording():
 
 def record() -> None:
     """Write the fixture from the current code (the start video comes from the built-in game)."""
-    from world.game import Game, GameConfig
+    from world.games.arcade import Game, GameConfig
 
     game = Game(GameConfig.for_size(64))
     video = np.stack([game.reset(seed=3)] + [game.step(a) for a in ("right", "right", "fire")])

@@ -1,4 +1,4 @@
-"""world.diagnose: sprite tokens, the salience rule's coverage of them, and brief codec trials."""
+"""world.eval.diagnose: sprite tokens, the salience rule's coverage of them, and brief codec trials."""
 
 from __future__ import annotations
 
@@ -9,10 +9,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from world.config import preset
-from world.datagen import generate_dataset
-from world.diagnose import codec_capacity, codec_setting, main, salience_coverage, sprite_tokens
-from world.game import GameConfig
+from world.core.config import preset
+from world.eval.diagnose import (
+    codec_capacity,
+    codec_setting,
+    main,
+    salience_coverage,
+    sprite_tokens,
+)
+from world.games.arcade import GameConfig
+from world.train.datagen import generate_dataset
 
 
 @pytest.fixture(scope="module")
@@ -116,12 +122,12 @@ def test_codec_command_rejects_a_bad_setting_with_usage(dataset, capsys):
     assert e.value.code == 2 and "KEY=VALUE with KEY one of" in capsys.readouterr().err
 
 
-# --- where action following fails (world/following.py) ----------------------------------------
+# --- where action following fails (world/eval/following.py) ----------------------------------------
 
 
 def _shifted_rows(seed: int, shift: int):
-    from world.episodes import true_episode
-    from world.following import frame_errors
+    from world.eval.episodes import true_episode
+    from world.eval.following import frame_errors
 
     ep = true_episode(seed, 6, 4, 64)
     frames = np.roll(ep.frames[8:], shift, axis=2)  # the player moved `shift` px to the right
@@ -130,7 +136,7 @@ def _shifted_rows(seed: int, shift: int):
 
 @pytest.mark.parametrize("seed", [1, 4])
 def test_true_frames_follow_exactly_and_a_shift_shows_along_the_motion(seed):
-    from world.following import breakdown
+    from world.eval.following import breakdown
 
     ep, exact = _shifted_rows(seed, 0)
     assert [r.error for r in exact] == [0.0] * 16
@@ -165,14 +171,14 @@ def test_true_frames_follow_exactly_and_a_shift_shows_along_the_motion(seed):
 
 
 def test_cells_a_sprite_covers():
-    from world.following import _cells
+    from world.eval.following import _cells
 
     # a 6-px sprite at x = 8 covers pixels 5..10 (cells 0 and 1); at x = 12, 9..14 (cell 1)
     assert _cells(np.array([[8, 12], [12, 8]]), 6, 8).tolist() == [[0, 1, 1, 1], [1, 0, 1, 1]]
 
 
 def test_breakdown_counts_each_group_and_averages_the_signed_error():
-    from world.following import FrameError, breakdown
+    from world.eval.following import FrameError, breakdown
 
     def row(chunk, error, along, moving=True):
         return FrameError(chunk, 0, 0, "right", "day", moving, False, error, along)
@@ -201,8 +207,8 @@ def test_breakdown_counts_each_group_and_averages_the_signed_error():
 
 
 def test_frame_errors_rejects_frames_off_the_chunk_grid():
-    from world.episodes import true_episode
-    from world.following import frame_errors
+    from world.eval.episodes import true_episode
+    from world.eval.following import frame_errors
 
     ep = true_episode(0, 4, 4, 64)
     with pytest.raises(ValueError, match="multiple of chunk_frames"):
@@ -215,8 +221,8 @@ def test_one_step_generates_each_chunk_after_its_own_true_history(monkeypatch):
     """``--one-step`` hands the sampler, for chunk k + c, the true chunks c .. k + c - 1 and the
     actions and caption of chunk k + c. A stand-in sampler that repeats the last history chunk
     (copy-last) must give back the true chunk before each one."""
-    import world.following as following
-    from world.episodes import true_episode
+    import world.eval.following as following
+    from world.eval.episodes import true_episode
 
     seen = {}
 
@@ -250,8 +256,8 @@ def test_one_step_generates_each_chunk_after_its_own_true_history(monkeypatch):
 
 @pytest.mark.parametrize("codec_only", [False, True])
 def test_following_command_scores_every_generated_frame(tmp_path, capsys, codec_only):
-    from world.checkpoint import save_checkpoint
-    from world.model import WorldModel
+    from world.core.checkpoint import save_checkpoint
+    from world.core.model import WorldModel
 
     save_checkpoint(WorldModel(preset("tiny")), tmp_path / "m", {"step": 0})
     args = ["following", "--model", str(tmp_path / "m"), "--episodes", "2", "--horizon", "3"]
@@ -272,16 +278,16 @@ def test_following_command_scores_every_generated_frame(tmp_path, capsys, codec_
     with pytest.raises(SystemExit):
         main([*args, "--quiet", "--one-step", "--codec-only"])
     assert "not both" in capsys.readouterr().err
-    from world.following import following_report
+    from world.eval.following import following_report
 
     with pytest.raises(ValueError, match="mode must be one of rollout, one step, codec"):
         following_report(tmp_path / "m", mode="teacher forced")
 
 
 def test_following_command_scores_a_datasets_clips_and_the_unseen_ones(tmp_path, capsys):
-    from world.checkpoint import save_checkpoint
-    from world.datagen import generate_dataset
-    from world.model import WorldModel
+    from world.core.checkpoint import save_checkpoint
+    from world.core.model import WorldModel
+    from world.train.datagen import generate_dataset
 
     cfg = preset("tiny")
     save_checkpoint(WorldModel(cfg), tmp_path / "m", {"step": 0})
@@ -337,7 +343,7 @@ class _FakeCodec:
 
 
 def test_moving_player_figures_of_a_perfect_and_a_shifted_round_trip(dataset):
-    from world.diagnose import _moving_player
+    from world.eval.diagnose import _moving_player
 
     _, ds = dataset
     clips = ds.load_all()

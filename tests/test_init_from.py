@@ -11,14 +11,14 @@ import torch
 from safetensors.torch import save_file
 from test_train import _config
 
-from world.checkpoint import CheckpointError, load_checkpoint, load_matching, save_checkpoint
-from world.config import preset
-from world.datagen import generate_dataset
-from world.model import WorldModel
-from world.train import run
-from world.train_codec import codec_step
-from world.train_denoiser import param_groups
-from world.trainkit import TrainConfig, load_arrays
+from world.core.checkpoint import CheckpointError, load_checkpoint, load_matching, save_checkpoint
+from world.core.config import preset
+from world.core.model import WorldModel
+from world.train.codec import codec_step
+from world.train.datagen import generate_dataset
+from world.train.denoiser import param_groups
+from world.train.recipe import run
+from world.train.trainkit import TrainConfig, load_arrays
 
 
 def test_a_run_started_from_a_model_is_that_model_before_it_trains(tiny_data, tmp_path):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from world.config import preset
-from world.model import WorldModel
-from world.train import TrainConfig
-from world.train_denoiser import DenoiseObjective
+from world.core.config import preset
+from world.core.model import WorldModel
+from world.train.denoiser import DenoiseObjective
+from world.train.recipe import TrainConfig
 
 
 def test_pure_noise_reaches_the_training_windows():

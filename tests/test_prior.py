@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from sdk import Session
-from world.checkpoint import load_checkpoint, save_checkpoint
-from world.config import ModelConfig, PriorConfig, preset
-from world.model import WorldModel
-from world.prior import DynamicsPrior
-from world.sampler import PipelinedSampler
+from world.core.checkpoint import load_checkpoint, save_checkpoint
+from world.core.config import ModelConfig, PriorConfig, preset
+from world.core.model import WorldModel
+from world.core.prior import DynamicsPrior
+from world.core.sampler import PipelinedSampler
 
 
 def test_an_untrained_prior_predicts_that_nothing_moves_and_unrolls_frame_by_frame():

@@ -1,4 +1,4 @@
-"""world.probe: a small convolutional network moving the player in a codec's latents."""
+"""world.eval.probe: a small convolutional network moving the player in a codec's latents."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from world.datagen import generate_dataset
-from world.diagnose import main
-from world.probe import ConvProbe, probe_dynamics
+from world.eval.diagnose import main
+from world.eval.probe import ConvProbe, probe_dynamics
+from world.train.datagen import generate_dataset
 
 
 @pytest.fixture(scope="module")

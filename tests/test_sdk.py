@@ -24,9 +24,9 @@ from sdk import (
     UnknownModelError,
 )
 from sdk.errors import ERROR_CODES
-from world.checkpoint import save_checkpoint
-from world.config import PriorConfig, preset
-from world.model import WorldModel
+from world.core.checkpoint import save_checkpoint
+from world.core.config import PriorConfig, preset
+from world.core.model import WorldModel
 
 TINY_FACTS = {
     "model": "tiny",

@@ -33,8 +33,6 @@ def _agent():
 )
 def test_agent_walks_to_centre(top_left: tuple[int, int], action: str) -> None:
     agent = _agent()
-    if agent.find_player is None:
-        pytest.skip("world.detect.find_player not available")
     frame = np.zeros((32, 32, 3), np.uint8)
     y, x = top_left
     frame[y : y + 6, x : x + 6] = (255, 220, 0)  # the player's yellow, 6 px square
@@ -66,3 +64,19 @@ def test_agent_script_runs() -> None:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert [line.split()[:3] for line in lines] == [["tick", "1", "right"], ["tick", "2", "right"]]
+
+
+def test_agent_finds_the_player_where_the_game_put_it() -> None:
+    """The sample's own detector (samples import only sdk) reads the arcade world's frames as
+    the evaluation's detector does."""
+    from world.eval.detect import find_player
+    from world.games.arcade import Game, GameConfig
+
+    agent = _agent()
+    game = Game(GameConfig.for_size(64))
+    for seed in range(6):
+        frame = game.reset(seed=seed)
+        assert agent.find_player(frame) == pytest.approx(find_player(frame), abs=1e-6)
+        assert agent.find_player(frame) == pytest.approx(
+            (game.state().player_x, game.state().player_y), abs=1
+        )

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from sdk import Session
-from world import train_prior as tp
-from world.checkpoint import load_checkpoint, save_checkpoint
-from world.config import preset
-from world.data import Dataset, DatasetMeta, DatasetWriter
-from world.model import WorldModel
+from world.core.checkpoint import load_checkpoint, save_checkpoint
+from world.core.config import preset
+from world.core.model import WorldModel
+from world.train import prior as tp
+from world.train.data import Dataset, DatasetMeta, DatasetWriter
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,15 @@ from test_core import _assert_cache_equals_masked, _forward, _inputs
 from test_init_from import _assert_same_function, _grown, _resumed, _source
 from test_train import _config
 
-from world.checkpoint import load_checkpoint
-from world.config import ModelConfig, preset
-from world.cpus import bf16_enabled
-from world.model import WorldModel
-from world.schedule import predict_clean
-from world.train import run
-from world.train_denoiser import DenoiseObjective, held_out_clips
-from world.trainkit import TrainConfig, load_arrays
-from world.x0_head import fit_x0_head, readout_rows, ridge
+from world.core.checkpoint import load_checkpoint
+from world.core.config import ModelConfig, preset
+from world.core.cpus import bf16_enabled
+from world.core.model import WorldModel
+from world.core.schedule import predict_clean
+from world.train.denoiser import DenoiseObjective, held_out_clips
+from world.train.recipe import run
+from world.train.trainkit import TrainConfig, load_arrays
+from world.train.x0_head import fit_x0_head, readout_rows, ridge
 
 
 def _x0_model(x0_from: float) -> WorldModel:
