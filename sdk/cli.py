@@ -36,9 +36,9 @@ DELEGATES: dict[str, tuple[str, str]] = {
         "world.train.datagen",
         "make datasets from the built-in game (chunkworld data --help)",
     ),
-    "diagnose": (
-        "world.eval.diagnose",
-        "training and model checks, e.g. where action following fails (chunkworld diagnose -h)",
+    "following": (
+        "world.eval.following",
+        "where action following fails: the player's error, broken down (chunkworld following -h)",
     ),
 }
 

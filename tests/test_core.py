@@ -3,14 +3,15 @@ sampler, guidance and sampler state."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from world.core.denoiser import action_counts
+from world.core.codec import codec_setting
+from world.core.config import preset
 from world.core.model import WorldModel
 from world.core.sampler import PipelinedSampler
-from world.games.actions import ACTIONS
 
 
 def _inputs(model: WorldModel, n: int, seed: int = 0, batch: int = 1):
@@ -352,10 +353,13 @@ def test_text_starts_and_prompts_take_prompt_steps_then_the_play_steps(tiny_mode
     assert hist.tick(s, a, text).forwards == 1
 
 
-def test_action_counts_count_each_action_up_to_each_latent_frame():
-    right, up = ACTIONS.index("right"), ACTIONS.index("up")
-    acts = torch.tensor([[[right, right, up, right]]])
-    counts = action_counts(acts, len(ACTIONS), temporal=1)[0, 0]
-    assert counts[:, right].tolist() == [1, 2, 2, 3] and counts[:, up].tolist() == [0, 0, 1, 1]
-    assert counts.sum(-1).tolist() == [1, 2, 3, 4]  # every frame counted once
-    assert action_counts(acts, len(ACTIONS), temporal=2)[0, 0].tolist() == counts[1::2].tolist()
+def test_codec_setting_parses_and_explains():
+    cfg = codec_setting("latent_channels=4,patch=2,widths=8/8/8")
+    assert (cfg.latent_channels, cfg.patch, cfg.widths) == (4, 2, (8, 8, 8))
+    assert codec_setting("") == codec_setting("", preset("small").codec)
+    with pytest.raises(ValueError, match="KEY=VALUE with KEY one of"):
+        codec_setting("channels=4")
+    with pytest.raises(ValueError, match="values are integers"):
+        codec_setting("patch=two")
+    with pytest.raises(ValueError, match="power of two"):
+        codec_setting("patch=3")

@@ -153,51 +153,6 @@ def refold_temporal(
     return out
 
 
-def widen_kv(
-    tensors: dict[str, torch.Tensor], kv_heads: int, target: int
-) -> dict[str, torch.Tensor]:
-    """Denoiser weights with ``kv_heads`` key/value heads per block, widened to ``target``.
-
-    In grouped-query attention each key/value head serves a run of query heads; with ``target``
-    heads each serves a shorter run. Every new head is a copy of the one its query heads used, so
-    the widened model computes exactly what the checkpoint did, and training then lets the copies
-    part. ``target`` must be a multiple of ``kv_heads``.
-    """
-    if target % kv_heads:
-        raise ValueError(f"{target} key/value heads cannot replace {kv_heads}: give a multiple")
-    out = dict(tensors)
-    for name, w in tensors.items():
-        if name.startswith("denoiser.") and name.endswith(".kv.weight"):
-            heads = w.unflatten(0, (2, kv_heads, -1))  # keys, values; head; head dimension
-            out[name] = heads.repeat_interleave(target // kv_heads, 1).flatten(0, 2).contiguous()
-    return out
-
-
-def widen_mlp(
-    tensors: dict[str, torch.Tensor], own: dict[str, torch.Tensor]
-) -> dict[str, torch.Tensor]:
-    """Denoiser weights whose blocks' MLPs are narrower than ``own``'s, widened to them.
-
-    The checkpoint's hidden units come first; the units it lacks keep ``own``'s input weights
-    and biases (a fresh model's) and get zero output weights, so the wider MLP adds nothing at
-    first and the model computes exactly what the checkpoint did. Training then grows the new
-    units' output weights (their gradient is the units' activation, not zero).
-    """
-    out = dict(tensors)
-    for name, w in tensors.items():
-        if not (name.startswith("denoiser.") and ".mlp." in name) or name not in own:
-            continue
-        target = own[name]
-        if name.endswith((".mlp.0.weight", ".mlp.0.bias")):  # (hidden, dim), (hidden,)
-            if w.shape[0] < target.shape[0] and w.shape[1:] == target.shape[1:]:
-                out[name] = torch.cat([w, target[w.shape[0] :].to(w.dtype)])
-        elif name.endswith(".mlp.2.weight"):  # (dim, hidden)
-            if w.shape[0] == target.shape[0] and w.shape[1] < target.shape[1]:
-                pad = w.new_zeros(w.shape[0], target.shape[1] - w.shape[1])
-                out[name] = torch.cat([w, pad], dim=1)
-    return out
-
-
 def load_matching(model: WorldModel, path: str | Path) -> tuple[list[str], list[str], ModelConfig]:
     """Copy into ``model`` every weight of checkpoint ``path`` (``"default"``: the shipped model)
     whose name and shape match.
@@ -205,9 +160,7 @@ def load_matching(model: WorldModel, path: str | Path) -> tuple[list[str], list[
     This is how a run starts from a trained model of another game or geometry (fine-tuning):
     the weights that fit are taken, the others (say, an action table of another size, or the
     patch layers of a finer latent grid) keep ``model``'s values. A checkpoint with another
-    codec ``temporal`` factor is refolded first (``refold_temporal``), and one with fewer
-    key/value heads widened (``widen_kv``), one with narrower MLPs widened (``widen_mlp``), so
-    all of it fits.
+    codec ``temporal`` factor is refolded first (``refold_temporal``), so all of it fits.
     Returns the names taken, the names of ``model`` left as they were, and the checkpoint's
     config. Raises ``CheckpointError`` when nothing fits, since that is always the wrong
     checkpoint or preset.
@@ -217,12 +170,7 @@ def load_matching(model: WorldModel, path: str | Path) -> tuple[list[str], list[
     file, tensors = _read_weights(path)
     if cfg.codec.temporal != model.cfg.codec.temporal:
         tensors = refold_temporal(tensors, cfg.codec.temporal, model.cfg.codec.temporal)
-    kv_now = model.cfg.denoiser.kv_heads
-    if cfg.denoiser.kv_heads < kv_now and kv_now % cfg.denoiser.kv_heads == 0:
-        tensors = widen_kv(tensors, cfg.denoiser.kv_heads, kv_now)
     own = model.state_dict()
-    if cfg.denoiser.mlp_ratio < model.cfg.denoiser.mlp_ratio:
-        tensors = widen_mlp(tensors, own)
     taken = sorted(n for n, v in own.items() if n in tensors and tensors[n].shape == v.shape)
     if not taken:
         raise CheckpointError(

@@ -77,19 +77,10 @@ class DenoiserConfig:
     context_frame: bool = True  # direct path: the previous chunk's last latent frame on the input
     step_size_cond: bool = True  # condition on the step size (for shortcut / few-step sampling)
     rope_theta: float = 100.0  # base of the rotary frequencies (positions are small integers)
-    # condition each latent frame also on how many frames of its chunk, up to its own, held each
-    # action: the displacement from the previous chunk's last frame, without summing it by attention
-    action_counts: bool = False
     # channels of a local branch in every block: a 3x3 convolution over each latent frame's token
     # grid, so a token reads its neighbours directly rather than by attention (0: none). Its
     # output layer starts at zero: a checkpoint without it keeps its function
     local_conv: int = 0
-    # the level from which the denoiser predicts the clean latent with a head of its own and
-    # derives the velocity from it, ``v = (x_t - x0) / t``, rather than predicting the velocity
-    # (0: never). At level 1, where play starts every chunk, a velocity is the noise less the
-    # clean latent: the network must carry its input noise to its output, which costs placement
-    # (docs/training-log.md, "What the denoiser's form costs a probe"). 0 or in [0.5, 1]
-    x0_from: float = 0.0
 
     @property
     def head_dim(self) -> int:
@@ -161,11 +152,6 @@ class ModelConfig:
             raise ValueError("dim must divide by heads, and heads by kv_heads")
         if self.history_chunks < 1:
             raise ValueError("history_chunks must be >= 1")
-        if self.denoiser.x0_from and not 0.5 <= self.denoiser.x0_from <= 1.0:
-            raise ValueError(  # below 0.5 the derived velocity would scale the head's error by > 2
-                f"denoiser.x0_from={self.denoiser.x0_from:g}: give a level in [0.5, 1] from "
-                "which the denoiser predicts the clean latent, or 0 for never"
-            )
         if self.prior.width < 0 or self.prior.width % 8 or self.prior.blocks < 1:
             raise ValueError(
                 f"prior.width={self.prior.width}, prior.blocks={self.prior.blocks}: give a width "
@@ -227,6 +213,7 @@ class ModelConfig:
             if key in sub:
                 cls = sub[key]
                 fields = {f.name for f in dataclasses.fields(cls)}
+                value = _drop_removed(key, value)
                 bad = set(value) - fields
                 if bad:
                     raise ValueError(f"unknown {key} config keys: {sorted(bad)}")
@@ -240,6 +227,31 @@ class ModelConfig:
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
+
+
+# Fields of experiments since removed (docs/experiments.md), with the value at which they changed
+# nothing. A config that carries one at that value loads as if it did not; any other value is a
+# model this code cannot run, refused with the commit that can.
+REMOVED_FIELDS: dict[tuple[str, str], tuple[Any, str]] = {
+    ("denoiser", "action_counts"): (False, "2868726"),
+    ("denoiser", "x0_from"): (0.0, "2868726"),
+}
+
+
+def _drop_removed(section: str, value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` (one section of a config dict) without its removed fields at their neutral
+    values; raises ValueError for a removed field at any other value."""
+    kept = dict(value)
+    for (part, key), (neutral, commit) in REMOVED_FIELDS.items():
+        if part != section or key not in kept:
+            continue
+        if kept.pop(key) != neutral:
+            raise ValueError(
+                f"{part}.{key}={value[key]!r}: this model uses an experiment removed in chunkworld "
+                f"0.2.0 (docs/experiments.md); only {key}={neutral!r} loads here. Run it with the "
+                f"code of commit {commit} (git checkout {commit}), or retrain without it"
+            )
+    return kept
 
 
 PRESETS: dict[str, ModelConfig] = {

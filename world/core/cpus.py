@@ -9,7 +9,7 @@ README, Benchmarks, "Precision").
 Two torch processes that each run as many threads as there are cores do not share the cores
 evenly: their threads spin waiting for one another. On two cores, ``chunkworld generate`` took
 5.96 s a tick beside a training run against about 62 ms alone (2026-11-30, README Benchmarks).
-The long commands (``train``, ``tune-decoder``, ``eval``, ``diagnose``, ``bench``, and the
+The long commands (``train``, ``tune-decoder``, ``eval``, ``following``, ``bench``, and the
 sampler commands of ``sdk.cli``) call :func:`warn_if_busy` as they start, so a user learns why a
 run crawls before waiting for it, and what to do.
 

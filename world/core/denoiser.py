@@ -187,23 +187,8 @@ class LocalConv(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def action_counts(actions: torch.Tensor, n_actions: int, temporal: int) -> torch.Tensor:
-    """(B, n, F) action ids -> (B, n, F / temporal, n_actions) float: per latent frame, how many
-    frames of its chunk, from the first to its own last one, held each action.
-
-    Worked example, F = 4, temporal 1, actions ``[right, right, up, right]``: the four latent
-    frames count right 1, 2, 2, 3 and up 0, 0, 1, 1.
-    """
-    counts = fn.one_hot(actions, n_actions).float().cumsum(dim=2)
-    return counts[:, :, temporal - 1 :: temporal]
-
-
 class Denoiser(nn.Module):
-    """Velocity prediction for chunks of latents, with optional clean history from a KV cache.
-
-    With ``x0_from`` set, chunks at or above that level get the velocity derived from a predicted
-    clean latent, ``(x_t - x0) / t``; chunks below it get the velocity head's.
-    """
+    """Velocity prediction for chunks of latents, with optional clean history from a KV cache."""
 
     def __init__(self, cfg: ModelConfig, text_dim: int) -> None:
         super().__init__()
@@ -219,10 +204,6 @@ class Denoiser(nn.Module):
         self.step_mlp = nn.Sequential(nn.Linear(256, d.dim), nn.SiLU(), nn.Linear(d.dim, d.dim))
         self.action_emb = nn.Embedding(len(cfg.actions), 64)
         self.action_proj = nn.Linear(64 * cfg.codec.temporal, d.dim)
-        if d.action_counts:  # starts at zero: a checkpoint without it keeps its function
-            self.count_proj = nn.Linear(len(cfg.actions), d.dim)
-            nn.init.zeros_(self.count_proj.weight)
-            nn.init.zeros_(self.count_proj.bias)
         self.context_emb = nn.Embedding(2, d.dim)
         self.rope = RoPE3D(d.head_dim, d.rope_theta)
         self.blocks = nn.ModuleList(Block(cfg, text_dim) for _ in range(d.depth))
@@ -233,10 +214,6 @@ class Denoiser(nn.Module):
         self.out = nn.Linear(d.dim, self.patch_dim)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
-        if d.x0_from:  # the clean latent at levels >= x0_from; fit, not zero, when grown on a
-            self.out_x0 = nn.Linear(d.dim, self.patch_dim)  # trained model (world/train/x0_head.py)
-            nn.init.zeros_(self.out_x0.weight)
-            nn.init.zeros_(self.out_x0.bias)
 
     # --- tokens <-> latents -----------------------------------------------------------------
     def patchify(self, z: torch.Tensor) -> torch.Tensor:
@@ -317,8 +294,6 @@ class Denoiser(nn.Module):
         cond = self.level_mlp(sinusoid(levels, 256))[:, :, None]  # (B, n, 1, D)
         act = self.action_emb(actions.view(b, n, tl, k)).flatten(3)  # (B, n, Tl, 64 k)
         cond = cond + self.action_proj(act)  # (B, n, Tl, D)
-        if cfg.denoiser.action_counts:
-            cond = cond + self.count_proj(action_counts(actions, len(cfg.actions), k))
         if cfg.denoiser.step_size_cond:
             s = torch.zeros_like(levels) if step_size is None else step_size
             cond = cond + self.step_mlp(sinusoid(s, 256))[:, :, None]
@@ -368,11 +343,4 @@ class Denoiser(nn.Module):
         h = (self.out_norm(h).view(b, n * tl, hw, -1) * (1 + scale) + shift).view(
             b, n * t_chunk, -1
         )
-        v = self.unpatchify(self.out(h), n).float()
-        if not cfg.denoiser.x0_from:
-            return v
-        # near pure noise: the clean latent from its own head, and the velocity that reaches it
-        x0 = self.unpatchify(self.out_x0(h), n).float()
-        t = levels.float()[..., None, None, None, None]
-        from_x0 = (x.float() - x0) / t.clamp_min(cfg.denoiser.x0_from)
-        return torch.where(t >= cfg.denoiser.x0_from, from_x0, v)
+        return self.unpatchify(self.out(h), n).float()

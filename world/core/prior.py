@@ -36,8 +36,7 @@ __all__ = ["ConvTrunk", "DynamicsPrior", "action_planes"]
 
 class ConvTrunk(nn.Module):
     """Input planes -> ``channels`` output planes: a 3x3 convolution to ``width``, residual blocks
-    of two 3x3 convolutions, a 3x3 convolution out whose weights start at zero (the probe of
-    ``world/eval/probe.py`` and the prior share it)."""
+    of two 3x3 convolutions, a 3x3 convolution out whose weights start at zero."""
 
     def __init__(self, inputs: int, width: int, blocks: int, channels: int) -> None:
         super().__init__()

@@ -93,7 +93,7 @@ def salience_weight(z: torch.Tensor, boost: float = 8.0, share: float = 0.1) -> 
     of the balls' and bolts' under rain or snow (44% and 25% under a clear sky). With ``share``
     0.1 this rule weights 67-78% of the player's and 47-75% of the balls' and bolts', 14-15% of
     all tokens (2026-11-24, shipped codec, 50 training clips:
-    ``chunkworld diagnose salience --data data/train --latents <run>/latents.npy``).
+    ``chunkworld diagnose salience``, a tool since removed: docs/experiments.md).
     z (B, N, Tl, C, h, w) clean latents -> (B, N, Tl, 1, h, w).
     """
     b, n, tl, c, h, w = z.shape

@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
         "--codec",
         default="",
         metavar="KEY=VALUE[,...]",
-        help="override fields of the preset's codec, e.g. temporal=2 (as in diagnose codec)",
+        help="override fields of the preset's codec, e.g. temporal=2 (as chunkworld train --codec)",
     )
     p.add_argument(
         "--precision",

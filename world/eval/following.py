@@ -1,9 +1,9 @@
 """Where action following fails: the generated player's error, broken down.
 
-    chunkworld diagnose following --model world/models/default
-    chunkworld diagnose following --model world/models/default --codec-only
-    chunkworld diagnose following --model world/models/default --one-step
-    chunkworld diagnose following --model world/models/default --one-step --data data/long3
+    chunkworld following --model default
+    chunkworld following --model default --codec-only
+    chunkworld following --model default --one-step
+    chunkworld following --model default --one-step --data data/long3
 
 ``chunkworld eval`` gives one figure, the share of generated frames whose player lies within
 2 px of the truth. This rolls the model out the same way (true 2-chunk video start, the true
@@ -43,6 +43,8 @@ better where it has trained), the unseen ones higher that it overfits.
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -54,6 +56,7 @@ import torch
 from tqdm import tqdm
 
 from world.core.checkpoint import load_checkpoint
+from world.core.cpus import PRECISIONS, warn_if_busy
 from world.core.sampler import PipelinedSampler
 from world.eval.detect import player_errors
 from world.eval.episodes import Episode, play_episode, true_episode
@@ -338,3 +341,75 @@ def _one_step(sampler: PipelinedSampler, ep: Episode, horizon: int, seed: int) -
         precision=sampler.precision, prior_level=sampler.prior_level,
     )  # fmt: skip
     return sampler.decode(gen[:, 0]).numpy()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``chunkworld following``: print :func:`following_report` as JSON."""
+    p = argparse.ArgumentParser(
+        prog="chunkworld following",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--model", default="default", help="checkpoint directory (default: the shipped model)"
+    )
+    p.add_argument("--episodes", type=int, default=32, help="held-out episodes rolled out")
+    p.add_argument("--horizon", type=int, default=6, help="chunks rolled out per episode")
+    p.add_argument("--seed", type=int, default=1_000_000, help="first held-out seed")
+    p.add_argument(
+        "--codec-only", action="store_true", help="score the codec's round trip of the truth"
+    )
+    p.add_argument(
+        "--one-step",
+        action="store_true",
+        help="generate every chunk from the true chunks before it: the error one tick ahead",
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="the sampler's, as chunkworld eval (default auto: bf16 autocast where native)",
+    )
+    p.add_argument(
+        "--data",
+        help="score the first --episodes clips of this dataset (chunkworld data generate) "
+        "instead of held-out episodes: windows the model trained on",
+    )
+    p.add_argument(
+        "--unseen",
+        action="store_true",
+        help="with --data: the clips its generator would write next, which it does not hold",
+    )
+    p.add_argument(
+        "--prior-level",
+        type=float,
+        default=None,
+        help="level unprompted chunks start from, the model's dynamics prior's guess noised to "
+        "it (chunkworld train-prior); 0: pure noise (default: the model's)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    a = p.parse_args(argv)
+    if a.codec_only and a.one_step:
+        p.error("give one of --codec-only and --one-step, not both")
+    warn_if_busy(torch.get_num_threads())
+    mode = "codec round trip" if a.codec_only else "one step" if a.one_step else "rollout"
+    try:
+        report = following_report(
+            a.model,
+            a.episodes,
+            a.horizon,
+            a.seed,
+            mode,
+            not a.quiet,
+            a.precision,
+            data=a.data,
+            unseen=a.unseen,
+            prior_level=a.prior_level,
+        )
+    except (ValueError, FileNotFoundError) as e:  # CheckpointError, no dataset at --data
+        p.error(str(e))
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -25,7 +25,6 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
 from torch import nn
-from torch.nn import functional as fn
 from tqdm import tqdm
 
 from world.core.checkpoint import save_checkpoint
@@ -66,8 +65,6 @@ class DenoiseObjective(nn.Module):
         self.denoiser = model.denoiser
         self.cfg = model.cfg
         self.tc = tc
-        # a bound method, not a submodule: the frozen codec stays out of the state and the EMA
-        self._decode = model.codec.decode_unit
 
     def levels(self, b: int, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Levels (B, N) and context mask (B, N) of a batch of training windows."""
@@ -104,35 +101,9 @@ class DenoiseObjective(nn.Module):
         tokens = tokens.view(b, n, *tokens.shape[1:])
         mask = mask.view(b, n, -1)
         v = self.denoiser(x_t, levels, actions, tokens, mask, torch.arange(n), is_ctx, ctx, valid)
-        loss = flow_loss(
+        return flow_loss(
             v, velocity_target(z, noise), (~is_ctx).float(), salience_weight(z, self.tc.salience)
         )
-        if self.tc.pixel_loss > 0:
-            loss = loss + self.tc.pixel_loss * self.pixel_error(x_t[:, -1], v[:, -1], levels, z)
-        return loss
-
-    def pixel_error(
-        self, x_last: torch.Tensor, v_last: torch.Tensor, levels: torch.Tensor, z: torch.Tensor
-    ) -> torch.Tensor:
-        """Weighted squared error, in pixels, of the frames the frozen decoder makes of the clean
-        estimate of each window's last chunk (the noisiest: levels never fall along a window).
-
-        A sprite one pixel off is a small distance between latents but a whole column of wrong
-        pixels; the latent loss barely sees it. Pixels that change between consecutive true
-        frames (what moved, and where it was) weigh ``1 + salience``, widened by 2 px so that a
-        sprite drawn short of its place is inside the weighted band. Frames in [-1, 1];
-        normalised by the weights, so the term is a weighted mean.
-        """
-        clean = predict_clean(x_last, v_last, levels[:, -1, None, None, None, None])
-        with torch.no_grad():
-            before = self._decode(z[:, -2, -1:])[:, -1:].float()  # the frame before the chunk
-            truth = self._decode(z[:, -1]).float()  # (B, F, 3, H, W)
-            seq = torch.cat([before, truth], 1)
-            change = (seq[:, 1:] - seq[:, :-1]).abs().sum(2, keepdim=True) > 0.15
-            moved = fn.max_pool2d(change.flatten(0, 1).float(), 5, stride=1, padding=2)
-            weight = 1.0 + self.tc.salience * moved.view(change.shape)
-        err = (self._decode(clean).float() - truth).pow(2)
-        return (err * weight).sum() / (weight.sum() * err.shape[2])
 
 
 def _batch(
@@ -199,40 +170,25 @@ def noise_diagnostic(
 
 
 def param_groups(obj: nn.Module, tc: TrainConfig) -> list[dict[str, Any]]:
-    """AdamW's groups: weight decay on matrices only; with ``local_conv_lr`` other than 1, the
-    local branches' parameters in groups of their own at that multiple of the learning rate.
-
-    Worked example: a model with a local branch, ``local_conv_lr`` 10 -> four groups (matrices,
-    vectors, the branches' matrices, their vectors) with ``lr_scale`` 1, 1, 10, 10. At 1 the
-    groups are the two they were before the option existed, so earlier runs' saved optimizer
-    states resume as they were.
-    """
-    named = [(n, p) for n, p in obj.named_parameters() if p.requires_grad]
-    scaled = tc.local_conv_lr != 1.0
-    groups = []
-    for branch in (False, True) if scaled else (False,):
-        picked = [p for n, p in named if not scaled or (".local." in n) == branch]
-        scale = tc.local_conv_lr if branch else 1.0
-        groups += [
-            {"params": [p for p in picked if p.dim() >= 2], "weight_decay": tc.weight_decay},
-            {"params": [p for p in picked if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        for g in groups[-2:]:
-            g["lr_scale"] = scale
-    return groups
+    """AdamW's two groups: weight decay on matrices only."""
+    named = [p for p in obj.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in named if p.dim() >= 2], "weight_decay": tc.weight_decay},
+        {"params": [p for p in named if p.dim() < 2], "weight_decay": 0.0},
+    ]
 
 
 def check_groups(opt: torch.optim.Optimizer, meta: dict[str, Any], path: Path) -> None:
-    """A saved optimizer state maps onto the optimizer only if its groups are the same sizes: a
-    run started with ``--local-conv-lr`` at 1 and resumed at another value, or the other way
-    round, is refused (its moment estimates would land on the wrong parameters)."""
+    """A saved optimizer state maps onto the optimizer only if its groups are the same sizes. Runs
+    started with ``--local-conv-lr`` other than 1 (an option removed in 0.2.0) saved four groups:
+    they are refused, since their moment estimates would land on the wrong parameters."""
     now = [len(g["params"]) for g in opt.param_groups]
-    then = meta.get("groups", [len(g["params"]) for g in opt.param_groups[:2]])  # older: two
+    then = meta.get("groups", now)
     if then != now:
-        was = meta.get("local_conv_lr", 1.0)
         raise ValueError(
-            f"{path.parent} was started with --local-conv-lr {was:g}: resume it with "
-            f"--local-conv-lr {was:g}, or give a new --out"
+            f"{path.parent} was started with --local-conv-lr {meta.get('local_conv_lr', '?')}, "
+            "an option removed in chunkworld 0.2.0 (docs/experiments.md): resume it with the "
+            "code of commit 2868726, or give a new --out"
         )
 
 
@@ -307,7 +263,7 @@ def train_denoiser(
     for step in bar:
         lr = leg_lr(tc, step)
         for g in opt.param_groups:
-            g["lr"] = lr * g["lr_scale"]
+            g["lr"] = lr
         z, a, caps = _batch(latents[:train_n], data, cfg, rng, tc.batch, loaded, tc.caption_dropout)
         levels, is_ctx = obj.levels(tc.batch, window, gen)
         rolled = 0
@@ -369,11 +325,7 @@ def train_denoiser(
                     **{"ema." + k: v for k, v in ema.items()},
                     **opt_tensors(opt),
                 },
-                {
-                    "step": step + 1,
-                    "groups": [len(g["params"]) for g in opt.param_groups],
-                    "local_conv_lr": tc.local_conv_lr,
-                },
+                {"step": step + 1, "groups": [len(g["params"]) for g in opt.param_groups]},
             )
             extra = {"train": asdict(tc), "step": step + 1}
             _with_weights(obj, ema, lambda e=extra: save_checkpoint(model, out / "model", e))

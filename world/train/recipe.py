@@ -17,8 +17,7 @@ Phases, recorded in ``<out>/progress.json`` so a restart continues where it stop
    ``world.core.schedule.training_levels`` (clean context prefix, then non-decreasing noise), loss on
    noisy chunks only, caption dropout, AdamW, warm-up and cosine decay, gradient clipping, EMA.
    The EMA weights are what gets exported. The loop is ``world/train/denoiser.py``; the codec's,
-   ``world/train/codec.py``. A clean-latent head that ``--init-from``'s checkpoint lacks
-   (``--x0-from``) is fit to its features first (``world/train/x0_head.py``).
+   ``world/train/codec.py``.
 
 Every ``eval_every`` steps it prints the diagnostic that matters (DESIGN section 6): PSNR of the
 clean chunk predicted from pure noise given clean history, against copying the last frame.
@@ -52,13 +51,11 @@ from world.train.trainkit import (
     load_arrays,
     run_command,
 )
-from world.train.x0_head import fit_x0_head
 
 
 def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, str]:
     """The run's model config from the preset, ``--init-from``'s codec setting, ``--codec``,
-    ``--depth``, ``--kv-heads``, ``--mlp-ratio``, ``--local-conv`` and ``--x0-from``, and its codec
-    as text; raises ValueError when a resumed run (``progress``) started with another codec or
+    ``--depth`` and ``--local-conv``, and its codec as text; raises ValueError when a resumed run (``progress``) started with another codec or
     shape."""
     cfg = preset(tc.preset)
     base = cfg.codec
@@ -68,25 +65,6 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
     cfg = cfg.replace(codec=codec_setting(tc.codec, base))
     if tc.depth:
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, depth=tc.depth))
-    if tc.kv_heads:
-        heads = cfg.denoiser.heads
-        if tc.kv_heads < 0 or heads % tc.kv_heads:
-            raise ValueError(
-                f"--kv-heads {tc.kv_heads}: the {tc.preset!r} preset has {heads} query heads, "
-                "and each key/value head serves an equal run of them: give a divisor of "
-                f"{heads}, or 0 for the preset's"
-            )
-        cfg = cfg.replace(denoiser=replace(cfg.denoiser, kv_heads=tc.kv_heads))
-    if tc.mlp_ratio:
-        if tc.mlp_ratio < 0 or int(tc.mlp_ratio * cfg.denoiser.dim) < 1:
-            raise ValueError(
-                f"--mlp-ratio {tc.mlp_ratio:g}: give the MLP's width as a positive multiple of the "
-                f"model width ({cfg.denoiser.dim}), e.g. 6, or 0 for the preset's "
-                f"({cfg.denoiser.mlp_ratio:g})"
-            )
-        cfg = cfg.replace(denoiser=replace(cfg.denoiser, mlp_ratio=tc.mlp_ratio))
-    if tc.action_counts:
-        cfg = cfg.replace(denoiser=replace(cfg.denoiser, action_counts=True))
     if tc.local_conv:
         if tc.local_conv < 0:
             raise ValueError(
@@ -94,47 +72,10 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
                 f"for the preset's ({cfg.denoiser.local_conv})"
             )
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, local_conv=tc.local_conv))
-    if tc.local_conv_lr <= 0 or (tc.local_conv_lr != 1 and not cfg.denoiser.local_conv):
-        raise ValueError(
-            f"--local-conv-lr {tc.local_conv_lr:g}: give a positive multiple of --lr for the "
-            "local branches (e.g. 10)"
-            + ("" if cfg.denoiser.local_conv else ", and a branch with --local-conv C (e.g. 128)")
-        )
-    if tc.x0_from:
-        if not 0.5 <= tc.x0_from <= 1.0:
-            raise ValueError(
-                f"--x0-from {tc.x0_from:g}: give the level in [0.5, 1] from which the denoiser "
-                "predicts the clean latent (e.g. 0.9), or 0 for the preset's"
-            )
-        cfg = cfg.replace(denoiser=replace(cfg.denoiser, x0_from=tc.x0_from))
-    if progress.get("x0_from", cfg.denoiser.x0_from) != cfg.denoiser.x0_from:
-        raise ValueError(
-            f"{out} was started with --x0-from {progress['x0_from']:g}; this call asks for "
-            f"{cfg.denoiser.x0_from:g}: resume it with --x0-from {progress['x0_from']:g}, or "
-            "give a new --out"
-        )
-    if progress.get("action_counts", cfg.denoiser.action_counts) != cfg.denoiser.action_counts:
-        was = "with" if progress["action_counts"] else "without"
-        raise ValueError(
-            f"{out} was started {was} action counts: resume it {was} --action-counts, or give "
-            "a new --out"
-        )
     if progress.get("depth", cfg.denoiser.depth) != cfg.denoiser.depth:
         raise ValueError(
             f"{out} was started with {progress['depth']} denoiser blocks; this call asks for "
             f"{cfg.denoiser.depth}: resume it with --depth {progress['depth']}, or give a new --out"
-        )
-    if progress.get("kv_heads", cfg.denoiser.kv_heads) != cfg.denoiser.kv_heads:
-        raise ValueError(
-            f"{out} was started with {progress['kv_heads']} key/value heads; this call asks for "
-            f"{cfg.denoiser.kv_heads}: resume it with --kv-heads {progress['kv_heads']}, or give "
-            "a new --out"
-        )
-    if progress.get("mlp_ratio", cfg.denoiser.mlp_ratio) != cfg.denoiser.mlp_ratio:
-        raise ValueError(
-            f"{out} was started with MLPs {progress['mlp_ratio']:g} times the model width; this "
-            f"call asks for {cfg.denoiser.mlp_ratio:g}: resume it with --mlp-ratio "
-            f"{progress['mlp_ratio']:g}, or give a new --out"
         )
     if progress.get("local_conv", cfg.denoiser.local_conv) != cfg.denoiser.local_conv:
         raise ValueError(
@@ -194,7 +135,6 @@ def run(tc: TrainConfig) -> WorldModel:
         assert isinstance(model.text, FrozenTextEncoder)
         model.text.backend = backend
     init_scale = None  # the latent_scale of a codec taken whole from tc.init_from
-    grown_x0 = False  # a clean-latent head the checkpoint lacks: fit before the first step
     if tc.init_from:  # first, so that the run's own saved state loads over it
         taken, kept, init_cfg = load_matching(model, tc.init_from)
         if rank == 0:
@@ -205,7 +145,6 @@ def run(tc: TrainConfig) -> WorldModel:
                     f"init: {tc.init_from}'s dynamics prior is not carried; train one for the "
                     "new model with chunkworld train-prior"
                 )
-        grown_x0 = "denoiser.out_x0.weight" in kept
         if not any(n.startswith("codec.") for n in kept):
             init_scale = init_cfg.codec.latent_scale
         for i, block in enumerate(model.denoiser.blocks):
@@ -227,11 +166,7 @@ def run(tc: TrainConfig) -> WorldModel:
         progress["codec"] = tc.codec
         progress["codec_setting"] = codec_now
         progress["depth"] = cfg.denoiser.depth
-        progress["kv_heads"] = cfg.denoiser.kv_heads
-        progress["mlp_ratio"] = cfg.denoiser.mlp_ratio
-        progress["action_counts"] = cfg.denoiser.action_counts
         progress["local_conv"] = cfg.denoiser.local_conv
-        progress["x0_from"] = cfg.denoiser.x0_from
         progress["codec_psnr_db"] = codec_quality(model, data)
         if rank == 0:
             progress_file.write_text(json.dumps(progress))
@@ -276,13 +211,6 @@ def run(tc: TrainConfig) -> WorldModel:
     if dist.is_initialized():
         dist.barrier()
     latents = np.load(lat_file)
-    if grown_x0 and not (out / "denoiser_state.safetensors").exists():
-        fit = fit_x0_head(model, latents, data, tc)  # the same on every process: same seed
-        if rank == 0:
-            tqdm.write(
-                f"x0 head: least-squares readout from {int(fit['rows'])} tokens; held-out clean-"
-                f"latent error {fit['fit_mse']:.4f} (the velocity head's {fit['velocity_mse']:.4f})"
-            )
 
     model = train_denoiser(model, latents, data, tc, out, rank, world, log)  # phase 3
     if dist.is_initialized():  # invariant: averaged gradients keep every process's weights equal

@@ -36,35 +36,17 @@ class TrainConfig:
     data: str = "data/train"  # dataset directory (world/train/data.py format)
     out: str = "runs/default"  # run directory: checkpoints, metrics, latents
     preset: str = "small"  # model preset (world/core/config.py)
-    # fields of the codec to override, as `chunkworld diagnose codec` writes them ("temporal=1"):
+    # fields of the codec to override, as "field=value,..." (e.g. "temporal=1"):
     # of the preset's codec, or with init_from of that checkpoint's (at the preset's frame size);
     # a run keeps the setting it started with
     codec: str = ""
     # denoiser blocks (0: the preset's); with init_from, the blocks past the checkpoint's start
     # with their gates shut, so the deeper model starts as the checkpoint's function
     depth: int = 0
-    # key/value heads of the denoiser's self-attention (0: the preset's); with init_from, the
-    # checkpoint's heads are repeated to fill them, so the model starts as the checkpoint's function
-    kv_heads: int = 0
-    # width of each block's MLP as a multiple of the model width (0: the preset's); with
-    # init_from, the hidden units the checkpoint lacks start with zero output weights, so the
-    # wider model starts as the checkpoint's function
-    mlp_ratio: float = 0.0
-    # condition on per-chunk action counts (DenoiserConfig.action_counts); with init_from, the new
-    # layer starts at zero, so the model starts as the checkpoint's function
-    action_counts: bool = False
     # channels of each block's local 3x3 convolution over the token grid (DenoiserConfig.local_conv;
     # 0: the preset's); with init_from, its output layer starts at zero, so the model starts as the
     # checkpoint's function
     local_conv: int = 0
-    # the local branches' learning rate as a multiple of lr: a branch grown on a trained model
-    # starts with its output at zero and its convolution at random, and at a fine-tuning lr
-    # hardly moves from there (world/train/denoiser.py param_groups)
-    local_conv_lr: float = 1.0
-    # the level from which the denoiser predicts the clean latent (DenoiserConfig.x0_from; 0: the
-    # preset's); with init_from, the new head starts as the least-squares readout of the clean
-    # latent from the checkpoint's features (world/train/x0_head.py), near the checkpoint's function
-    x0_from: float = 0.0
     codec_steps: int = 1200  # codec training steps (phase 1; 0 with init_from keeps its codec)
     codec_batch: int = 32  # latent frames per codec step
     codec_lr: float = 2e-3  # the codec's peak learning rate
@@ -85,9 +67,6 @@ class TrainConfig:
     # extra loss weight on the sprite tokens of a latent frame: those that stand out of it and
     # those that moved (world/core/schedule.py salience_weight)
     salience: float = 4.0
-    # > 0: plus this times the squared pixel error of the frames decoded from each window's
-    # noisiest chunk, moved pixels weighted as salience (DenoiseObjective.pixel_error)
-    pixel_loss: float = 0.0
     train_shift: float = 3.0  # SD3 shift of training levels toward noise
     context_max: float = 0.1  # max noise level on context chunks (against drift)
     # share of windows whose first noisy chunk is pure noise (level 1), the one level a one-step
