@@ -37,7 +37,15 @@ def _forward(model, x, actions, text, tmask, n_context, levels=None, ctx_prev=Tr
     valid = torch.zeros(b, n, dtype=torch.bool)
     valid[:, 1:] = ctx_prev
     with torch.no_grad():
-        return model.denoiser(x, levels, actions, text, tmask, torch.arange(n), is_ctx, ctx, valid)
+        return model.denoiser(
+            x,
+            levels,
+            actions,
+            (text, tmask),
+            torch.arange(n),
+            is_context=is_ctx,
+            context=(ctx, valid),
+        )
 
 
 # 1. cache equivalence ------------------------------------------------------------------------
@@ -83,30 +91,17 @@ def _assert_cache_equals_masked(model, history, seed):
     state = sampler.new_state(seed=seed)
     null_tokens, null_mask = model.encode_text([None])
     for c in range(history):  # feed clean history chunk by chunk through the cache pass
-        lv = torch.full((1, 1), 0.05)
-        with torch.no_grad():
-            model.denoiser(
-                x[:, c : c + 1],
-                lv,
-                actions[:, c : c + 1],
-                null_tokens[:, None],
-                null_mask[:, None],
-                torch.tensor([c]),
-                torch.ones(1, 1, dtype=torch.bool),
-                cache=state.cache,
-                write_chunk=c,
-            )
+        model.denoiser.encode_history(
+            state.cache, c, x[:, c], 0.05, actions[:, c], (null_tokens, null_mask)
+        )
     with torch.no_grad():
         cached = model.denoiser(
             x[:, -1:],
             torch.full((1, 1), 0.7),
             actions[:, -1:],
-            text[:, -1:],
-            tmask[:, -1:],
+            (text[:, -1:], tmask[:, -1:]),
             torch.tensor([history]),
-            torch.zeros(1, 1, dtype=torch.bool),
-            x[:, -2:-1, -1],
-            torch.ones(1, 1, dtype=torch.bool),
+            context=(x[:, -2:-1, -1], torch.ones(1, 1, dtype=torch.bool)),
             cache=state.cache,
         )
     # history chunks in the full pass saw their own caption; cached ones the null caption. The

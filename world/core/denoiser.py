@@ -235,53 +235,102 @@ class Denoiser(nn.Module):
         x = x.reshape(b, n, cfg.latent_frames, g, g, c, p, p)
         return x.permute(0, 1, 2, 5, 3, 6, 4, 7).reshape(b, n, cfg.latent_frames, c, g * p, g * p)
 
-    # --- forward ----------------------------------------------------------------------------
+    # --- the two jobs -----------------------------------------------------------------------
     def forward(
         self,
         x: torch.Tensor,
         levels: torch.Tensor,
         actions: torch.Tensor,
-        text: torch.Tensor,
-        text_mask: torch.Tensor,
+        text: tuple[torch.Tensor, torch.Tensor],
         chunk_index: torch.Tensor,
-        is_context: torch.Tensor,
-        ctx: torch.Tensor | None = None,
-        ctx_valid: torch.Tensor | None = None,
+        *,
+        is_context: torch.Tensor | None = None,
+        context: tuple[torch.Tensor, torch.Tensor] | None = None,
         step_size: torch.Tensor | None = None,
         cache: KVCache | None = None,
-        write_chunk: int | None = None,
         use_history: bool = True,
     ) -> torch.Tensor:
-        """Predict the velocity of ``n`` chunks.
+        """Denoise: the velocity of ``n`` chunks, against the clean history in ``cache``.
 
         Args:
             x: (B, n, Tl, C, h, w) latents at their levels.
             levels: (B, n) noise level of each chunk (0 clean, 1 noise).
             actions: (B, n, F) action id of every frame.
-            text, text_mask: (B, n, L, Dt) and (B, n, L) caption tokens of each chunk.
+            text: caption tokens (B, n, L, Dt) and mask (B, n, L) of each chunk.
             chunk_index: (n,) absolute chunk indices (time positions and the mask).
-            is_context: (B, n) True for clean history chunks (they attend only to themselves).
-            ctx, ctx_valid: (B, n, C, h, w) the previous chunk's last latent frame and (B, n)
-                whether there is one (direct path; ignored when ``context_frame`` is off).
+            is_context: (B, n) True for clean history chunks run in this call (training's windows
+                and the no-cache path; they attend only to themselves). None: all noisy.
+            context: the previous chunk's last latent frame (B, n, C, h, w) and whether there is
+                one (B, n) (the direct path; ignored when ``context_frame`` is off). None: none.
             step_size: (B, n) step size for few-step sampling (0 = infinitesimal); None -> 0.
-            cache: clean history to attend to (read only, unless ``write_chunk`` is set).
-            write_chunk: when set (n must be 1), write every layer's keys/values to ``cache``
-                as this chunk: the cache pass.
-            use_history: False ignores the cache and earlier chunks (guidance's "no history").
+            cache: clean history to attend to, as :meth:`encode_history` wrote it (read only).
+            use_history: False ignores the cache, the context and earlier chunks (guidance's
+                "no history" pass).
         Returns:
-            (B, n, Tl, C, h, w) velocity.
+            (B, n, Tl, C, h, w) velocity, float32.
         """
+        b, n = x.shape[:2]
+        if is_context is None:
+            is_context = torch.zeros(b, n, dtype=torch.bool, device=x.device)
+        context = context if use_history else None
+        h, cond = self._embed(x, levels, actions, is_context, context, step_size)
+        history = cache if use_history else None
+        h = self._blocks(h, cond, text, chunk_index, is_context, history, use_history, None)
+        return self._velocity(h, cond, n)
+
+    @torch.no_grad()
+    def encode_history(
+        self,
+        cache: KVCache,
+        chunk: int,
+        x: torch.Tensor,
+        level: float,
+        actions: torch.Tensor,
+        text: tuple[torch.Tensor, torch.Tensor],
+    ) -> None:
+        """Encode one clean chunk into ``cache`` as chunk ``chunk``: every layer's keys (before
+        rotary positions) and values of its tokens, the chunk attending only to itself.
+
+        Args:
+            x: (B, Tl, C, h, w) the chunk's latents, noised to ``level`` (the sampler's
+                ``context_level``).
+            actions: (B, F) its frames' actions.
+            text: caption tokens (B, L, Dt) and mask (B, L) (the sampler passes the null caption,
+                so that history never depends on a prompt).
+        """
+        b = x.shape[0]
+        is_context = torch.ones(b, 1, dtype=torch.bool, device=x.device)
+        levels = torch.full((b, 1), level, device=x.device)
+        h, cond = self._embed(x[:, None], levels, actions[:, None], is_context, None, None)
+        index = torch.tensor([chunk], device=x.device)
+        captions = (text[0][:, None], text[1][:, None])
+        self._blocks(h, cond, captions, index, is_context, None, True, (cache, chunk))
+        cache.commit(chunk)
+
+    # --- the parts, in the order data flows -------------------------------------------------
+    def _embed(
+        self,
+        x: torch.Tensor,
+        levels: torch.Tensor,
+        actions: torch.Tensor,
+        is_context: torch.Tensor,
+        context: tuple[torch.Tensor, torch.Tensor] | None,
+        step_size: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens (B, N, D) and the condition of each latent frame (B, n Tl, 1, D): noise level,
+        actions, step size and the context flag, through SiLU."""
         cfg = self.cfg
         b, n, tl = x.shape[:3]
         t_chunk = cfg.tokens_per_chunk
-        hw = cfg.tokens_per_frame
 
         # tokens: own latent patch [+ previous chunk's last latent frame + its validity flag]
         tok = self.patchify(x)  # (B, N, C p^2)
         if cfg.denoiser.context_frame:
-            if ctx is None or ctx_valid is None or not use_history:
+            if context is None:
                 ctx = torch.zeros_like(x[:, :, 0])
                 ctx_valid = torch.zeros(b, n, dtype=torch.bool, device=x.device)
+            else:
+                ctx, ctx_valid = context
             ctx_valid = ctx_valid & ~is_context  # history chunks are encoded on their own
             ctx = ctx * ctx_valid[:, :, None, None, None]
             ctx_tok = self.patchify(ctx[:, :, None].expand(-1, -1, tl, -1, -1, -1))
@@ -298,49 +347,61 @@ class Denoiser(nn.Module):
             s = torch.zeros_like(levels) if step_size is None else step_size
             cond = cond + self.step_mlp(sinusoid(s, 256))[:, :, None]
         cond = cond + self.context_emb(is_context.long())[:, :, None]
-        cond = fn.silu(cond).reshape(b, n * tl, 1, -1)  # (B, n Tl, 1, D)
+        return h, fn.silu(cond).reshape(b, n * tl, 1, -1)  # (B, n Tl, 1, D)
 
+    def _blocks(
+        self,
+        h: torch.Tensor,
+        cond: torch.Tensor,
+        text: tuple[torch.Tensor, torch.Tensor],
+        chunk_index: torch.Tensor,
+        is_context: torch.Tensor,
+        history: KVCache | None,
+        use_history: bool,
+        write: tuple[KVCache, int] | None,
+    ) -> torch.Tensor:
+        """Run the blocks over the tokens; read ``history``'s keys/values, or ``write`` this
+        call's (one chunk) into a cache."""
+        cfg = self.cfg
+        b = h.shape[0]
+        n = chunk_index.shape[0]
+        tl = cfg.latent_frames
+        grid = cfg.codec.grid // cfg.denoiser.patch
         # positions and mask: history tokens (from the cache) first, then this call's tokens
         ref = int(chunk_index.min()) * tl
-        pos_q = token_positions(chunk_index, tl, cfg.codec.grid // cfg.denoiser.patch, ref)
-        cos_q, sin_q = self.rope.angles(pos_q)
-        cur_chunks = chunk_index.repeat_interleave(t_chunk)
-        q_ctx = is_context.repeat_interleave(t_chunk, dim=1)  # (B, N)
-        q_chunks = cur_chunks
-        read_history = cache is not None and use_history and write_chunk is None
-        if read_history:
-            assert cache is not None
-            hist_chunks = cache.token_chunks()
-            pos_h = token_positions(
-                cache.index.clamp_min(0), tl, cfg.codec.grid // cfg.denoiser.patch, ref
+        cos_q, sin_q = self.rope.angles(token_positions(chunk_index, tl, grid, ref))
+        cur_chunks = chunk_index.repeat_interleave(cfg.tokens_per_chunk)
+        q_ctx = is_context.repeat_interleave(cfg.tokens_per_chunk, dim=1)  # (B, N)
+        k_chunks = cur_chunks
+        if history is not None:
+            cos_h, sin_h = self.rope.angles(
+                token_positions(history.index.clamp_min(0), tl, grid, ref)
             )
-            cos_h, sin_h = self.rope.angles(pos_h)
-            k_chunks = torch.cat([hist_chunks, cur_chunks])
-        else:
-            k_chunks = cur_chunks
+            k_chunks = torch.cat([history.token_chunks(), cur_chunks])
         mask = additive_mask(
-            chunk_mask(q_chunks, q_ctx, k_chunks, cfg.history_chunks, use_history)[:, None]
+            chunk_mask(cur_chunks, q_ctx, k_chunks, cfg.history_chunks, use_history)[:, None]
         )
-        txt = text.reshape(b * n, *text.shape[2:])
-        txt_mask = additive_mask(text_mask.reshape(b * n, 1, 1, -1))
-        if write_chunk is not None:
-            assert cache is not None and n == 1, "the cache pass encodes one chunk at a time"
+        tokens, token_mask = text
+        txt = tokens.reshape(b * n, *tokens.shape[2:])
+        txt_mask = additive_mask(token_mask.reshape(b * n, 1, 1, -1))
+        if write is not None:
+            assert n == 1, "the cache pass encodes one chunk at a time"
         for i, block in enumerate(self.blocks):
             hist = None
-            if read_history:
-                assert cache is not None
-                hk, hv = cache.read(i)
+            if history is not None:
+                hk, hv = history.read(i)
                 hist = (hk, hv, cos_h, sin_h)
-            write = (
-                (cache, i, write_chunk) if write_chunk is not None and cache is not None else None
-            )
-            h = block(h, cond, self.rope, cos_q, sin_q, hist, mask, txt, txt_mask, n, write)
-        if write_chunk is not None and cache is not None:
-            cache.commit(write_chunk)
+            into = None if write is None else (write[0], i, write[1])
+            h = block(h, cond, self.rope, cos_q, sin_q, hist, mask, txt, txt_mask, n, into)
+        return h
 
-        # output: adaptive norm, then the velocity of every patch
+    def _velocity(self, h: torch.Tensor, cond: torch.Tensor, n: int) -> torch.Tensor:
+        """Output: adaptive norm, then the velocity of every patch, (B, n, Tl, C, h, w)."""
+        cfg = self.cfg
+        b = h.shape[0]
         shift, scale = self.out_mod(cond).chunk(2, dim=-1)  # (B, n Tl, 1, D)
-        h = (self.out_norm(h).view(b, n * tl, hw, -1) * (1 + scale) + shift).view(
-            b, n * t_chunk, -1
-        )
+        h = (
+            self.out_norm(h).view(b, n * cfg.latent_frames, cfg.tokens_per_frame, -1) * (1 + scale)
+            + shift
+        ).view(b, n * cfg.tokens_per_chunk, -1)
         return self.unpatchify(self.out(h), n).float()

@@ -169,7 +169,6 @@ class PipelinedSampler:
         b = latents.shape[0]
         if actions is None:
             actions = torch.zeros(b, self.cfg.chunk_frames, dtype=torch.long, device=self.device)
-        level = torch.full((b, 1), self.context_level, device=self.device)
         x_ctx = add_noise(latents, self._randn(state, latents.shape), self.context_level)
         slot = state.cache.slot_of(chunk)
         state.context_inputs[slot] = x_ctx
@@ -177,16 +176,8 @@ class PipelinedSampler:
         if self.use_cache:
             tokens, mask = self.null_text(b)
             with self._precision():
-                self.model.denoiser(
-                    x_ctx[:, None],
-                    level,
-                    actions[:, None],
-                    tokens[:, None],
-                    mask[:, None],
-                    torch.tensor([chunk], device=self.device),
-                    torch.ones(b, 1, dtype=torch.bool, device=self.device),
-                    cache=state.cache,
-                    write_chunk=chunk,
+                self.model.denoiser.encode_history(
+                    state.cache, chunk, x_ctx, self.context_level, actions, (tokens, mask)
                 )
         else:
             state.cache.index[slot] = chunk  # bookkeeping only: the recompute path reads inputs
@@ -347,7 +338,6 @@ class PipelinedSampler:
         pass cancels out of the sum, so text guidance alone takes two passes, not three.
         """
         b, n = x.shape[:2]
-        no_ctx = torch.zeros(b, n, dtype=torch.bool, device=self.device)
 
         def run(txt: tuple[torch.Tensor, torch.Tensor], history: bool) -> torch.Tensor:
             if self.use_cache or not history:
@@ -356,12 +346,9 @@ class PipelinedSampler:
                         x,
                         levels,
                         actions,
-                        txt[0],
-                        txt[1],
+                        txt,
                         chunks,
-                        no_ctx,
-                        ctx,
-                        valid,
+                        context=(ctx, valid),
                         cache=state.cache if history else None,
                         use_history=history,
                     )
@@ -422,12 +409,13 @@ class PipelinedSampler:
                 all_x,
                 all_levels,
                 torch.cat([ha, actions], 1),
-                torch.cat([ht, _pad_seq(text[0], length)], 1),
-                torch.cat([hm, _pad_seq(text[1], length)], 1),
+                (
+                    torch.cat([ht, _pad_seq(text[0], length)], 1),
+                    torch.cat([hm, _pad_seq(text[1], length)], 1),
+                ),
                 all_chunks,
-                is_ctx,
-                all_ctx,
-                all_valid,
+                is_context=is_ctx,
+                context=(all_ctx, all_valid),
             )
         return v[:, m:]
 

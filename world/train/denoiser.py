@@ -100,7 +100,15 @@ class DenoiseObjective(nn.Module):
         tokens, mask = self.text.encode(caps)
         tokens = tokens.view(b, n, *tokens.shape[1:])
         mask = mask.view(b, n, -1)
-        v = self.denoiser(x_t, levels, actions, tokens, mask, torch.arange(n), is_ctx, ctx, valid)
+        v = self.denoiser(
+            x_t,
+            levels,
+            actions,
+            (tokens, mask),
+            torch.arange(n),
+            is_context=is_ctx,
+            context=(ctx, valid),
+        )
         return flow_loss(
             v, velocity_target(z, noise), (~is_ctx).float(), salience_weight(z, self.tc.salience)
         )
@@ -154,12 +162,10 @@ def noise_diagnostic(
         x_t,
         levels,
         a,
-        tokens.view(b, n, *tokens.shape[1:]),
-        mask.view(b, n, -1),
+        (tokens.view(b, n, *tokens.shape[1:]), mask.view(b, n, -1)),
         torch.arange(n),
-        is_ctx,
-        ctx,
-        valid,
+        is_context=is_ctx,
+        context=(ctx, valid),
     )
     pred = predict_clean(x_t[:, -1], v[:, -1], torch.tensor(1.0))
     frames_pred = model.codec.decode(pred).numpy()
