@@ -86,3 +86,31 @@ def play_like_actions(rng: np.random.Generator, n: int) -> np.ndarray:
                 j += hold
         i += length
     return out
+
+
+def training_actions(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` action ids for training data: :func:`play_like_actions`, with a span every 8..47
+    frames replaced by one of what play rarely holds long enough to learn:
+
+    - idle (40%): noop for 8..64 frames, so a still player learns to stay exactly put;
+    - alternating (40%): left/right or up/down switching every frame for 4..16 frames;
+    - random (20%): an independent key per frame for 4..16 frames.
+
+    Deterministic for a given generator state.
+    """
+    out = play_like_actions(rng, n)
+    i = 0
+    while i < n:
+        i += int(rng.integers(8, 48))
+        kind = int(rng.choice(3, p=[0.4, 0.4, 0.2]))
+        length = int(rng.integers(8, 65)) if kind == 0 else int(rng.integers(4, 17))
+        span = out[i : i + length]
+        if kind == 0:
+            span[:] = NOOP
+        elif kind == 1:
+            a, b = ((LEFT, RIGHT), (UP, DOWN))[int(rng.integers(2))]
+            span[:] = np.resize([a, b] if rng.random() < 0.5 else [b, a], len(span))
+        else:
+            span[:] = rng.integers(0, len(ACTIONS), len(span))
+        i += length
+    return out

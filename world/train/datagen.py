@@ -16,16 +16,20 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from world.games.actions import ACTIONS, play_like_actions
+from world.games.actions import ACTIONS, play_like_actions, training_actions
 from world.games.arcade import Game, GameConfig, state_fields
 from world.games.captions import sample_chunk_caption
 from world.train.data import Dataset, DatasetMeta, DatasetWriter, clip_files
+
+# An action policy: (generator, frames) -> that many action ids, deterministic for the generator.
+Policy = Callable[[np.random.Generator, int], np.ndarray]
+POLICIES: dict[str, Policy] = {p.__name__: p for p in (play_like_actions, training_actions)}
 
 TRAIN_SEED = 0
 EVAL_SEED = 1_000_000
@@ -38,7 +42,13 @@ def clip_seeds(seed: int, index: int) -> tuple[int, int, int]:
 
 
 def _clip_script(
-    game: Game, index: int, clip_frames: int, chunk_frames: int, seed: int, event_prob: float
+    game: Game,
+    index: int,
+    clip_frames: int,
+    chunk_frames: int,
+    seed: int,
+    event_prob: float,
+    policy: Policy = play_like_actions,
 ) -> Iterator[tuple[np.ndarray, str, dict[str, Any] | None]]:
     """Play clip ``index``'s script on ``game``: reset it from the clip's seed, then for each
     chunk apply its prompt and yield ``(the chunk's actions, its caption, the event record or
@@ -46,7 +56,7 @@ def _clip_script(
     chunk's caption is drawn from the scene the frames before it left."""
     game_seed, act_seed, cap_seed = clip_seeds(seed, index)
     game.reset(game_seed)
-    actions = play_like_actions(np.random.default_rng(act_seed), clip_frames)
+    actions = policy(np.random.default_rng(act_seed), clip_frames)
     cap_rng = np.random.default_rng(cap_seed)
     for c in range(clip_frames // chunk_frames):
         event = None
@@ -74,6 +84,7 @@ def generate_clip(
     chunk_frames: int = 4,
     seed: int = 0,
     event_prob: float = 0.12,
+    policy: Policy = play_like_actions,
 ) -> dict[str, Any]:
     """One clip of generated data, as the keyword arguments of :meth:`DatasetWriter.append`.
 
@@ -87,7 +98,7 @@ def generate_clip(
     actions = np.empty(clip_frames, dtype=np.int64)
     captions: list[str] = []
     events: list[dict[str, Any]] = []
-    script = _clip_script(game, index, clip_frames, chunk_frames, seed, event_prob)
+    script = _clip_script(game, index, clip_frames, chunk_frames, seed, event_prob, policy)
     for c, (acts, caption, event) in enumerate(script):
         captions.append(caption)
         if event is not None:
@@ -136,6 +147,7 @@ class Replayer:
         }
         self.game = Game(GameConfig(**cfg))
         self.seed, self.event_prob = int(gen["seed_base"]), float(gen["event_prob"])
+        self.policy = POLICIES[gen.get("policy", "play_like_actions")]
         self.chunk_frames, self.clip_frames = ds.meta.chunk_frames, int(ds.meta.clip_frames)
         self.index = [int(i) for i in ds.ids]  # clip files are named by their index
 
@@ -144,7 +156,13 @@ class Replayer:
         the clip it would write next), played on ``self.game``: reset, then each chunk's actions
         and caption, its prompt applied, as the caller steps the chunk before."""
         script = _clip_script(
-            self.game, index, self.clip_frames, self.chunk_frames, self.seed, self.event_prob
+            self.game,
+            index,
+            self.clip_frames,
+            self.chunk_frames,
+            self.seed,
+            self.event_prob,
+            self.policy,
         )
         return ((acts, caption) for acts, caption, _ in script)
 
@@ -182,6 +200,7 @@ def generate_dataset(
     event_prob: float = 0.12,
     fps: float = 15.0,
     config: GameConfig | None = None,
+    policy: Policy = play_like_actions,
 ) -> Dataset:
     """Generate ``n_clips`` clips of the built-in game into a new dataset directory.
 
@@ -214,12 +233,13 @@ def generate_dataset(
             "seeds": "clip i: numpy.random.SeedSequence([seed_base, i]).generate_state(3) "
             "-> (game, actions, captions)",
             "event_prob": event_prob,
+            "policy": policy.__name__,
             "config": dataclasses.asdict(cfg),
         },
     )
     writer = DatasetWriter(path, meta)
     for i in tqdm(range(n_clips), desc=f"generate {path}", unit="clip", disable=not progress):
-        writer.append(**generate_clip(game, i, clip_frames, chunk_frames, seed, event_prob))
+        writer.append(**generate_clip(game, i, clip_frames, chunk_frames, seed, event_prob, policy))
     return Dataset(path)
 
 
@@ -265,6 +285,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     group.add_argument("--eval", action="store_true", help=f"held-out seed base {EVAL_SEED}")
     gen.add_argument("--event-prob", type=float, default=0.12, help="chance of an event per chunk")
     gen.add_argument("--fps", type=float, default=15.0, help="playback rate stored in meta.json")
+    gen.add_argument(
+        "--policy",
+        choices=["play", "training"],
+        default="play",
+        help="play: play-like key holds; training: play-like with long idles and keys "
+        "alternating every frame, as the training recipe generates (default play)",
+    )
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     info = sub.add_parser("info", help="summarize a dataset")
     info.add_argument("path")
@@ -283,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress=not args.quiet,
                 event_prob=args.event_prob,
                 fps=args.fps,
+                policy={"play": play_like_actions, "training": training_actions}[args.policy],
             )
             elapsed = time.perf_counter() - start
             print(summarize(ds))
