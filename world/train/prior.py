@@ -45,7 +45,7 @@ from world.core.checkpoint import load_checkpoint, save_checkpoint
 from world.core.config import PriorConfig
 from world.core.cpus import bf16_enabled
 from world.core.model import WorldModel
-from world.core.schedule import add_noise
+from world.core.schedule import add_noise, salience_weight
 from world.eval.detect import player_errors
 from world.train.codec import encode_dataset
 from world.train.data import ClipBatch, Dataset
@@ -88,6 +88,11 @@ class PriorTraining:
     eval_windows: int = 256  # held-out chunks scored
     save_every: int = 250  # saves its state every this many steps and at the last
     seed: int = 0  # of the prior's initial weights, window order and noise
+    # chunks unrolled per window in training, each fed the last two latent frames of the chunk the
+    # prior itself guessed before it (noised as the cache holds them): its own errors as input
+    unroll: int = 1
+    salience: float = 0.0  # extra loss weight on the tokens that hold sprites or moved
+    keep_prior: bool = False  # start from the source model's prior (same width and blocks)
     precision: str = "auto"  # as chunkworld train: bf16 autocast only on CPUs with native bf16
 
 
@@ -112,6 +117,8 @@ def train_prior(tc: PriorTraining) -> Path:
         {k: v for k, v in source.state_dict().items() if not k.startswith("prior.")}, strict=False
     )
     assert not unexpected and all(k.startswith("prior.") for k in missing)
+    if tc.keep_prior:
+        model.load_state_dict(source.state_dict())
     prior = model.prior
     assert prior is not None
     ds = Dataset(tc.data)
@@ -119,7 +126,13 @@ def train_prior(tc: PriorTraining) -> Path:
     clips = ds.load_all()
     # the player's place in every clip (data of chunkworld data generate carry it): scored then
     placed = clips.state is not None and {"player_x", "player_y"} <= set(fields)
-    z = dataset_latents(model, clips, tc.data, tc.latents or None)
+    cached = Path(tc.out) / "latents.npy"  # encoded once per run; a resume reads them back
+    z = dataset_latents(
+        model, clips, tc.data, tc.latents or (str(cached) if cached.exists() else None)
+    )
+    if not tc.latents and not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cached, z.numpy())
     k, tl = cfg.codec.temporal, cfg.latent_frames
     n, t_lat = z.shape[:2]
     if t_lat < 2 + tl:
@@ -150,12 +163,19 @@ def train_prior(tc: PriorTraining) -> Path:
     bf16 = bf16_enabled(tc.precision)
     level = cfg.sampler.context_level
 
-    def chunks(c: np.ndarray, t: np.ndarray, gen: torch.Generator) -> torch.Tensor:
+    def chunks(c: np.ndarray, t: np.ndarray, gen: torch.Generator, unroll: int = 1) -> torch.Tensor:
+        """(B, unroll * Tl, C, h, w): the prior's chunks from latent frame ``t`` on, each after
+        the last two frames of the one before (the truth before the first)."""
         last = z[c[:, None], t[:, None] + np.arange(-2, 0)]  # (B, 2, C, h, w)
-        last = add_noise(last, torch.randn(last.shape, generator=gen), level)
-        a = acts[c[:, None], t[:, None] * k + np.arange(tl * k)]  # (B, F)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            return prior(last, a).float()
+        out = []
+        for u in range(unroll):
+            last = add_noise(last, torch.randn(last.shape, generator=gen), level)
+            a = acts[c[:, None], (t[:, None] + u * tl) * k + np.arange(tl * k)]  # (B, F)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                pred = prior(last, a).float()
+            out.append(pred)
+            last = torch.cat([last, pred], 1)[:, -2:]
+        return torch.cat(out, 1)
 
     rng = np.random.default_rng([tc.seed, 1])  # the held-out windows scored, the same every time
     ev_c, ev_t = (
@@ -184,10 +204,14 @@ def train_prior(tc: PriorTraining) -> Path:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, tc.steps, tc.lr, tc.warmup)
         draw = np.random.default_rng([tc.seed, 0, step])  # per step, so a resume draws the same
-        c, t = draw.integers(0, n - held, tc.batch), draw.integers(2, t_lat - tl + 1, tc.batch)
+        span = tc.unroll * tl
+        c, t = draw.integers(0, n - held, tc.batch), draw.integers(2, t_lat - span + 1, tc.batch)
         gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
-        pred = chunks(c, t, gen)
-        loss = fn.mse_loss(pred, z[c[:, None], t[:, None] + np.arange(tl)])
+        pred = chunks(c, t, gen, tc.unroll)
+        truth = z[c[:, None], t[:, None] + np.arange(-1, span)]  # the frame before, then the span
+        weight = salience_weight(truth[:, None], tc.salience)[:, 0, 1:]  # (B, span, 1, h, w)
+        err = (pred - truth[:, 1:]).pow(2)
+        loss = (err * weight).sum() / (weight.sum() * err.shape[2])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(params, tc.clip_grad)
