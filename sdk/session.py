@@ -379,7 +379,7 @@ class Session:
                 )
             state = rebuild(snapshot, self._sampler.new_state(seed=0), self._encode)
             self._state = state
-            self._captions = {c: p for c, _, p, _ in snapshot.inflight}
+            self._captions = dict(snapshot.captions)
             self._tick = snapshot.tick
             self._prompt = snapshot.prompt
             self._admitted = snapshot.prompt if snapshot.admitted is None else snapshot.admitted

@@ -282,6 +282,49 @@ def test_state_clone_replays_identically_and_leaves_the_original(tiny_model, w, 
         assert torch.equal(x, y)
 
 
+@settings(max_examples=6, deadline=None)
+@given(w=st.sampled_from([1, 2, 4]), before=st.integers(0, 5), top=st.sampled_from([1.0, 0.25]))
+def test_a_state_rebuilt_from_its_state_dict_replays_identically(tiny_model, w, before, top):
+    """``state_dict`` then ``load_state_dict`` into a fresh state (another seed) gives a state that
+    ticks to the same chunks; every in-flight field comes back, ``top`` included."""
+    sampler = PipelinedSampler(tiny_model, steps=4, in_flight=w)
+    state = sampler.new_state(seed=5)
+    text = tiny_model.encode_text(["rain"])
+    a = torch.tensor([[2, 4]])
+    for _ in range(before):
+        sampler.tick(state, a, text)
+    for f in state.in_flight:
+        f.top = top
+    tensors, counters = state.state_dict()
+    assert set(tensors) - {"last_clean"} == state.tensor_names(counters)
+    asked = []
+    fresh = sampler.new_state(seed=99)
+    fresh.load_state_dict(tensors, counters, lambda c: asked.append(c) or text)
+    assert asked == [f.chunk for f in state.in_flight]
+    assert [(f.chunk, f.step, f.prompted, f.top) for f in fresh.in_flight] == [
+        (f.chunk, f.step, f.prompted, f.top) for f in state.in_flight
+    ]
+    for _ in range(3):
+        assert torch.equal(
+            sampler.tick(fresh, a, text).latents, sampler.tick(state, a, text).latents
+        )
+
+
+def test_a_state_dict_that_does_not_fit_is_refused_and_the_state_kept(tiny_model):
+    sampler = PipelinedSampler(tiny_model, steps=2, in_flight=2)
+    state = sampler.new_state(seed=0)
+    tensors, counters = state.state_dict()
+    fresh = sampler.new_state(seed=1)
+    before = fresh.generator.get_state()
+    with pytest.raises(
+        ValueError, match=r"context.inputs is \(1,\) torch.float32, this state needs"
+    ):
+        fresh.load_state_dict({**tensors, "context.inputs": torch.zeros(1)}, counters, None)
+    with pytest.raises(ValueError, match="state tensor cache.v is missing"):
+        fresh.load_state_dict({k: v for k, v in tensors.items() if k != "cache.v"}, counters, None)
+    assert torch.equal(fresh.generator.get_state(), before)
+
+
 def test_state_bytes_grow_by_what_a_tick_leaves_and_stay_flat_after(tiny_model):
     """A fresh state holds its preallocated cache and context; the first tick adds only the
     newest clean latent frame, and ticks after it add nothing (W = 2: one chunk in flight)."""
