@@ -65,6 +65,13 @@ def _model_args(p: argparse.ArgumentParser, *, sampler: bool = True) -> None:
             default=None,
             help="chunks denoised together; steps must be a multiple (model default)",
         )
+        p.add_argument(
+            "--prior-level",
+            type=float,
+            default=None,
+            help="level unprompted chunks start from, the model's dynamics prior's guess "
+            "noised to it; 0: pure noise (model default)",
+        )
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
         p.add_argument(
             "--precision",
@@ -199,6 +206,7 @@ def _session(args: argparse.Namespace, seed: int = 0) -> Any:
         in_flight=args.in_flight,
         threads=args.threads,
         precision=args.precision,
+        prior_level=args.prior_level,
     )
     warn_if_busy(torch.get_num_threads())
     return session
@@ -323,6 +331,7 @@ def session_factory(args: argparse.Namespace) -> Callable[[dict[str, Any]], Any]
             steps=options.get("steps", args.steps),
             in_flight=options.get("in_flight", args.in_flight),
             precision=args.precision,
+            prior_level=args.prior_level,
         )
 
     return factory

@@ -259,7 +259,7 @@ def test_info(capsys) -> None:
 
 def test_serve_factory_makes_sessions() -> None:
     args = argparse.Namespace(
-        model="tiny", device="cpu", steps=None, in_flight=None, precision="auto"
+        model="tiny", device="cpu", steps=None, in_flight=None, precision="auto", prior_level=None
     )
     factory = session_factory(args)
     a, b = factory({"seed": 4}), factory({"seed": 4, "in_flight": 2, "steps": 2})
@@ -276,7 +276,12 @@ def test_serve_factory_makes_sessions() -> None:
 def test_serve_sessions_play_at_the_commands_precision() -> None:
     for precision in ("fp32", "bf16"):
         args = argparse.Namespace(
-            model="tiny", device="cpu", steps=None, in_flight=None, precision=precision
+            model="tiny",
+            device="cpu",
+            steps=None,
+            in_flight=None,
+            precision=precision,
+            prior_level=None,
         )
         assert session_factory(args)({}).info.precision == precision
     assert build_parser().parse_args(["serve", "--precision", "fp32"]).precision == "fp32"
@@ -286,11 +291,20 @@ def test_serve_sessions_play_at_the_commands_precision() -> None:
         assert build_parser().parse_args(["play", "--precision", name]).precision == name
 
 
+def test_the_sampler_commands_take_a_prior_level() -> None:
+    for command in (["generate", "--out", "a.gif"], ["play"], ["serve"]):
+        assert build_parser().parse_args(command).prior_level is None  # the model's
+        assert build_parser().parse_args([*command, "--prior-level", "0"]).prior_level == 0.0
+    args = build_parser().parse_args(["serve", "--model", "tiny", "--prior-level", "0.3"])
+    with pytest.raises(ArgumentError, match="prior_level=0.3: .*chunkworld train-prior adds one"):
+        session_factory(args)({})
+
+
 def test_serve_end_to_end_over_the_bridge() -> None:
     server_mod = pytest.importorskip("bridges.server")
     client_mod = pytest.importorskip("bridges.client")
     args = argparse.Namespace(
-        model="tiny", device="cpu", steps=None, in_flight=None, precision="auto"
+        model="tiny", device="cpu", steps=None, in_flight=None, precision="auto", prior_level=None
     )
     with server_mod.Server(
         session_factory(args), control="tcp://127.0.0.1:*", frames="tcp://127.0.0.1:*"

@@ -80,17 +80,18 @@ class EvalConfig:
     horizon: int = 16  # chunks per rollout
     prompt_trials: int = 160  # prompts, each checked for its event within 2 ticks
     long_ticks: int = 1000  # 0 skips the stability rollout
-    steps: int = 0  # 0 = the checkpoint's default
+    # The sampler's settings; None (a flag not given) is the checkpoint's own.
+    steps: int | None = None  # Euler steps per chunk
     in_flight: int = 1  # chunks in flight (W); 1 is the play setting
-    shift: float = 0.0  # sampling-grid shift; 0 = the checkpoint's default
-    context_level: float = -1.0  # noise level history is cached at; < 0 = the checkpoint's default
+    shift: float | None = None  # sampling-grid shift
+    context_level: float | None = None  # noise level history is cached at
     guidance_history: float = 1.0  # MAGI-1's guidance on the history (1 and 1: one pass a step)
     guidance_text: float = 1.0  # MAGI-1's guidance on the caption
-    prompt_guidance: float = -1.0  # text guidance on prompted ticks; < 0 = the checkpoint's default
-    prompt_steps: int = -1  # Euler steps on prompted ticks; < 0 = the checkpoint's default
+    prompt_guidance: float | None = None  # text guidance on prompted ticks
+    prompt_steps: int | None = None  # Euler steps on prompted ticks
     # level unprompted chunks start from, the model's dynamics prior's guess noised to it
-    # (world/core/prior.py); 0 = pure noise, no prior; < 0 = the checkpoint's default
-    prior_level: float = -1.0
+    # (world/core/prior.py); 0 = pure noise, no prior
+    prior_level: float | None = None
     precision: str = "auto"  # as a Session plays: bf16 autocast where native; or fp32, bf16
     seed: int = EVAL_SEED  # first held-out seed
 
@@ -231,16 +232,16 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
     cfg = model.cfg
     sampler = PipelinedSampler(
         model,
-        steps=ec.steps or None,
+        steps=ec.steps,
         in_flight=ec.in_flight,
-        shift=ec.shift or None,
-        context_level=ec.context_level if ec.context_level >= 0 else None,
+        shift=ec.shift,
+        context_level=ec.context_level,
         guidance_history=ec.guidance_history,
         guidance_text=ec.guidance_text,
-        prompt_guidance=ec.prompt_guidance if ec.prompt_guidance >= 0 else None,
-        prompt_steps=ec.prompt_steps if ec.prompt_steps >= 0 else None,
+        prompt_guidance=ec.prompt_guidance,
+        prompt_steps=ec.prompt_steps,
         precision=ec.precision,
-        prior_level=ec.prior_level if ec.prior_level >= 0 else None,
+        prior_level=ec.prior_level,
     )
     roller = Roller(model, sampler)
     f, k, size = cfg.chunk_frames, cfg.history_chunks, cfg.codec.frame_size

@@ -311,6 +311,7 @@ def field_notes(cls: type) -> dict[str, str]:
 
 
 CHOICES = {"precision": PRECISIONS}  # fields whose flag takes one of a few values
+OPTIONAL = {"int | None": int, "float | None": float, "str | None": str}  # None: not given
 
 
 def config_parser(cls: type, prog: str, doc: str | None) -> argparse.ArgumentParser:
@@ -322,17 +323,16 @@ def config_parser(cls: type, prog: str, doc: str | None) -> argparse.ArgumentPar
     notes = field_notes(cls)
     for f in fields(cls):
         note = notes.get(f.name, "").replace("%", "%%")  # argparse formats help with %
-        shown = "''" if f.default == "" else f.default
+        shown = "''" if f.default == "" else "the model's" if f.default is None else f.default
         flag, help = "--" + f.name.replace("_", "-"), f"{note} (default: {shown})".lstrip()
         if isinstance(f.default, bool):  # --flag / --no-flag
             p.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=f.default, help=help
             )
-        else:
+        else:  # a field "X | None = None" takes an X, absent: None
+            kind = OPTIONAL[str(f.type)] if f.default is None else type(f.default)
             choices = CHOICES.get(f.name)
-            p.add_argument(
-                flag, type=type(f.default), default=f.default, choices=choices, help=help
-            )
+            p.add_argument(flag, type=kind, default=f.default, choices=choices, help=help)
     return p
 
 
