@@ -8,6 +8,7 @@ import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sdk.cli_help import GENERATE_HELP, INFO_HELP, KEYS_HELP, MAIN_HELP, PLAY_HELP, SERVE_HELP
@@ -265,12 +266,21 @@ def cmd_info(args: argparse.Namespace) -> int:
             "parameters": info.parameters,
             "action_latency_ticks": info.action_latency_ticks,
             "precision": info.precision,
+            "prior_level": info.prior_level,
             "card": info.card,
         }
     if args.json:
         print(json.dumps(doc, indent=2, sort_keys=True))
         return 0
+    print("\n".join(info_summary(info, args.model)))
+    return 0
+
+
+def info_summary(info: Any, model: str) -> list[str]:
+    """A few readable lines about a model (``chunkworld info``): what a player and a script need,
+    the card's headline figures and where the rest is; ``--json`` prints the full record."""
     params = sum(info.parameters.values())
+    prior = f", prior level {info.prior_level:g}" if info.prior_level else ""
     lines = [
         f"model          {info.model}{'' if info.trained else '  (random weights, untrained)'}",
         f"fingerprint    {info.fingerprint}",
@@ -278,17 +288,35 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"(one chunk per tick) at {info.fps:g} fps",
         "actions        " + ", ".join(f"{i}={n}" for i, n in enumerate(info.actions)),
         f"history        {info.history_chunks} chunks in the KV cache",
-        f"sampler        {info.steps} steps per chunk, {info.in_flight} in flight "
-        f"(an action shows {info.action_latency_ticks} tick(s) later), precision {info.precision}",
+        f"sampler        {info.steps} step(s) per chunk, {info.in_flight} in flight{prior}, "
+        f"precision {info.precision}",
+        f"latency        an action shows {info.action_latency_ticks} tick(s) after it is given",
         f"prompt         up to {info.max_prompt_chars} characters",
         f"parameters     {params:,} ("
         + ", ".join(f"{k} {v:,}" for k, v in info.parameters.items())
         + ")",
     ]
-    for key, value in info.card.items():
-        lines.append(f"{key:<14} {json.dumps(value) if not isinstance(value, str) else value}")
-    print("\n".join(lines))
-    return 0
+    card = info.card.get("card", {})
+    if card:
+        step = info.card.get("step")
+        made = f"{card.get('name', '')}, {card.get('date', '')}"
+        lines.append(f"card           {made}" + (f", {step:,} training steps" if step else ""))
+    ev = card.get("evaluation", {})
+    if {"psnr_1_db", "psnr_avg16_db", "action_following", "prompt_success"} <= set(ev):
+        lines.append(
+            f"evaluated      PSNR {ev['psnr_1_db']:.2f} dB one chunk ahead, "
+            f"{ev['psnr_avg16_db']:.2f} over 16; following {100 * ev['action_following']:.1f}%, "
+            f"prompts {100 * ev['prompt_success']:.1f}%"
+        )
+        if "evaluation_command" in card:
+            lines.append(f"               ({card['evaluation_command']})")
+    from sdk.models import DEFAULT_DIR  # imports torch: not at the parser's import
+
+    where = DEFAULT_DIR if model == "default" else Path(model)
+    if (where / "MODEL_CARD.md").is_file():
+        lines.append(f"model card     {where / 'MODEL_CARD.md'}")
+    lines.append(f"full record    chunkworld info --model {model} --json")
+    return lines
 
 
 def cmd_play(args: argparse.Namespace) -> int:

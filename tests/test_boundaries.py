@@ -1,4 +1,4 @@
-"""Import boundaries (DESIGN section 4), checked by scanning the source and by importing:
+"""Import boundaries, checked by scanning the source and by importing:
 
 - world never imports sdk, bridges, zmq or pygame; bridges never imports torch, world or sdk;
   samples import sdk and bridges, never world or torch;

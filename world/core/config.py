@@ -66,7 +66,7 @@ class TextConfig:
 
 @dataclass(frozen=True)
 class DenoiserConfig:
-    """The chunk-causal diffusion transformer over latent tokens (DESIGN section 2)."""
+    """The chunk-causal diffusion transformer over latent tokens (docs/how-it-works.md)."""
 
     dim: int = 192  # model width D
     depth: int = 6  # transformer blocks

@@ -1,4 +1,4 @@
-"""The chunk-causal diffusion transformer (DESIGN section 2), in the order data flows.
+"""The chunk-causal diffusion transformer (docs/how-it-works.md), in the order data flows.
 
 Input: the latents of ``n`` chunks, each at its own noise level, plus per-frame actions, a caption
 per chunk, and (optionally) the keys/values of clean history chunks from a ``KVCache``.

@@ -7,9 +7,9 @@ context prefix, then non-decreasing noise), the loss on noisy chunks only, capti
 AdamW, warm-up and cosine decay per leg, gradient clipping, EMA weights (the ones saved), and
 self-rollout (``world/train/rollout.py``) when asked. Resumable from ``<out>/denoiser_state.safetensors``.
 
-Every ``eval_every`` steps ``noise_diagnostic`` prints the figure that matters (DESIGN section 6):
-the PSNR of the clean chunk predicted from pure noise given clean history, against copying the
-last frame.
+Every ``eval_every`` steps ``noise_diagnostic`` prints the figure that matters (the "prediction
+from noise" docs/training-log.md quotes for every leg): the PSNR of the clean chunk predicted from
+pure noise given clean history, against copying the last frame.
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ Phases, recorded in ``<out>/progress.json`` so a restart continues where it stop
    The EMA weights are what gets exported. The loop is ``world/train/denoiser.py``; the codec's,
    ``world/train/codec.py``.
 
-Every ``eval_every`` steps it prints the diagnostic that matters (DESIGN section 6): PSNR of the
-clean chunk predicted from pure noise given clean history, against copying the last frame.
+Every ``eval_every`` steps it prints the diagnostic that matters (the "prediction from noise"
+docs/training-log.md quotes for every leg): PSNR of the clean chunk predicted from pure noise
+given clean history, against copying the last frame.
 """
 
 from __future__ import annotations
