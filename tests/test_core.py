@@ -401,3 +401,32 @@ def test_codec_setting_parses_and_explains():
         codec_setting("patch=two")
     with pytest.raises(ValueError, match="power of two"):
         codec_setting("patch=3")
+
+
+def test_guidance_combines_the_passes_as_magi_1_does_with_fixed_values():
+    """v = v_u + s_hist (v_h - v_u) + s_text (v_ht - v_h), per chunk, at levels >= min_level;
+    with both scales 1 a single pass."""
+    from world.core.guidance import Guidance
+
+    shape = (1, 2, 1, 1, 1, 1)  # two chunks in flight
+    text, null = ("caption",), ("null",)
+    values = {("caption", True): 3.0, ("null", True): 1.0, ("null", False): 0.0}
+    calls = []
+
+    def run(t, history):
+        calls.append((t[0], history))
+        return torch.full(shape, values[(t[0], history)])
+
+    levels = torch.tensor([[0.2, 0.9]])  # the first chunk below min_level 0.3: unguided
+    g = Guidance(history=2.0, text=1.0, prompt=3.0, min_level=0.3)
+    v = g.velocity(run, text, lambda: null, prompted=[True, True], levels=levels)
+    assert v.flatten().tolist() == [3.0, 0 + 2 * (1 - 0) + 3 * (3 - 1)]
+    assert calls == [("caption", True), ("null", True), ("null", False)]
+    calls.clear()
+    v = Guidance(history=1.0, text=1.0, prompt=3.0).velocity(
+        run, text, lambda: null, prompted=[False, True], levels=torch.tensor([[0.9, 0.9]])
+    )
+    assert v.flatten().tolist() == [3.0, 1 + 3 * (3 - 1)] and len(calls) == 2  # no v_u pass
+    calls.clear()
+    Guidance().velocity(run, text, lambda: null, prompted=[False, False], levels=levels)
+    assert calls == [("caption", True)]  # the common tick: one pass

@@ -55,6 +55,24 @@ class RolloutState:
     )
     last_clean_chunk: int = -1
 
+    def last_frames(self, count: int) -> torch.Tensor | None:
+        """(B, count, C, h, w): the last ``count`` latent frames before the next chunk to admit,
+        as the cache holds them (the dynamics prior's input); None unless the chunks they lie in
+        are clean and held.
+
+        Worked example, 1 latent frame per chunk, count 2, next chunk 7: the frames of chunks 5
+        and 6, if both are in the cache; with 4 per chunk, the last two frames of chunk 6.
+        """
+        frames: list[torch.Tensor] = []
+        chunk = self.next_chunk - 1
+        while len(frames) < count and chunk >= 0:
+            slots = (self.cache.index == chunk).nonzero()
+            if not len(slots):
+                return None
+            frames = list(self.context_inputs[int(slots[0])].unbind(1)) + frames
+            chunk -= 1
+        return torch.stack(frames[-count:], 1) if len(frames) >= count else None
+
     def nbytes(self) -> int:
         """Bytes of every tensor this state holds (the cache included; in-flight captions are
         the caller's encodings, shared, and not counted)."""

@@ -1,24 +1,22 @@
 """The pipelined sampler: ``W`` chunks in flight, ``S`` Euler steps each, one chunk out per tick.
 
-Each forward pass advances every in-flight chunk by one step on the sampling grid
-``g[0] = 1 (noise) > g[1] > ... > g[S] = 0 (clean)``. A new chunk enters at pure noise every
-``m = S / W`` forward passes, so in-flight chunks sit ``m`` steps apart; when the oldest reaches
-clean it is emitted, run once more through the network at ``context_level`` with the null caption
-(the cache pass), and its keys/values go into the ring cache.
+A tick admits a chunk, runs network passes until the oldest chunk in flight is clean, emits it
+and encodes it into the KV cache as history (the cache pass: at ``context_level``, the null
+caption). Its parts each have a file of their own:
 
-Worked example, S = 4, W = 4 (m = 1), grid g = [1, .75, .5, .25, 0], steady state, one tick:
-admit chunk c at step 0 -> in flight (oldest first) at steps [3, 2, 1, 0], levels
-[.25, .5, .75, 1]; one forward -> steps [4, 3, 2, 1]; chunk c - 3 is clean and emitted.
-With W = 1 a tick admits one chunk and runs S forwards on it alone.
+- the noise schedule (the grid, noising, the Euler step): ``world/core/schedule.py``;
+- the pipeline of chunks in flight (their levels on the grid, one pass's batch, with a worked
+  example): ``world/core/pipeline.py``;
+- guidance over history and caption: ``world/core/guidance.py``;
+- the dynamics prior a chunk may start from: ``world/core/prior.py``.
 
-Warm-up: the first tick must also emit a chunk, so it runs S forwards and admits a filler chunk
-every ``m`` forwards (with the tick's action and caption: held keys) until W are in flight.
+Warm-up: the first tick must also emit a chunk, so it runs S passes and admits a filler chunk
+every ``m = S / W`` passes (with the tick's action and caption: held keys) until W are in flight.
 Hence an action given at tick n first shapes the chunk emitted at tick ``n + W - 1``.
 
-With a dynamics prior (``prior_level`` = ``L`` > 0, ``world/core/prior.py``) and W = 1, an unprompted
-chunk whose previous chunk is held enters not at pure noise but as the prior's guess noised to
-``L``, and walks the grid scaled by ``L`` (``InFlight.top``); prompted chunks and text starts
-enter at pure noise.
+With a dynamics prior (``prior_level`` = ``L`` > 0) and W = 1, an unprompted chunk whose previous
+chunk is held enters not at pure noise but as the prior's guess noised to ``L``, and walks the
+grid scaled by ``L`` (``InFlight.top``); prompted chunks and text starts enter at pure noise.
 
 All state that changes (cache, in-flight chunks, RNG) lives in ``RolloutState``
 (``world/core/rollout_state.py``), passed in explicitly; the sampler itself holds only the network
@@ -36,8 +34,10 @@ import copy
 
 import torch
 
+from world.core import pipeline
 from world.core.cache import KVCache
 from world.core.cpus import bf16_enabled
+from world.core.guidance import Guidance
 from world.core.model import WorldModel
 from world.core.rollout_state import InFlight, RolloutState, TickResult
 from world.core.schedule import add_noise, euler_step, sampling_grid
@@ -77,10 +77,12 @@ class PipelinedSampler:
         self.shift = sc.shift if shift is None else shift
         self.grid = sampling_grid(self.steps, self.shift)
         self.context_level = sc.context_level if context_level is None else context_level
-        self.s_hist = sc.guidance_history if guidance_history is None else guidance_history
-        self.s_text = sc.guidance_text if guidance_text is None else guidance_text
-        self.s_prompt = sc.prompt_guidance if prompt_guidance is None else prompt_guidance
-        self.guidance_min_level = guidance_min_level
+        self.guidance = Guidance(
+            history=sc.guidance_history if guidance_history is None else guidance_history,
+            text=sc.guidance_text if guidance_text is None else guidance_text,
+            prompt=sc.prompt_guidance if prompt_guidance is None else prompt_guidance,
+            min_level=guidance_min_level,
+        )
         self.use_cache = use_cache
         self.precision = precision
         self.bf16 = bf16_enabled(precision, self.device)
@@ -235,7 +237,7 @@ class PipelinedSampler:
         shape = (b, cfg.latent_frames, c.latent_channels, c.grid, c.grid)
         latent, top = self._randn(state, shape), 1.0
         if self.prior_level and not prompted and self.in_flight == 1:
-            last = self._last_frames(state)
+            last = state.last_frames(2)
             if last is not None:  # start from the prior's guess (world/core/prior.py)
                 assert self.model.prior is not None
                 with self._precision():
@@ -254,19 +256,6 @@ class PipelinedSampler:
         )
         state.next_chunk += 1
 
-    def _last_frames(self, state: RolloutState) -> torch.Tensor | None:
-        """(B, 2, C, h, w): the last two latent frames before the chunk to admit, as the cache
-        holds them; None unless the chunks they lie in are clean and held."""
-        frames: list[torch.Tensor] = []
-        chunk = state.next_chunk - 1
-        while len(frames) < 2 and chunk >= 0:
-            slots = (state.cache.index == chunk).nonzero()
-            if not len(slots):
-                return None
-            frames = list(state.context_inputs[int(slots[0])].unbind(1)) + frames
-            chunk -= 1
-        return torch.stack(frames[-2:], 1) if len(frames) >= 2 else None
-
     def _precision(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
@@ -283,153 +272,59 @@ class PipelinedSampler:
             return self.model.codec.decode(latents)
 
     def _forward(self, state: RolloutState) -> tuple[tuple[int, float], ...]:
-        """One denoiser pass over all in-flight chunks; each moves one step down the grid."""
-        fl = state.in_flight
-        b = fl[0].latent.shape[0]
-        x = torch.stack([f.latent for f in fl], dim=1)  # (B, n, Tl, C, h, w)
-        levels = torch.stack([(f.top * self.grid[f.step]).expand(b) for f in fl], 1)
-        nxt = torch.stack([(f.top * self.grid[f.step + 1]).expand(b) for f in fl], 1)
-        levels, nxt = levels.to(self.device), nxt.to(self.device)
-        actions = torch.stack([f.actions for f in fl], dim=1)  # (B, n, F)
-        length = max(f.text[0].shape[1] for f in fl)
-        text = torch.stack([_pad(f.text[0], length) for f in fl], dim=1)  # (B, n, L, Dt)
-        tmask = torch.stack([_pad(f.text[1], length) for f in fl], dim=1)  # (B, n, L)
-        chunks = torch.tensor([f.chunk for f in fl], device=self.device)
-        # direct path: the previous chunk's last latent frame, as it is held right now
-        ctx, valid = [], []
-        for i, f in enumerate(fl):
-            if i > 0:
-                ctx.append(fl[i - 1].latent[:, -1])
-                valid.append(True)
-            elif state.last_clean is not None and state.last_clean_chunk == f.chunk - 1:
-                ctx.append(state.last_clean)
-                valid.append(True)
-            else:
-                ctx.append(torch.zeros_like(f.latent[:, -1]))
-                valid.append(False)
-        ctx_t = torch.stack(ctx, dim=1)
-        valid_t = torch.tensor(valid, device=self.device)[None].expand(b, -1)
-
-        s_text = [
-            self.s_prompt if f.prompted else self.s_text for f in fl
-        ]  # (n,) text-guidance scale of each in-flight chunk
-        v = self._velocity(state, x, levels, actions, (text, tmask), chunks, ctx_t, valid_t, s_text)
-        x = euler_step(x, v, levels[..., None, None, None, None], nxt[..., None, None, None, None])
-        for i, f in enumerate(fl):
-            f.latent = x[:, i]
-            f.step += 1
-        return tuple((f.chunk, float(f.top * self.grid[f.step - 1])) for f in fl)
-
-    def _velocity(
-        self,
-        state: RolloutState,
-        x: torch.Tensor,
-        levels: torch.Tensor,
-        actions: torch.Tensor,
-        text: tuple[torch.Tensor, torch.Tensor],
-        chunks: torch.Tensor,
-        ctx: torch.Tensor,
-        valid: torch.Tensor,
-        s_text: list[float],
-    ) -> torch.Tensor:
-        """The velocity for the in-flight chunks: one pass, or MAGI-1's guidance.
-
-        ``s_text`` holds each chunk's text scale. With a history scale of 1 the no-history
-        pass cancels out of the sum, so text guidance alone takes two passes, not three.
-        """
-        b, n = x.shape[:2]
-
-        def run(txt: tuple[torch.Tensor, torch.Tensor], history: bool) -> torch.Tensor:
-            if self.use_cache or not history:
-                with self._precision():
-                    return self.model.denoiser(
-                        x,
-                        levels,
-                        actions,
-                        txt,
-                        chunks,
-                        context=(ctx, valid),
-                        cache=state.cache if history else None,
-                        use_history=history,
-                    )
-            return self._velocity_recompute(state, x, levels, actions, txt, chunks, ctx, valid)
-
-        v_ht = run(text, True)
-        if self.s_hist == 1.0 and all(s == 1.0 for s in s_text):  # the common tick: one pass
-            return v_ht
-        null = self.null_text(b)
-        null_t = (null[0][:, None].expand(-1, n, -1, -1), null[1][:, None].expand(-1, n, -1))
-        v_h = run(null_t, True)
-        s_t = torch.tensor(s_text, dtype=v_ht.dtype, device=v_ht.device).view(1, n, 1, 1, 1, 1)
-        if self.s_hist == 1.0:
-            guided = v_h + s_t * (v_ht - v_h)
-        else:
-            v_u = run(null_t, False)
-            guided = v_u + self.s_hist * (v_h - v_u) + s_t * (v_ht - v_h)
-        on = (levels >= self.guidance_min_level)[..., None, None, None, None]
-        return torch.where(on, guided, v_ht)
-
-    def _velocity_recompute(
-        self,
-        state: RolloutState,
-        x: torch.Tensor,
-        levels: torch.Tensor,
-        actions: torch.Tensor,
-        text: tuple[torch.Tensor, torch.Tensor],
-        chunks: torch.Tensor,
-        ctx: torch.Tensor,
-        valid: torch.Tensor,
-    ) -> torch.Tensor:
-        """No cache: run the stored history chunks and the in-flight chunks in one masked pass."""
-        b, n = x.shape[:2]
-        held = [int(s) for s in torch.argsort(state.cache.index) if state.cache.index[s] >= 0]
-        m = len(held)
-        hx = state.context_inputs[held].transpose(0, 1)  # (B, m, Tl, C, h, w)
-        ha = state.context_actions[held].transpose(0, 1)
-        tokens, mask = self.null_text(b)
-        length = max(tokens.shape[1], text[0].shape[2])
-        ht = _pad(tokens, length)[:, None].expand(-1, m, -1, -1)
-        hm = _pad(mask, length)[:, None].expand(-1, m, -1)
-        all_x = torch.cat([hx, x], dim=1)
-        all_levels = torch.cat(
-            [torch.full((b, m), self.context_level, device=self.device), levels], 1
+        """One network pass over all chunks in flight; each moves one step down the grid."""
+        batch = pipeline.gather(state, self.grid, self.device)
+        v = self._velocity(state, batch)
+        x = euler_step(
+            batch.x,
+            v,
+            batch.levels[..., None, None, None, None],
+            batch.next_levels[..., None, None, None, None],
         )
-        is_ctx = torch.cat(
-            [
-                torch.ones(b, m, dtype=torch.bool, device=self.device),
-                torch.zeros(b, n, dtype=torch.bool, device=self.device),
-            ],
-            1,
+        return pipeline.advance(state, x, self.grid)
+
+    def _velocity(self, state: RolloutState, batch: pipeline.Batch) -> torch.Tensor:
+        """The velocity of the chunks in flight: the network against the cache (or, without
+        one, with the history recomputed), under guidance."""
+        b, n = batch.x.shape[:2]
+
+        def run(text: tuple[torch.Tensor, torch.Tensor], history: bool) -> torch.Tensor:
+            if not self.use_cache and history:
+                return self._recompute(state, batch, text)
+            with self._precision():
+                return self.model.denoiser(
+                    batch.x,
+                    batch.levels,
+                    batch.actions,
+                    text,
+                    batch.chunks,
+                    context=batch.context,
+                    cache=state.cache if history else None,
+                    use_history=history,
+                )
+
+        def null_text() -> tuple[torch.Tensor, torch.Tensor]:
+            tokens, mask = self.null_text(b)
+            return tokens[:, None].expand(-1, n, -1, -1), mask[:, None].expand(-1, n, -1)
+
+        return self.guidance.velocity(run, batch.text, null_text, batch.prompted, batch.levels)
+
+    def _recompute(
+        self, state: RolloutState, batch: pipeline.Batch, text: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        """No cache: run the held history chunks and the chunks in flight in one masked pass."""
+        b = batch.x.shape[0]
+        joined, is_history = pipeline.with_history(
+            state, batch, text, self.null_text(b), self.context_level
         )
-        all_chunks = torch.cat([state.cache.index[held], chunks])
-        all_ctx = torch.cat([torch.zeros_like(ctx[:, :1]).expand(-1, m, -1, -1, -1), ctx], 1)
-        all_valid = torch.cat([torch.zeros(b, m, dtype=torch.bool, device=self.device), valid], 1)
         with self._precision():
             v = self.model.denoiser(
-                all_x,
-                all_levels,
-                torch.cat([ha, actions], 1),
-                (
-                    torch.cat([ht, _pad_seq(text[0], length)], 1),
-                    torch.cat([hm, _pad_seq(text[1], length)], 1),
-                ),
-                all_chunks,
-                is_context=is_ctx,
-                context=(all_ctx, all_valid),
+                joined.x,
+                joined.levels,
+                joined.actions,
+                joined.text,
+                joined.chunks,
+                is_context=is_history,
+                context=joined.context,
             )
-        return v[:, m:]
-
-
-def _pad(t: torch.Tensor, length: int, dim: int = 1) -> torch.Tensor:
-    """Zero-pad ``t`` along ``dim`` (a caption's token axis) to ``length``."""
-    extra = length - t.shape[dim]
-    if extra == 0:
-        return t
-    shape = list(t.shape)
-    shape[dim] = extra
-    return torch.cat([t, torch.zeros(shape, dtype=t.dtype, device=t.device)], dim=dim)
-
-
-def _pad_seq(t: torch.Tensor, length: int) -> torch.Tensor:
-    """Pad per-chunk caption tensors (B, n, L, ...) along L."""
-    return _pad(t, length, dim=2)
+        return v[:, is_history.shape[1] - batch.x.shape[1] :]

@@ -357,7 +357,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
             "chunk_frames": f,
             "history_chunks": k,
             "frame_size": size,
-            "prompt_guidance": sampler.s_prompt,
+            "prompt_guidance": sampler.guidance.prompt,
             "prompt_steps": sampler.prompt_steps,
             "prior_level": sampler.prior_level,
             "precision": sampler.runs_at,
