@@ -6,7 +6,7 @@ caption). Its parts each have a file of their own:
 
 - the noise schedule (the grid, noising, the Euler step): ``world/core/schedule.py``;
 - the pipeline of chunks in flight (their levels on the grid, one pass's batch, with a worked
-  example): ``world/core/pipeline.py``;
+  example): ``world/core/inflight.py``;
 - guidance over history and caption: ``world/core/guidance.py``;
 - the dynamics prior a chunk may start from: ``world/core/prior.py``.
 
@@ -34,7 +34,7 @@ import copy
 
 import torch
 
-from world.core import pipeline
+from world.core import inflight
 from world.core.cache import KVCache
 from world.core.cpus import bf16_enabled
 from world.core.guidance import Guidance
@@ -273,7 +273,7 @@ class PipelinedSampler:
 
     def _forward(self, state: RolloutState) -> tuple[tuple[int, float], ...]:
         """One network pass over all chunks in flight; each moves one step down the grid."""
-        batch = pipeline.gather(state, self.grid, self.device)
+        batch = inflight.gather(state, self.grid, self.device)
         v = self._velocity(state, batch)
         x = euler_step(
             batch.x,
@@ -281,9 +281,9 @@ class PipelinedSampler:
             batch.levels[..., None, None, None, None],
             batch.next_levels[..., None, None, None, None],
         )
-        return pipeline.advance(state, x, self.grid)
+        return inflight.advance(state, x, self.grid)
 
-    def _velocity(self, state: RolloutState, batch: pipeline.Batch) -> torch.Tensor:
+    def _velocity(self, state: RolloutState, batch: inflight.Batch) -> torch.Tensor:
         """The velocity of the chunks in flight: the network against the cache (or, without
         one, with the history recomputed), under guidance."""
         b, n = batch.x.shape[:2]
@@ -310,11 +310,11 @@ class PipelinedSampler:
         return self.guidance.velocity(run, batch.text, null_text, batch.prompted, batch.levels)
 
     def _recompute(
-        self, state: RolloutState, batch: pipeline.Batch, text: tuple[torch.Tensor, torch.Tensor]
+        self, state: RolloutState, batch: inflight.Batch, text: tuple[torch.Tensor, torch.Tensor]
     ) -> torch.Tensor:
         """No cache: run the held history chunks and the chunks in flight in one masked pass."""
         b = batch.x.shape[0]
-        joined, is_history = pipeline.with_history(
+        joined, is_history = inflight.with_history(
             state, batch, text, self.null_text(b), self.context_level
         )
         with self._precision():
