@@ -17,8 +17,8 @@ from sdk.errors import ChunkworldError
 # Subcommands owned by other packages: argv after the name is handed to their main(argv).
 DELEGATES: dict[str, tuple[str, str]] = {
     "train": (
-        "world.train.recipe",
-        "train a codec and denoiser on a dataset (chunkworld train --help)",
+        "sdk.train",
+        "train a world from a game in one resumable command (chunkworld train --help)",
     ),
     "tune-decoder": (
         "world.train.decoder",
@@ -29,8 +29,8 @@ DELEGATES: dict[str, tuple[str, str]] = {
         "train a dynamics prior the sampler starts chunks from (chunkworld train-prior --help)",
     ),
     "eval": (
-        "world.eval.evaluate",
-        "evaluate a model: PSNR, action following, drift (chunkworld eval --help)",
+        "sdk.evaluate",
+        "the scorecard: every bar line, through a Session, against the true game",
     ),
     "bench": ("world.eval.bench", "benchmark tick time and memory; 'bench bridge' for the bridge"),
     "data": (

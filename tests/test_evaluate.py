@@ -157,7 +157,9 @@ def test_rollout_grid_puts_each_chunks_last_frame_in_its_place():
 def test_eval_command_refuses_bad_input_with_its_message_not_a_traceback(tmp_path, capsys):
     from world.eval.evaluate import main
 
-    with pytest.raises(SystemExit, match=r"chunkworld eval: error: .*config.json: missing"):
+    with pytest.raises(
+        SystemExit, match=r"python -m world.eval.evaluate: error: .*config.json: missing"
+    ):
         main(["--model", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--quiet"])
     save_checkpoint(WorldModel(preset("tiny")), tmp_path / "m", {"step": 0})
     with pytest.raises(SystemExit, match=r"steps \(3\) must be a positive multiple of in_flight"):
@@ -171,11 +173,12 @@ def test_eval_command_refuses_bad_input_with_its_message_not_a_traceback(tmp_pat
 def test_training_commands_name_missing_data_not_a_traceback(tmp_path, command):
     from world.train.decoder import main as tune
     from world.train.prior import main as prior
-    from world.train.recipe import main as train
+    from world.train.stages import main as train
 
     save_checkpoint(WorldModel(preset("tiny")), tmp_path / "m", {"step": 0})
     none, out = str(tmp_path / "none"), str(tmp_path / "o")
     run = {"train": train, "tune-decoder": tune, "train-prior": prior}[command]
     args = ["--data", none, "--out", out, *(["--model", str(tmp_path / "m")] * (run is not train))]
-    with pytest.raises(SystemExit, match=f"chunkworld {command}: error: no dataset at .*none"):
+    prog = "python -m world.train" if command == "train" else f"chunkworld {command}"
+    with pytest.raises(SystemExit, match=f"{prog}: error: no dataset at .*none"):
         run(args)

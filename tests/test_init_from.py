@@ -16,7 +16,7 @@ from world.core.config import preset
 from world.core.model import WorldModel
 from world.train.codec import codec_step
 from world.train.datagen import generate_dataset
-from world.train.recipe import run
+from world.train.stages import run
 from world.train.trainkit import load_arrays
 
 

@@ -7,7 +7,7 @@ import torch
 from world.core.config import preset
 from world.core.model import WorldModel
 from world.train.denoiser import DenoiseObjective
-from world.train.recipe import TrainConfig
+from world.train.stages import TrainConfig
 
 
 def test_pure_noise_reaches_the_training_windows():

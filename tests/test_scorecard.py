@@ -120,3 +120,14 @@ def test_held_out_prompt_changes_the_state():
         before = getattr(game.state(), kind)
         assert game.apply_prompt(text)
         assert getattr(game.state(), kind) != before
+
+
+def test_eval_command_refuses_a_missing_model_with_a_message(tmp_path, capsys):
+    from sdk.evaluate import main
+
+    assert main(["--model", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "chunkworld eval: error" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["--episodes", "0"])
+    assert "--episodes must be at least 1" in capsys.readouterr().err

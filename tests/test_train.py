@@ -21,7 +21,7 @@ from world.core.config import preset
 from world.core.model import WorldModel
 from world.train.codec import codec_step
 from world.train.datagen import generate_dataset
-from world.train.recipe import TrainConfig, plot_metrics, run
+from world.train.stages import TrainConfig, plot_metrics, run
 from world.train.trainkit import (
     codec_leg_lr,
     config_parser,
@@ -165,7 +165,7 @@ def test_train_with_a_frozen_text_encoder(
 ):
     """``--text-encoder sentence-transformers:...``: the projection trains, the config records it."""
     fake = fake_sentence_model()
-    monkeypatch.setattr("world.train.recipe.load_backend", lambda spec: fake)
+    monkeypatch.setattr("world.train.stages.load_backend", lambda spec: fake)
     out = tmp_path / "run"
     run(_config(tiny_data, out, text_encoder="sentence-transformers:fake", precision=precision))
     model, _ = load_checkpoint(out / "model")

@@ -3,7 +3,7 @@
 The model and the true game get the same start (the first ``history_chunks`` true chunks, as a
 video start), the same actions and the same prompts; then we compare::
 
-    chunkworld eval --model world/models/default --out runs/eval      # or python -m world.eval.evaluate
+    python -m world.eval.evaluate --model default --out runs/eval   # the sampler-level evaluation; chunkworld eval is the scorecard
 
 Reported (JSON to stdout and ``<out>/eval.json``, a plot to ``<out>/eval.png``, the first three
 rollouts above their truth to ``<out>/rollouts.png``):
@@ -414,12 +414,14 @@ def _rounded(interval: tuple[float, float] | None) -> list[float] | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = config_parser(EvalConfig, "chunkworld eval", __doc__)
+    p = config_parser(EvalConfig, "python -m world.eval.evaluate", __doc__)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = vars(p.parse_args(argv))
     quiet = args.pop("quiet")
     warn_if_busy(torch.get_num_threads())
-    result = exit_on_bad_input("chunkworld eval", evaluate, EvalConfig(**args), not quiet)
+    result = exit_on_bad_input(
+        "python -m world.eval.evaluate", evaluate, EvalConfig(**args), not quiet
+    )
     print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2))
 
 

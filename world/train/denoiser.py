@@ -1,7 +1,7 @@
 """Training, phase 3: the denoiser and text encoder on the codec's frozen latents.
 
 ``train_denoiser`` is what ``chunkworld train`` runs once the codec is trained and the data
-encoded (``world/train/recipe.py`` has the command and the phases). Flow matching on windows of
+encoded (``world/train/stages.py`` has the command and the phases). Flow matching on windows of
 ``history_chunks + 2`` chunks at the levels of ``world.core.schedule.training_levels`` (a clean
 context prefix, then non-decreasing noise), the loss on noisy chunks only, caption dropout,
 AdamW, warm-up and cosine decay per leg, gradient clipping, EMA weights (the ones saved), and

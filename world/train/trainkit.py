@@ -1,6 +1,6 @@
 """Shared pieces of training: the run config, data loading, distributed helpers, resumable state.
 
-See ``world/train/recipe.py`` for the command and the phases.
+See ``world/train/stages.py`` for the command and the phases.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 One command, resumable from its last checkpoint (a session may end at any moment)::
 
-    chunkworld train --data data/train --out runs/default            # or python -m world.train
+    python -m world.train --data data/train --out runs/default     # chunkworld train runs the whole recipe
     torchrun --nproc-per-node 2 -m world.train --data ... --out ...    # DDP (gloo on CPU)
 
 Phases, recorded in ``<out>/progress.json`` so a restart continues where it stopped:
@@ -267,7 +267,7 @@ def plot_metrics(out: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_command(TrainConfig, "chunkworld train", __doc__, run, argv)
+    run_command(TrainConfig, "python -m world.train", __doc__, run, argv)
 
 
 if __name__ == "__main__":
