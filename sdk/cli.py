@@ -24,24 +24,30 @@ from sdk.errors import ArgumentError, ChunkworldError
 
 # Subcommands owned by other packages: argv after the name is handed to their main(argv).
 DELEGATES: dict[str, tuple[str, str]] = {
-    "train": ("world.train", "train a codec and denoiser on a dataset (chunkworld train --help)"),
+    "train": (
+        "sdk.train",
+        "train a world from a game in one resumable command (chunkworld train --help)",
+    ),
     "tune-decoder": (
-        "world.tune_decoder",
+        "world.train.decoder",
         "sharpen a trained model's decoder, its latents kept (chunkworld tune-decoder --help)",
     ),
     "train-prior": (
-        "world.train_prior",
+        "world.train.prior",
         "train a dynamics prior the sampler starts chunks from (chunkworld train-prior --help)",
     ),
     "eval": (
-        "world.evaluate",
-        "evaluate a model: PSNR, action following, drift (chunkworld eval --help)",
+        "sdk.evaluate",
+        "the scorecard: every bar line, through a Session, against the true game",
     ),
-    "bench": ("world.bench", "benchmark tick time and memory; 'bench bridge' for the bridge"),
-    "data": ("world.datagen", "make datasets from the built-in game (chunkworld data --help)"),
-    "diagnose": (
-        "world.diagnose",
-        "training and model checks, e.g. where action following fails (chunkworld diagnose -h)",
+    "bench": ("world.eval.bench", "benchmark tick time and memory; 'bench bridge' for the bridge"),
+    "data": (
+        "world.train.datagen",
+        "make datasets from the built-in game (chunkworld data --help)",
+    ),
+    "following": (
+        "world.eval.following",
+        "where action following fails: the player's error, broken down (chunkworld following -h)",
     ),
 }
 
@@ -68,11 +74,22 @@ def _model_args(p: argparse.ArgumentParser, *, sampler: bool = True) -> None:
             default=None,
             help="chunks denoised together; steps must be a multiple (model default)",
         )
+        p.add_argument(
+            "--prior-level",
+            type=float,
+            default=None,
+            help="level unprompted chunks start from, the model's dynamics prior's guess "
+            "noised to it; 0: pure noise (model default)",
+        )
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
         p.add_argument(
             "--precision",
             default="auto",
-            choices=("auto", "fp32", "bf16"),  # world.cpus.PRECISIONS; the parser imports no torch
+            choices=(
+                "auto",
+                "fp32",
+                "bf16",
+            ),  # world.core.cpus.PRECISIONS; the parser imports no torch
             help="auto: bf16 autocast where the CPU has native bf16 (default: %(default)s)",
         )
 
@@ -258,7 +275,7 @@ def _session(args: argparse.Namespace, seed: int = 0) -> Any:
     import torch
 
     from sdk.session import Session
-    from world.cpus import warn_if_busy
+    from world.core.cpus import warn_if_busy
 
     session = Session.load(
         args.model,
@@ -268,6 +285,7 @@ def _session(args: argparse.Namespace, seed: int = 0) -> Any:
         in_flight=args.in_flight,
         threads=args.threads,
         precision=args.precision,
+        prior_level=args.prior_level,
     )
     warn_if_busy(torch.get_num_threads())
     return session
@@ -333,12 +351,21 @@ def cmd_info(args: argparse.Namespace) -> int:
             "parameters": info.parameters,
             "action_latency_ticks": info.action_latency_ticks,
             "precision": info.precision,
+            "prior_level": info.prior_level,
             "card": info.card,
         }
     if args.json:
         print(json.dumps(doc, indent=2, sort_keys=True))
         return 0
+    print("\n".join(info_summary(info, args.model)))
+    return 0
+
+
+def info_summary(info: Any, model: str) -> list[str]:
+    """A few readable lines about a model (``chunkworld info``): what a player and a script need,
+    the card's headline figures and where the rest is; ``--json`` prints the full record."""
     params = sum(info.parameters.values())
+    prior = f", prior level {info.prior_level:g}" if info.prior_level else ""
     lines = [
         f"model          {info.model}{'' if info.trained else '  (random weights, untrained)'}",
         f"fingerprint    {info.fingerprint}",
@@ -346,17 +373,35 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"(one chunk per tick) at {info.fps:g} fps",
         "actions        " + ", ".join(f"{i}={n}" for i, n in enumerate(info.actions)),
         f"history        {info.history_chunks} chunks in the KV cache",
-        f"sampler        {info.steps} steps per chunk, {info.in_flight} in flight "
-        f"(an action shows {info.action_latency_ticks} tick(s) later), precision {info.precision}",
+        f"sampler        {info.steps} step(s) per chunk, {info.in_flight} in flight{prior}, "
+        f"precision {info.precision}",
+        f"latency        an action shows {info.action_latency_ticks} tick(s) after it is given",
         f"prompt         up to {info.max_prompt_chars} characters",
         f"parameters     {params:,} ("
         + ", ".join(f"{k} {v:,}" for k, v in info.parameters.items())
         + ")",
     ]
-    for key, value in info.card.items():
-        lines.append(f"{key:<14} {json.dumps(value) if not isinstance(value, str) else value}")
-    print("\n".join(lines))
-    return 0
+    card = info.card.get("card", {})
+    if card:
+        step = info.card.get("step")
+        made = f"{card.get('name', '')}, {card.get('date', '')}"
+        lines.append(f"card           {made}" + (f", {step:,} training steps" if step else ""))
+    ev = card.get("evaluation", {})
+    if {"psnr_1_db", "psnr_avg16_db", "action_following", "prompt_success"} <= set(ev):
+        lines.append(
+            f"evaluated      PSNR {ev['psnr_1_db']:.2f} dB one chunk ahead, "
+            f"{ev['psnr_avg16_db']:.2f} over 16; following {100 * ev['action_following']:.1f}%, "
+            f"prompts {100 * ev['prompt_success']:.1f}%"
+        )
+        if "evaluation_command" in card:
+            lines.append(f"               ({card['evaluation_command']})")
+    from sdk.models import DEFAULT_DIR  # imports torch: not at the parser's import
+
+    where = DEFAULT_DIR if model == "default" else Path(model)
+    if (where / "MODEL_CARD.md").is_file():
+        lines.append(f"model card     {where / 'MODEL_CARD.md'}")
+    lines.append(f"full record    chunkworld info --model {model} --json")
+    return lines
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -420,6 +465,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         steps=log.steps,
         in_flight=log.in_flight,
         precision=log.precision,
+        prior_level=log.prior_level,
     ) as s:
         chunks = list(replay(s, log, until=args.until))
         frames = np.concatenate([c.frames for c in chunks]) if chunks else None
@@ -480,6 +526,7 @@ def session_factory(args: argparse.Namespace) -> Callable[[dict[str, Any]], Any]
             steps=options.get("steps", args.steps),
             in_flight=options.get("in_flight", args.in_flight),
             precision=args.precision,
+            prior_level=args.prior_level,
         )
 
     return factory
@@ -494,7 +541,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from bridges.limits import ServerLimits
     from bridges.server import serve
-    from world.cpus import warn_if_busy
+    from world.core.cpus import warn_if_busy
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     if args.threads:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from world.detect import find_player as _find_player
+from world.eval.detect import find_player as _find_player
 
 __all__ = ["find_player"]
 

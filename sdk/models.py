@@ -1,6 +1,6 @@
 """Finding and loading a model by name: presets, the shipped default, checkpoint directories.
 
-- a preset name from ``world.config.PRESETS`` (``"tiny"``, ``"small"``, ...): random weights,
+- a preset name from ``world.core.config.PRESETS`` (``"tiny"``, ``"small"``, ...): random weights,
   seeded and deterministic (the same name always gives the same weights). Only ``"tiny"`` is
   meant for this: other presets warn that their weights are untrained.
 - ``"default"``: the checkpoint shipped in ``world/models/default/``.
@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from sdk.errors import ArgumentError, CheckpointLoadError, UnknownModelError
-from world.checkpoint import DEFAULT_DIR, CheckpointError, load_checkpoint
-from world.config import PRESETS
-from world.model import WorldModel
+from world.core.checkpoint import DEFAULT_DIR, CheckpointError, load_checkpoint
+from world.core.config import PRESETS
+from world.core.model import WorldModel
 
 WEIGHT_SEED = 0  # seed of random-weight presets
 
@@ -73,16 +73,20 @@ def random_model(name: str) -> WorldModel:
 ADDED_LATER = {
     ("codec", "decoder_blocks"): 0,
     ("denoiser", "local_conv"): 0,
-    ("denoiser", "x0_from"): 0.0,
     ("sampler", "prior_level"): 0.0,
     ("prior", "width"): 0,
     ("prior", "blocks"): 4,
 }
+# Config fields removed since (docs/experiments.md) that the hash always held: hashed at the one
+# value a loadable model can have had, so fingerprints do not change with their removal.
+REMOVED_HASHED = {("denoiser", "action_counts"): False}
 
 
 def fingerprint(model: WorldModel) -> str:
     """Hash of the config and of the first 4096 values of every weight (16 hex digits)."""
     config = model.cfg.to_dict()
+    for (part, key), value in REMOVED_HASHED.items():
+        config[part][key] = value
     for (part, key), before in ADDED_LATER.items():  # as before the field existed, so the
         if config[part][key] == before:  # snapshots of those models still restore
             del config[part][key]

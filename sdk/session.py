@@ -49,9 +49,9 @@ from sdk.snapshot import Snapshot, capture, rebuild
 from sdk.spaces import Action, ActionSpace
 from sdk.starts import check_prompt, check_seed, history_chunks, start_clip
 from sdk.types import Chunk, Footprint, SessionInfo
-from world.model import WorldModel
-from world.rollout_state import RolloutState
-from world.sampler import PipelinedSampler
+from world.core.model import WorldModel
+from world.core.rollout_state import RolloutState
+from world.core.sampler import PipelinedSampler
 
 TEXT_CACHE_SIZE = 64  # encoded captions kept; a bounded LRU so memory stays flat
 
@@ -69,6 +69,7 @@ class Session:
         in_flight: int | None = None,
         threads: int | None = None,
         precision: str = "auto",
+        prior_level: float | None = None,
     ) -> None:
         """Prefer :meth:`load`. ``loaded`` is a model with its name and fingerprint."""
         self._seed = check_seed(seed)
@@ -81,9 +82,17 @@ class Session:
                 not isinstance(value, int) or isinstance(value, bool) or value < 1
             ):
                 raise ArgumentError(f"{key} must be a positive int or None, got {value!r}")
+        if prior_level is not None and (
+            not isinstance(prior_level, (int, float)) or isinstance(prior_level, bool)
+        ):
+            raise ArgumentError(f"prior_level must be a float or None, got {prior_level!r}")
         try:
             self._sampler = PipelinedSampler(
-                loaded.model, steps=steps, in_flight=in_flight, precision=precision
+                loaded.model,
+                steps=steps,
+                in_flight=in_flight,
+                precision=precision,
+                prior_level=None if prior_level is None else float(prior_level),
             )
         except ValueError as e:
             raise ArgumentError(str(e)) from None
@@ -113,6 +122,7 @@ class Session:
         in_flight: int | None = None,
         threads: int | None = None,
         precision: str = "auto",
+        prior_level: float | None = None,
     ) -> Session:
         """Load a model and open a session on it.
 
@@ -127,10 +137,13 @@ class Session:
             precision: ``"auto"`` (bf16 autocast where the device's bf16 matmuls are native,
                 else fp32), ``"fp32"`` or ``"bf16"``. A session's frames are deterministic at
                 either; the two differ slightly, so compare runs at one precision.
+            prior_level: the level an unprompted chunk starts from, the model's dynamics
+                prior's guess noised to it (default: the model's ``sampler.prior_level``; 0:
+                pure noise, as a model without a prior). Only with ``in_flight`` 1.
 
         Raises:
             UnknownModelError: unknown name, default model not installed, or broken checkpoint.
-            ArgumentError: bad device, seed, steps, in_flight or precision.
+            ArgumentError: bad device, seed, steps, in_flight, precision or prior_level.
         """
         return cls(
             load_model(name_or_path, device=device),
@@ -139,6 +152,7 @@ class Session:
             in_flight=in_flight,
             threads=threads,
             precision=precision,
+            prior_level=prior_level,
         )
 
     @classmethod
@@ -151,10 +165,18 @@ class Session:
         steps: int | None = None,
         in_flight: int | None = None,
         precision: str = "auto",
+        prior_level: float | None = None,
     ) -> Session:
         """Open a session on a model already in memory (training, evaluation); puts it in eval mode."""
         loaded = LoadedModel(model.eval(), name, fingerprint(model), trained=True)
-        return cls(loaded, seed=seed, steps=steps, in_flight=in_flight, precision=precision)
+        return cls(
+            loaded,
+            seed=seed,
+            steps=steps,
+            in_flight=in_flight,
+            precision=precision,
+            prior_level=prior_level,
+        )
 
     # --- facts --------------------------------------------------------------------------------
     @property
@@ -177,6 +199,7 @@ class Session:
             history_chunks=cfg.history_chunks,
             steps=self._sampler.steps,
             in_flight=self._sampler.in_flight,
+            prior_level=self._sampler.prior_level,
             precision=self._sampler.runs_at,
             max_prompt_chars=cfg.max_prompt_chars,
             parameters=lm.model.parameter_count(),
@@ -379,7 +402,7 @@ class Session:
                 )
             state = rebuild(snapshot, self._sampler.new_state(seed=0), self._encode)
             self._state = state
-            self._captions = {c: p for c, _, p, _ in snapshot.inflight}
+            self._captions = dict(snapshot.captions)
             self._tick = snapshot.tick
             self._prompt = snapshot.prompt
             self._admitted = snapshot.prompt if snapshot.admitted is None else snapshot.admitted

@@ -1,18 +1,14 @@
 """Snapshots: a save-game of a whole world (KV cache, in-flight chunks, RNG, tick, prompt).
 
-A :class:`Snapshot` holds copies of every tensor of the sampler's ``RolloutState`` plus the
-session's own counters, so ``restore`` followed by the same inputs gives bit-identical frames.
-Captions of in-flight chunks are kept as strings and re-encoded on restore (the text encoder is
-deterministic). On disk a snapshot is one safetensors file: the tensors, and a JSON document in
-the safetensors metadata under ``"chunkworld"``. No pickle anywhere.
-
-Tensor names::
-
-    cache.k, cache.v, cache.index        the ring KV cache
-    context.inputs, context.actions      noised inputs / actions of the cached chunks
-    generator                            torch.Generator state (uint8)
-    last_clean                           last latent frame of the newest clean chunk (if any)
-    inflight.{i}.latent, inflight.{i}.actions   chunks being denoised, oldest first
+A :class:`Snapshot` holds what the sampler's ``RolloutState`` serialises itself to
+(``RolloutState.state_dict``: CPU copies of its tensors and a dict of its counters), plus the
+session's own: the tick, the prompt, the settings the state belongs to and the caption of every
+in-flight chunk, kept as text and encoded again on restore (the text encoder is deterministic).
+So ``restore`` followed by the same inputs gives bit-identical frames. On disk a snapshot is one
+safetensors file: the state's tensors, named as ``world/core/rollout_state.py`` says, and a JSON
+document in the safetensors metadata under ``"chunkworld"``. No pickle anywhere. Version 2 stores
+the state's counters as the state gives them; version 1 files (which listed them field by field)
+still load.
 """
 
 from __future__ import annotations
@@ -29,11 +25,11 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from sdk.errors import SnapshotError
-from world.cache import KVCache
-from world.rollout_state import InFlight, RolloutState
+from world.core.rollout_state import RolloutState
 
 SNAPSHOT_FORMAT = "chunkworld-snapshot"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+READS_VERSIONS = (1, 2)
 _HEADER_LIMIT = 16 * 1024 * 1024  # a snapshot's JSON header is a few KiB; refuse absurd sizes
 
 
@@ -47,10 +43,10 @@ class Snapshot:
         model: the model's name; fingerprint: hash of its config and weights.
         steps, in_flight: the sampler settings the state belongs to.
         tick: the session's tick when taken; prompt: the caption in effect.
-        inflight: per in-flight chunk (oldest first): absolute chunk index, steps taken, caption,
-            whether it was prompted (its caption had just changed: it gets text guidance).
-        next_chunk, last_clean_chunk: the sampler's counters.
-        tensors: CPU tensors, named as in the module docstring.
+        state: the rollout state's counters (``RolloutState.state_dict``).
+        captions: the caption of each in-flight chunk, by absolute chunk index.
+        tensors: the rollout state's CPU tensors.
+        admitted: caption of the newest admitted chunk (None: the prompt).
     """
 
     model: str
@@ -59,11 +55,10 @@ class Snapshot:
     in_flight: int
     tick: int
     prompt: str
-    next_chunk: int
-    last_clean_chunk: int
-    inflight: tuple[tuple[int, int, str, bool], ...]
+    state: Mapping[str, Any]
+    captions: Mapping[int, str]
     tensors: Mapping[str, torch.Tensor] = field(repr=False)
-    admitted: str | None = None  # caption of the newest admitted chunk (None: the prompt)
+    admitted: str | None = None
 
     # --- files and bytes ----------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -77,10 +72,9 @@ class Snapshot:
             "in_flight": self.in_flight,
             "tick": self.tick,
             "prompt": self.prompt,
-            "next_chunk": self.next_chunk,
-            "last_clean_chunk": self.last_clean_chunk,
-            "inflight": [list(x) for x in self.inflight],
             "admitted": self.prompt if self.admitted is None else self.admitted,
+            "state": dict(self.state),
+            "captions": {str(c): p for c, p in self.captions.items()},
         }
 
     def to_bytes(self) -> bytes:
@@ -125,10 +119,8 @@ class Snapshot:
     @classmethod
     def _from_parts(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Snapshot:
         try:
-            inflight = tuple(  # rows of 3 come from before prompt guidance: not prompted
-                (int(r[0]), int(r[1]), str(r[2]), bool(r[3]) if len(r) > 3 else False)
-                for r in meta["inflight"]
-            )
+            if meta["version"] == 1:
+                meta = _from_version_1(meta)
             snap = cls(
                 model=str(meta["model"]),
                 fingerprint=str(meta["fingerprint"]),
@@ -136,29 +128,43 @@ class Snapshot:
                 in_flight=int(meta["in_flight"]),
                 tick=int(meta["tick"]),
                 prompt=str(meta["prompt"]),
-                next_chunk=int(meta["next_chunk"]),
-                last_clean_chunk=int(meta["last_clean_chunk"]),
-                inflight=inflight,
+                state=dict(meta["state"]),
+                captions={int(c): str(p) for c, p in meta["captions"].items()},
                 tensors=tensors,
                 admitted=str(meta.get("admitted", meta["prompt"])),
             )
-        except (KeyError, TypeError, ValueError) as e:
+            need = RolloutState.tensor_names(snap.state)
+            uncaptioned = [r["chunk"] for r in snap.state["in_flight"]]
+            uncaptioned = [c for c in uncaptioned if c not in snap.captions]
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise SnapshotError(f"snapshot metadata is incomplete or malformed ({e!r})") from None
-        need = {
-            "cache.k",
-            "cache.v",
-            "cache.index",
-            "context.inputs",
-            "context.actions",
-            "generator",
-        }
-        need |= {
-            f"inflight.{i}.{part}" for i in range(len(inflight)) for part in ("latent", "actions")
-        }
         missing = sorted(need - set(tensors))
         if missing:
             raise SnapshotError(f"snapshot is missing tensors {missing}; it is damaged")
+        if uncaptioned:
+            raise SnapshotError(f"snapshot has no caption for in-flight chunks {uncaptioned}")
         return snap
+
+
+def _from_version_1(meta: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 document (the state's counters listed field by field, in-flight chunks as
+    rows ``[chunk, step, caption]`` or ``[chunk, step, caption, prompted]``) in version 2's form."""
+    rows = meta["inflight"]
+    state = {
+        "next_chunk": meta["next_chunk"],
+        "last_clean_chunk": meta["last_clean_chunk"],
+        "in_flight": [
+            # no version-1 snapshot held a chunk started from the prior (top < 1)
+            {
+                "chunk": r[0],
+                "step": r[1],
+                "prompted": bool(r[3]) if len(r) > 3 else False,
+                "top": 1.0,
+            }
+            for r in rows
+        ],
+    }
+    return {**meta, "state": state, "captions": {r[0]: r[2] for r in rows}}
 
 
 def _read_meta(data: bytes) -> dict[str, Any]:
@@ -175,10 +181,10 @@ def _read_meta(data: bytes) -> dict[str, Any]:
         raise SnapshotError(f"not a chunkworld snapshot (header unreadable: {e!r})") from None
     if not isinstance(meta, dict) or meta.get("format") != SNAPSHOT_FORMAT:
         raise SnapshotError("not a chunkworld snapshot (format tag missing)")
-    if meta.get("version") != SNAPSHOT_VERSION:
+    if meta.get("version") not in READS_VERSIONS:
         raise SnapshotError(
             f"snapshot version {meta.get('version')!r} is not supported; this SDK reads "
-            f"version {SNAPSHOT_VERSION}"
+            f"versions {', '.join(map(str, READS_VERSIONS))}"
         )
     return meta
 
@@ -197,25 +203,7 @@ def capture(
     admitted: str | None = None,
 ) -> Snapshot:
     """Copy ``state`` (all tensors cloned to CPU); ``captions`` maps in-flight chunk -> caption."""
-
-    def cp(t: torch.Tensor) -> torch.Tensor:
-        return t.detach().to("cpu", copy=True).contiguous()
-
-    tensors = {
-        "cache.k": cp(state.cache.k),
-        "cache.v": cp(state.cache.v),
-        "cache.index": cp(state.cache.index),
-        "context.inputs": cp(state.context_inputs),
-        "context.actions": cp(state.context_actions),
-        "generator": cp(state.generator.get_state()),
-    }
-    if state.last_clean is not None:
-        tensors["last_clean"] = cp(state.last_clean)
-    rows = []
-    for i, f in enumerate(state.in_flight):
-        tensors[f"inflight.{i}.latent"] = cp(f.latent)
-        tensors[f"inflight.{i}.actions"] = cp(f.actions)
-        rows.append((f.chunk, f.step, captions[f.chunk], f.prompted))
+    tensors, counters = state.state_dict()
     return Snapshot(
         model=model,
         fingerprint=fingerprint,
@@ -223,9 +211,8 @@ def capture(
         in_flight=in_flight,
         tick=tick,
         prompt=prompt,
-        next_chunk=state.next_chunk,
-        last_clean_chunk=state.last_clean_chunk,
-        inflight=tuple(rows),
+        state=counters,
+        captions={f.chunk: captions[f.chunk] for f in state.in_flight},
         tensors=tensors,
         admitted=admitted,
     )
@@ -237,49 +224,8 @@ def rebuild(
     encode: Callable[[str], tuple[torch.Tensor, torch.Tensor]],
 ) -> RolloutState:
     """Fill ``fresh`` (a new state of the right shapes) from ``snap``; checks every shape."""
-    t = snap.tensors
-    device = fresh.cache.k.device
-
-    def get(name: str, like: torch.Tensor) -> torch.Tensor:
-        got = t[name]
-        if got.shape != like.shape or got.dtype != like.dtype:
-            raise SnapshotError(
-                f"snapshot tensor {name} is {tuple(got.shape)} {got.dtype}, this session needs "
-                f"{tuple(like.shape)} {like.dtype}; the snapshot is damaged or from another model"
-            )
-        return got.to(device)
-
-    fresh.cache.load_(
-        KVCache(
-            get("cache.k", fresh.cache.k),
-            get("cache.v", fresh.cache.v),
-            get("cache.index", fresh.cache.index),
-        )
-    )
-    fresh.context_inputs.copy_(get("context.inputs", fresh.context_inputs))
-    fresh.context_actions.copy_(get("context.actions", fresh.context_actions))
-    gen = t["generator"]
-    if gen.dtype != torch.uint8 or gen.dim() != 1:
-        raise SnapshotError("snapshot generator state is damaged (expected a 1-D uint8 tensor)")
     try:
-        fresh.generator.set_state(gen.clone())
-    except RuntimeError as e:
-        raise SnapshotError(f"snapshot generator state is damaged ({e})") from None
-    like = fresh.context_inputs[0, :, -1]  # (B, C, h, w)
-    fresh.last_clean = get("last_clean", like).clone() if "last_clean" in t else None
-    fresh.next_chunk = snap.next_chunk
-    fresh.last_clean_chunk = snap.last_clean_chunk
-    latent_like = fresh.context_inputs[0]  # (B, Tl, C, h, w)
-    actions_like = fresh.context_actions[0]  # (B, F)
-    fresh.in_flight = [
-        InFlight(
-            chunk=chunk,
-            latent=get(f"inflight.{i}.latent", latent_like).clone(),
-            step=step,
-            actions=get(f"inflight.{i}.actions", actions_like).clone(),
-            text=encode(caption),
-            prompted=prompted,
-        )
-        for i, (chunk, step, caption, prompted) in enumerate(snap.inflight)
-    ]
+        fresh.load_state_dict(snap.tensors, snap.state, lambda c: encode(snap.captions[c]))
+    except ValueError as e:
+        raise SnapshotError(f"snapshot {e}") from None
     return fresh

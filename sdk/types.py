@@ -51,6 +51,7 @@ class SessionInfo:
     history_chunks: int  # clean chunks a new chunk attends to (the KV cache ring size)
     steps: int  # Euler steps per chunk
     in_flight: int  # chunks denoised together
+    prior_level: float  # level unprompted chunks start from, the prior's guess noised (0: none)
     precision: str  # "bf16" (autocast) or "fp32": what the session's precision resolved to
     max_prompt_chars: int
     parameters: dict[str, int]  # parameter count per part (codec, text, denoiser)

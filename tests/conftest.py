@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from world.config import ModelConfig, PriorConfig, preset
-from world.datagen import generate_dataset
-from world.model import WorldModel
-from world.text import words
+from world.core.config import ModelConfig, PriorConfig, preset
+from world.core.model import WorldModel
+from world.core.text import words
+from world.train.datagen import generate_dataset
 
 # Tests use small tensors; one thread avoids OpenMP spin-wait thrashing when the machine is
 # shared (two cores), e.g. with a training run, and changes no result.

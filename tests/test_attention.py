@@ -1,4 +1,4 @@
-"""Positions and the attention rule (``world/attention.py``): the worked examples of its docstrings
+"""Positions and the attention rule (``world/core/attention.py``): the worked examples of its docstrings
 and the property rotary positions exist for."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from world.attention import RoPE3D, additive_mask, chunk_mask, token_positions
+from world.core.attention import RoPE3D, additive_mask, chunk_mask, token_positions
 
 
 def test_the_rule_of_the_docstring_k2_two_context_two_noisy():

@@ -1,4 +1,4 @@
-"""world.bench: the benchmark command."""
+"""world.eval.bench: the benchmark command."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 
 def test_bench_measures_a_codec_setting(capsys):
-    from world.bench import main as bench
+    from world.eval.bench import main as bench
 
     args = ["--preset", "tiny", "--ticks", "17", "--window", "2", "--repeats", "4", "--steps", "1"]
     bench(args)

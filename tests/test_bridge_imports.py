@@ -1,4 +1,4 @@
-"""`bridges` and every submodule import without torch, `world` or `sdk` (DESIGN.md section 4)."""
+"""`bridges` and every submodule import without torch, `world` or `sdk`."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from world.checkpoint import (
+import sdk.models
+from world.core.checkpoint import (
     DEFAULT_DIR,
     CheckpointError,
     load_checkpoint,
@@ -88,6 +89,31 @@ def test_unknown_config_key(saved):
     doc["model"]["codec"]["colour"] = 1
     (saved / "config.json").write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match="unknown codec config keys"):
+        load_checkpoint(saved)
+
+
+@pytest.mark.parametrize(
+    ("key", "neutral", "other"), [("action_counts", False, True), ("x0_from", 0.0, 0.9)]
+)
+def test_a_removed_experiments_field_loads_at_its_neutral_value_only(
+    saved, tiny_model, key, neutral, other
+):
+    """Configs written before an experiment was removed (docs/experiments.md) carry its field at
+    the value that changed nothing: they load as the model they are. Any other value is a model
+    this code cannot run, refused with the commit that can."""
+    doc = json.loads((saved / "config.json").read_text())
+    assert key not in doc["model"]["denoiser"]
+    doc["model"]["denoiser"][key] = neutral
+    (saved / "config.json").write_text(json.dumps(doc))
+    model, _ = load_checkpoint(saved)
+    assert model.cfg == tiny_model.cfg
+    assert sdk.models.fingerprint(model) == sdk.models.fingerprint(tiny_model)
+    doc["model"]["denoiser"][key] = other
+    (saved / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(
+        CheckpointError,
+        match=rf"denoiser.{key}={other}: .*removed in chunkworld 0.2.0.*git checkout [0-9a-f]{{7}}",
+    ):
         load_checkpoint(saved)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import sys
 import types
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ import torch
 from sdk import ArgumentError, Session
 from sdk.cli import DELEGATES, build_parser, main, session_factory
 from sdk.media import parse_actions, parse_prompt_at
+from world.core.checkpoint import DEFAULT_DIR
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -54,6 +57,39 @@ def test_every_delegated_command_has_a_manual(command: str, capsys) -> None:
         main([command, "--help"])
     out = capsys.readouterr().out
     assert e.value.code == 0 and "usage: chunkworld" in out and "--help" in out, out
+
+
+def _help(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit):
+        main([*argv, "--help"])
+    return capsys.readouterr().out
+
+
+def cited_docs(text: str) -> set[str]:
+    """Repository files a help text names (``docs/x.md``, ``world/core/prior.py``, ...), and any
+    "DESIGN" it cites (no such file ships)."""
+    return set(re.findall(r"\b(?:docs|world|sdk|bridges|samples)/[\w./-]+\.\w+", text)) | set(
+        re.findall(r"\bDESIGN\b[^\n]*", text)
+    )
+
+
+def test_cited_docs_finds_paths_and_design_sections():
+    text = "see docs/a.md, world/core/x.py and (DESIGN section 6): run data/out.npy"
+    assert cited_docs(text) == {
+        "docs/a.md",
+        "world/core/x.py",
+        "DESIGN section 6): run data/out.npy",
+    }
+
+
+def test_every_help_text_points_at_docs_that_exist(capsys) -> None:
+    commands = [[], *([c] for c in ("generate", "info", "play", "serve", "keys", *DELEGATES))]
+    commands += [["data", "generate"], ["data", "info"]]
+    cited = {doc: cmd for cmd in commands for doc in cited_docs(_help(cmd, capsys))}
+    assert cited, "no help text names a document: the test reads nothing"
+    root = Path(__file__).resolve().parents[1]
+    missing = {doc: " ".join(cmd) for doc, cmd in cited.items() if not (root / doc).is_file()}
+    assert missing == {}
 
 
 def test_top_level_help_lists_every_command(capsys) -> None:
@@ -255,11 +291,26 @@ def test_info(capsys) -> None:
     text = capsys.readouterr().out
     assert "0=noop, 1=up, 2=down, 3=left, 4=right, 5=fire" in text and "2 per chunk" in text
     assert f"precision {doc['precision']}" in text
+    assert text.splitlines()[-1] == "full record    chunkworld info --model tiny --json"
+
+
+def test_info_of_the_default_is_a_short_summary_and_json_the_full_record(capsys) -> None:
+    assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert len(lines) <= 16 and max(map(len, lines)) <= 100  # was one 13 KB card dump
+    card = json.loads((DEFAULT_DIR / "config.json").read_text())["card"]
+    assert f"following {100 * card['evaluation']['action_following']:.1f}%" in text
+    assert f"({card['evaluation_command']})" in text and "prior level 0.15" in text
+    assert f"model card     {DEFAULT_DIR / 'MODEL_CARD.md'}" in text
+    assert main(["info", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["card"]["card"] == card and doc["prior_level"] == 0.15
 
 
 def test_serve_factory_makes_sessions() -> None:
     args = argparse.Namespace(
-        model="tiny", device="cpu", steps=None, in_flight=None, precision="auto"
+        model="tiny", device="cpu", steps=None, in_flight=None, precision="auto", prior_level=None
     )
     factory = session_factory(args)
     a, b = factory({"seed": 4}), factory({"seed": 4, "in_flight": 2, "steps": 2})
@@ -276,21 +327,35 @@ def test_serve_factory_makes_sessions() -> None:
 def test_serve_sessions_play_at_the_commands_precision() -> None:
     for precision in ("fp32", "bf16"):
         args = argparse.Namespace(
-            model="tiny", device="cpu", steps=None, in_flight=None, precision=precision
+            model="tiny",
+            device="cpu",
+            steps=None,
+            in_flight=None,
+            precision=precision,
+            prior_level=None,
         )
         assert session_factory(args)({}).info.precision == precision
     assert build_parser().parse_args(["serve", "--precision", "fp32"]).precision == "fp32"
-    from world.cpus import PRECISIONS
+    from world.core.cpus import PRECISIONS
 
     for name in PRECISIONS:  # the parser's own list, written out so that it imports no torch
         assert build_parser().parse_args(["play", "--precision", name]).precision == name
+
+
+def test_the_sampler_commands_take_a_prior_level() -> None:
+    for command in (["generate", "--out", "a.gif"], ["play"], ["serve"]):
+        assert build_parser().parse_args(command).prior_level is None  # the model's
+        assert build_parser().parse_args([*command, "--prior-level", "0"]).prior_level == 0.0
+    args = build_parser().parse_args(["serve", "--model", "tiny", "--prior-level", "0.3"])
+    with pytest.raises(ArgumentError, match="prior_level=0.3: .*chunkworld train-prior adds one"):
+        session_factory(args)({})
 
 
 def test_serve_end_to_end_over_the_bridge() -> None:
     server_mod = pytest.importorskip("bridges.server")
     client_mod = pytest.importorskip("bridges.client")
     args = argparse.Namespace(
-        model="tiny", device="cpu", steps=None, in_flight=None, precision="auto"
+        model="tiny", device="cpu", steps=None, in_flight=None, precision="auto", prior_level=None
     )
     with server_mod.Server(
         session_factory(args), control="tcp://127.0.0.1:*", frames="tcp://127.0.0.1:*"

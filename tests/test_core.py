@@ -3,14 +3,15 @@ sampler, guidance and sampler state."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from world.actions import ACTIONS
-from world.denoiser import action_counts
-from world.model import WorldModel
-from world.sampler import PipelinedSampler
+from world.core.codec import codec_setting
+from world.core.config import preset
+from world.core.model import WorldModel
+from world.core.sampler import PipelinedSampler
 
 
 def _inputs(model: WorldModel, n: int, seed: int = 0, batch: int = 1):
@@ -36,7 +37,15 @@ def _forward(model, x, actions, text, tmask, n_context, levels=None, ctx_prev=Tr
     valid = torch.zeros(b, n, dtype=torch.bool)
     valid[:, 1:] = ctx_prev
     with torch.no_grad():
-        return model.denoiser(x, levels, actions, text, tmask, torch.arange(n), is_ctx, ctx, valid)
+        return model.denoiser(
+            x,
+            levels,
+            actions,
+            (text, tmask),
+            torch.arange(n),
+            is_context=is_ctx,
+            context=(ctx, valid),
+        )
 
 
 # 1. cache equivalence ------------------------------------------------------------------------
@@ -82,30 +91,17 @@ def _assert_cache_equals_masked(model, history, seed):
     state = sampler.new_state(seed=seed)
     null_tokens, null_mask = model.encode_text([None])
     for c in range(history):  # feed clean history chunk by chunk through the cache pass
-        lv = torch.full((1, 1), 0.05)
-        with torch.no_grad():
-            model.denoiser(
-                x[:, c : c + 1],
-                lv,
-                actions[:, c : c + 1],
-                null_tokens[:, None],
-                null_mask[:, None],
-                torch.tensor([c]),
-                torch.ones(1, 1, dtype=torch.bool),
-                cache=state.cache,
-                write_chunk=c,
-            )
+        model.denoiser.encode_history(
+            state.cache, c, x[:, c], 0.05, actions[:, c], (null_tokens, null_mask)
+        )
     with torch.no_grad():
         cached = model.denoiser(
             x[:, -1:],
             torch.full((1, 1), 0.7),
             actions[:, -1:],
-            text[:, -1:],
-            tmask[:, -1:],
+            (text[:, -1:], tmask[:, -1:]),
             torch.tensor([history]),
-            torch.zeros(1, 1, dtype=torch.bool),
-            x[:, -2:-1, -1],
-            torch.ones(1, 1, dtype=torch.bool),
+            context=(x[:, -2:-1, -1], torch.ones(1, 1, dtype=torch.bool)),
             cache=state.cache,
         )
     # history chunks in the full pass saw their own caption; cached ones the null caption. The
@@ -286,6 +282,49 @@ def test_state_clone_replays_identically_and_leaves_the_original(tiny_model, w, 
         assert torch.equal(x, y)
 
 
+@settings(max_examples=6, deadline=None)
+@given(w=st.sampled_from([1, 2, 4]), before=st.integers(0, 5), top=st.sampled_from([1.0, 0.25]))
+def test_a_state_rebuilt_from_its_state_dict_replays_identically(tiny_model, w, before, top):
+    """``state_dict`` then ``load_state_dict`` into a fresh state (another seed) gives a state that
+    ticks to the same chunks; every in-flight field comes back, ``top`` included."""
+    sampler = PipelinedSampler(tiny_model, steps=4, in_flight=w)
+    state = sampler.new_state(seed=5)
+    text = tiny_model.encode_text(["rain"])
+    a = torch.tensor([[2, 4]])
+    for _ in range(before):
+        sampler.tick(state, a, text)
+    for f in state.in_flight:
+        f.top = top
+    tensors, counters = state.state_dict()
+    assert set(tensors) - {"last_clean"} == state.tensor_names(counters)
+    asked = []
+    fresh = sampler.new_state(seed=99)
+    fresh.load_state_dict(tensors, counters, lambda c: asked.append(c) or text)
+    assert asked == [f.chunk for f in state.in_flight]
+    assert [(f.chunk, f.step, f.prompted, f.top) for f in fresh.in_flight] == [
+        (f.chunk, f.step, f.prompted, f.top) for f in state.in_flight
+    ]
+    for _ in range(3):
+        assert torch.equal(
+            sampler.tick(fresh, a, text).latents, sampler.tick(state, a, text).latents
+        )
+
+
+def test_a_state_dict_that_does_not_fit_is_refused_and_the_state_kept(tiny_model):
+    sampler = PipelinedSampler(tiny_model, steps=2, in_flight=2)
+    state = sampler.new_state(seed=0)
+    tensors, counters = state.state_dict()
+    fresh = sampler.new_state(seed=1)
+    before = fresh.generator.get_state()
+    with pytest.raises(
+        ValueError, match=r"context.inputs is \(1,\) torch.float32, this state needs"
+    ):
+        fresh.load_state_dict({**tensors, "context.inputs": torch.zeros(1)}, counters, None)
+    with pytest.raises(ValueError, match="state tensor cache.v is missing"):
+        fresh.load_state_dict({k: v for k, v in tensors.items() if k != "cache.v"}, counters, None)
+    assert torch.equal(fresh.generator.get_state(), before)
+
+
 def test_state_bytes_grow_by_what_a_tick_leaves_and_stay_flat_after(tiny_model):
     """A fresh state holds its preallocated cache and context; the first tick adds only the
     newest clean latent frame, and ticks after it add nothing (W = 2: one chunk in flight)."""
@@ -352,10 +391,42 @@ def test_text_starts_and_prompts_take_prompt_steps_then_the_play_steps(tiny_mode
     assert hist.tick(s, a, text).forwards == 1
 
 
-def test_action_counts_count_each_action_up_to_each_latent_frame():
-    right, up = ACTIONS.index("right"), ACTIONS.index("up")
-    acts = torch.tensor([[[right, right, up, right]]])
-    counts = action_counts(acts, len(ACTIONS), temporal=1)[0, 0]
-    assert counts[:, right].tolist() == [1, 2, 2, 3] and counts[:, up].tolist() == [0, 0, 1, 1]
-    assert counts.sum(-1).tolist() == [1, 2, 3, 4]  # every frame counted once
-    assert action_counts(acts, len(ACTIONS), temporal=2)[0, 0].tolist() == counts[1::2].tolist()
+def test_codec_setting_parses_and_explains():
+    cfg = codec_setting("latent_channels=4,patch=2,widths=8/8/8")
+    assert (cfg.latent_channels, cfg.patch, cfg.widths) == (4, 2, (8, 8, 8))
+    assert codec_setting("") == codec_setting("", preset("small").codec)
+    with pytest.raises(ValueError, match="KEY=VALUE with KEY one of"):
+        codec_setting("channels=4")
+    with pytest.raises(ValueError, match="values are integers"):
+        codec_setting("patch=two")
+    with pytest.raises(ValueError, match="power of two"):
+        codec_setting("patch=3")
+
+
+def test_guidance_combines_the_passes_as_magi_1_does_with_fixed_values():
+    """v = v_u + s_hist (v_h - v_u) + s_text (v_ht - v_h), per chunk, at levels >= min_level;
+    with both scales 1 a single pass."""
+    from world.core.guidance import Guidance
+
+    shape = (1, 2, 1, 1, 1, 1)  # two chunks in flight
+    text, null = ("caption",), ("null",)
+    values = {("caption", True): 3.0, ("null", True): 1.0, ("null", False): 0.0}
+    calls = []
+
+    def run(t, history):
+        calls.append((t[0], history))
+        return torch.full(shape, values[(t[0], history)])
+
+    levels = torch.tensor([[0.2, 0.9]])  # the first chunk below min_level 0.3: unguided
+    g = Guidance(history=2.0, text=1.0, prompt=3.0, min_level=0.3)
+    v = g.velocity(run, text, lambda: null, prompted=[True, True], levels=levels)
+    assert v.flatten().tolist() == [3.0, 0 + 2 * (1 - 0) + 3 * (3 - 1)]
+    assert calls == [("caption", True), ("null", True), ("null", False)]
+    calls.clear()
+    v = Guidance(history=1.0, text=1.0, prompt=3.0).velocity(
+        run, text, lambda: null, prompted=[False, True], levels=torch.tensor([[0.9, 0.9]])
+    )
+    assert v.flatten().tolist() == [3.0, 1 + 3 * (3 - 1)] and len(calls) == 2  # no v_u pass
+    calls.clear()
+    Guidance().velocity(run, text, lambda: null, prompted=[False, False], levels=levels)
+    assert calls == [("caption", True)]  # the common tick: one pass

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from world import cpus
+from world.core import cpus
 
 
 @pytest.mark.parametrize(

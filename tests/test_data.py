@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from world.actions import ACTIONS
-from world.data import FORMAT, VERSION, Dataset, DatasetMeta, DatasetWriter
-from world.datagen import EVAL_SEED, generate_dataset, main
-from world.detect import find_player
-from world.game import Game, GameConfig
+from world.eval.detect import find_player
+from world.games.actions import ACTIONS
+from world.games.arcade import Game, GameConfig
+from world.train.data import FORMAT, VERSION, Dataset, DatasetMeta, DatasetWriter
+from world.train.datagen import EVAL_SEED, generate_dataset, main
 
 
 def random_clip(rng: np.random.Generator, t: int = 8, size: int = 16, s: int | None = 3):
@@ -263,7 +263,7 @@ def replay_data(tmp_path_factory):
 
 @pytest.mark.parametrize("row, chunk", [(0, 0), (1, 5), (3, 9)])
 def test_replay_with_the_player_in_place_is_the_clip(replay_data, row, chunk):
-    from world.datagen import Replayer
+    from world.train.datagen import Replayer
 
     clip = replay_data[row]
     where = tuple(clip.state[chunk * 4 + 3, :2])  # the player at the end of the chunk
@@ -273,9 +273,9 @@ def test_replay_with_the_player_in_place_is_the_clip(replay_data, row, chunk):
 
 @pytest.mark.parametrize("dx, dy", [(2, 0), (-1, 3), (40, -40)])
 def test_replay_moves_the_player_and_nothing_else(replay_data, dx, dy):
-    from world.actions import MOVES
-    from world.datagen import Replayer
-    from world.game import PLAYER_RGB, PROJECTILE_RGB, GameConfig
+    from world.games.actions import MOVES
+    from world.games.arcade import PLAYER_RGB, PROJECTILE_RGB, GameConfig
+    from world.train.datagen import Replayer
 
     row, chunk = 2, 4
     clip = replay_data[row]
@@ -298,7 +298,7 @@ def test_replay_moves_the_player_and_nothing_else(replay_data, dx, dy):
 
 
 def test_replay_needs_the_built_in_games_data(tmp_path, replay_data):
-    from world.datagen import Replayer
+    from world.train.datagen import Replayer
 
     with pytest.raises(ValueError, match="not in a clip of 12 chunks"):
         Replayer(replay_data.path).frames_after(0, 10, (30, 30), 2)
@@ -312,9 +312,9 @@ def test_replay_needs_the_built_in_games_data(tmp_path, replay_data):
 
 
 def test_a_clip_replayed_as_an_episode_is_the_clip_and_the_next_one_is_new(replay_data):
-    from world.datagen import Replayer, generate_clip
-    from world.episodes import play_episode
-    from world.game import Game, GameConfig
+    from world.eval.episodes import play_episode
+    from world.games.arcade import Game, GameConfig
+    from world.train.datagen import Replayer, generate_clip
 
     replayer = Replayer(replay_data.path)
     clip = replay_data[2]

@@ -13,15 +13,15 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from world.checkpoint import save_checkpoint
-from world.config import preset
-from world.episodes import true_episode
-from world.evaluate import EvalConfig, _balls_kept, evaluate
-from world.figures import GAP_RGB, chunk_ticks, rollout_grid
-from world.game import PALETTE, SKY_RGB, Game, GameConfig
-from world.metrics import mean_interval, psnr, wilson_interval
-from world.model import WorldModel
-from world.sampler import PipelinedSampler
+from world.core.checkpoint import save_checkpoint
+from world.core.config import preset
+from world.core.model import WorldModel
+from world.core.sampler import PipelinedSampler
+from world.eval.episodes import true_episode
+from world.eval.evaluate import EvalConfig, _balls_kept, evaluate
+from world.eval.figures import GAP_RGB, chunk_ticks, rollout_grid
+from world.eval.metrics import mean_interval, psnr, wilson_interval
+from world.games.arcade import PALETTE, SKY_RGB, Game, GameConfig
 
 
 def _scene() -> tuple[Game, np.ndarray]:
@@ -155,9 +155,11 @@ def test_rollout_grid_puts_each_chunks_last_frame_in_its_place():
 
 
 def test_eval_command_refuses_bad_input_with_its_message_not_a_traceback(tmp_path, capsys):
-    from world.evaluate import main
+    from world.eval.evaluate import main
 
-    with pytest.raises(SystemExit, match=r"chunkworld eval: error: .*config.json: missing"):
+    with pytest.raises(
+        SystemExit, match=r"python -m world.eval.evaluate: error: .*config.json: missing"
+    ):
         main(["--model", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--quiet"])
     save_checkpoint(WorldModel(preset("tiny")), tmp_path / "m", {"step": 0})
     with pytest.raises(SystemExit, match=r"steps \(3\) must be a positive multiple of in_flight"):
@@ -169,13 +171,14 @@ def test_eval_command_refuses_bad_input_with_its_message_not_a_traceback(tmp_pat
 
 @pytest.mark.parametrize("command", ["train", "tune-decoder", "train-prior"])
 def test_training_commands_name_missing_data_not_a_traceback(tmp_path, command):
-    from world.train import main as train
-    from world.train_prior import main as prior
-    from world.tune_decoder import main as tune
+    from world.train.decoder import main as tune
+    from world.train.prior import main as prior
+    from world.train.stages import main as train
 
     save_checkpoint(WorldModel(preset("tiny")), tmp_path / "m", {"step": 0})
     none, out = str(tmp_path / "none"), str(tmp_path / "o")
     run = {"train": train, "tune-decoder": tune, "train-prior": prior}[command]
     args = ["--data", none, "--out", out, *(["--model", str(tmp_path / "m")] * (run is not train))]
-    with pytest.raises(SystemExit, match=f"chunkworld {command}: error: no dataset at .*none"):
+    prog = "python -m world.train" if command == "train" else f"chunkworld {command}"
+    with pytest.raises(SystemExit, match=f"{prog}: error: no dataset at .*none"):
         run(args)

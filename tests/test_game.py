@@ -7,17 +7,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from world.actions import ACTIONS, DIRECTIONS, MOVES, action_id, play_like_actions
-from world.captions import (
-    COLOUR_NAMES,
-    EVENT_TEMPLATES,
-    event_prompts,
-    parse_prompt,
-    possible_events,
-    sample_chunk_caption,
-)
-from world.detect import detect_events, find_player
-from world.game import (
+from world.eval.detect import detect_events, find_player
+from world.games.actions import ACTIONS, DIRECTIONS, MOVES, action_id, play_like_actions
+from world.games.arcade import (
     PLAYER_RGB,
     PROJECTILE_RGB,
     SKY_RGB,
@@ -25,6 +17,14 @@ from world.game import (
     GameConfig,
     describe_scene,
     state_fields,
+)
+from world.games.captions import (
+    COLOUR_NAMES,
+    EVENT_TEMPLATES,
+    event_prompts,
+    parse_prompt,
+    possible_events,
+    sample_chunk_caption,
 )
 
 PLAIN = GameConfig(random_scene=False, n_balls=1)
@@ -424,7 +424,7 @@ def test_detect_events_reads_random_scenes(seed):
 
 
 def test_colours_are_distinct():
-    from world.game import PALETTE, WEATHER_RGB
+    from world.games.arcade import PALETTE, WEATHER_RGB
 
     colours = {
         "player": PLAYER_RGB,

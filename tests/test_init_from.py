@@ -1,6 +1,6 @@
 """Starting a run from a trained model (``--init-from``): the weights that fit are taken, a
-codec of another ``temporal`` factor is refolded, and added blocks, key/value heads or action
-counts or wider MLPs start so that the run computes exactly the checkpoint's function before it trains."""
+codec of another ``temporal`` factor is refolded, and added blocks or a local branch start so that
+the run computes exactly the checkpoint's function before it trains."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ import torch
 from safetensors.torch import save_file
 from test_train import _config
 
-from world.checkpoint import CheckpointError, load_checkpoint, load_matching, save_checkpoint
-from world.config import preset
-from world.datagen import generate_dataset
-from world.model import WorldModel
-from world.train import run
-from world.train_codec import codec_step
-from world.train_denoiser import param_groups
-from world.trainkit import TrainConfig, load_arrays
+from world.core.checkpoint import CheckpointError, load_checkpoint, load_matching, save_checkpoint
+from world.core.config import preset
+from world.core.model import WorldModel
+from world.train.codec import codec_step
+from world.train.datagen import generate_dataset
+from world.train.stages import run
+from world.train.trainkit import load_arrays
 
 
 def test_a_run_started_from_a_model_is_that_model_before_it_trains(tiny_data, tmp_path):
@@ -196,52 +195,6 @@ def test_a_deeper_run_from_a_model_starts_as_that_model(tiny_data, tmp_path):
     assert gates.abs().max() > 0  # training opens them
 
 
-def test_a_run_with_more_key_value_heads_from_a_model_starts_as_that_model(tiny_data, tmp_path):
-    source, init = _source(tmp_path)
-    wide = _grown(tiny_data, tmp_path, init, kv_heads=4)
-    assert wide.cfg.denoiser.kv_heads == 4 and source.cfg.denoiser.kv_heads == 2
-    assert (
-        wide.denoiser.blocks[0].kv.weight.shape[0]
-        == 2 * source.denoiser.blocks[0].kv.weight.shape[0]
-    )
-    # every new head a copy of the one its query heads used
-    _assert_same_function(wide, source, exact=False)
-    with pytest.raises(ValueError, match="--kv-heads 3: .* 4 query heads.*divisor of 4"):
-        run(_config(tiny_data, tmp_path / "c", kv_heads=3))
-    with pytest.raises(ValueError, match="--kv-heads -1"):
-        run(_config(tiny_data, tmp_path / "c", kv_heads=-1))
-    _resumed(tiny_data, tmp_path, init, "started with 4 key/value heads.*--kv-heads 4", kv_heads=4)
-
-
-def test_a_run_with_wider_mlps_from_a_model_starts_as_that_model(tiny_data, tmp_path):
-    source, init = _source(tmp_path)
-    wide = _grown(tiny_data, tmp_path, init, mlp_ratio=3)
-    dim = source.cfg.denoiser.dim
-    assert wide.cfg.denoiser.mlp_ratio == 3 and source.cfg.denoiser.mlp_ratio == 2
-    assert wide.denoiser.blocks[0].mlp[0].weight.shape == (3 * dim, dim)
-    new_out = wide.denoiser.blocks[0].mlp[2].weight[:, 2 * dim :]
-    assert torch.equal(new_out, torch.zeros_like(new_out))  # the new units add nothing yet
-    assert wide.denoiser.blocks[0].mlp[0].weight[2 * dim :].abs().max() > 0  # but can learn
-    _assert_same_function(wide, source, exact=False)
-    with pytest.raises(ValueError, match=r"--mlp-ratio -1: .*positive multiple .*\(2\)"):
-        run(_config(tiny_data, tmp_path / "c", mlp_ratio=-1))
-    trained = _resumed(
-        tiny_data, tmp_path, init, "started with MLPs 3 times.*--mlp-ratio 3", mlp_ratio=3
-    )
-    grown = trained.denoiser.blocks[0].mlp[2].weight[:, 2 * dim :]
-    assert grown.abs().max() > 0  # training grows them
-
-
-def test_a_run_with_action_counts_from_a_model_starts_as_that_model(tiny_data, tmp_path):
-    source, init = _source(tmp_path)
-    counted = _grown(tiny_data, tmp_path, init, action_counts=True)
-    assert counted.cfg.denoiser.action_counts and not source.cfg.denoiser.action_counts
-    _assert_same_function(counted, source)  # the count layer starts at zero
-    refused = "started with action counts.*with --action-counts"
-    trained = _resumed(tiny_data, tmp_path, init, refused, action_counts=True)
-    assert trained.denoiser.count_proj.weight.abs().max() > 0  # training moves it
-
-
 def test_init_from_a_checkpoint_that_fits_nothing_is_refused(tmp_path):
     save_checkpoint(WorldModel(preset("tiny")), tmp_path / "src")
     save_file({"unrelated.weight": torch.zeros(3)}, str(tmp_path / "src" / "model.safetensors"))
@@ -262,60 +215,6 @@ def test_a_run_with_a_local_branch_from_a_model_starts_as_that_model(tiny_data, 
     refused = "started with a local branch of 8 channels.*--local-conv 8"
     trained = _resumed(tiny_data, tmp_path, init, refused, local_conv=8)
     assert trained.denoiser.blocks[0].local.out.weight.abs().max() > 0  # training grows it
-
-
-def test_the_local_branches_learning_rate_scales_their_steps_and_nothing_else(tiny_local_model):
-    """One AdamW step from the same weights and gradients at --local-conv-lr 1 and 10: every
-    other parameter lands on the same value, and each branch parameter moves exactly ten times
-    as far (Adam's first step and the decoupled decay are both proportional to the lr)."""
-    from test_core import _inputs
-
-    # the fixture's branch outputs are non-zero (conftest), so gradients reach the convolutions
-    assert tiny_local_model.denoiser.blocks[0].local.out.weight.abs().max() > 0
-    inputs = [t.detach() for t in _inputs(tiny_local_model, 2)]
-    start = {k: v.clone() for k, v in tiny_local_model.state_dict().items()}
-    after = {}
-    for scale in (1.0, 10.0):
-        tiny_local_model.load_state_dict(start)
-        tc = TrainConfig(local_conv_lr=scale, weight_decay=0.01)
-        groups = param_groups(tiny_local_model, tc)
-        assert [g["lr_scale"] for g in groups] == ([1.0, 1.0] if scale == 1 else [1, 1, 10, 10])
-        opt = torch.optim.AdamW(groups, lr=1e-3)
-        for g in opt.param_groups:
-            g["lr"] = 1e-3 * g["lr_scale"]
-        with torch.enable_grad():
-            x, actions, text, tmask = inputs
-            b, n = x.shape[:2]
-            out = tiny_local_model.denoiser(
-                x, torch.full((b, n), 0.7), actions, text, tmask, torch.arange(n),
-                torch.zeros(b, n, dtype=torch.bool),
-            )  # fmt: skip
-            out.square().mean().backward()
-        opt.step()
-        opt.zero_grad()
-        after[scale] = {n: p.detach().clone() for n, p in tiny_local_model.named_parameters()}
-    tiny_local_model.load_state_dict(start)  # the fixture is shared: hand it back unstepped
-    branch = [n for n in after[1.0] if ".local." in n]
-    assert branch and len(branch) < len(after[1.0])
-    for name, p in after[1.0].items():
-        moved_1, moved_10 = p - start[name], after[10.0][name] - start[name]
-        if name in branch:
-            assert moved_1.abs().max() > 0
-            torch.testing.assert_close(moved_10, 10 * moved_1, rtol=1e-3, atol=1e-8)
-        else:
-            assert torch.equal(after[10.0][name], p), name
-
-
-def test_a_branch_learning_rate_is_checked_and_a_resume_keeps_it(tiny_data, tmp_path):
-    with pytest.raises(ValueError, match="--local-conv-lr 0: give a positive multiple"):
-        run(_config(tiny_data, tmp_path / "a", local_conv=8, local_conv_lr=0.0))
-    with pytest.raises(ValueError, match="--local-conv-lr 10:.*a branch with --local-conv C"):
-        run(_config(tiny_data, tmp_path / "a", local_conv_lr=10.0))
-    run(_config(tiny_data, tmp_path / "a", local_conv=8, local_conv_lr=10.0, steps=2))
-    with pytest.raises(ValueError, match="started with --local-conv-lr 10: resume it with"):
-        run(_config(tiny_data, tmp_path / "a", local_conv=8, steps=4))
-    run(_config(tiny_data, tmp_path / "a", local_conv=8, local_conv_lr=5.0, steps=4))
-    assert load_checkpoint(tmp_path / "a" / "model")[1]["step"] == 4
 
 
 def test_a_run_from_a_model_with_a_prior_takes_the_rest_and_says_the_prior_is_not_carried(

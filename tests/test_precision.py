@@ -1,4 +1,4 @@
-"""Play precision: bf16 autocast where native (``world.cpus.bf16_enabled``), through the sampler
+"""Play precision: bf16 autocast where native (``world.core.cpus.bf16_enabled``), through the sampler
 and the Session."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 
 from sdk import Session
 from sdk.errors import ArgumentError
-from world import cpus
+from world.core import cpus
 
 
 class _CpuInfo:
@@ -86,7 +86,7 @@ def test_the_norm_gives_torchs_mixed_dtype_values_without_its_warning():
     import torch
     from torch import nn
 
-    from world.denoiser import RMSNorm
+    from world.core.denoiser import RMSNorm
 
     torch.manual_seed(0)
     ours, theirs = RMSNorm(48), nn.RMSNorm(48)

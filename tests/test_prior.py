@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from sdk import Session
-from world.checkpoint import load_checkpoint, save_checkpoint
-from world.config import ModelConfig, PriorConfig, preset
-from world.model import WorldModel
-from world.prior import DynamicsPrior
-from world.sampler import PipelinedSampler
+from world.core.checkpoint import load_checkpoint, save_checkpoint
+from world.core.config import ModelConfig, PriorConfig, preset
+from world.core.model import WorldModel
+from world.core.prior import DynamicsPrior
+from world.core.sampler import PipelinedSampler
 
 
 def test_an_untrained_prior_predicts_that_nothing_moves_and_unrolls_frame_by_frame():
@@ -136,3 +136,30 @@ def test_snapshot_then_restore_replays_identical_frames_with_a_prior(tiny_primed
         s.restore(snap)
         again = [s.step(a).frames for a in ["left", "left", None, "down"]]
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_the_prior_level_is_a_session_setting_like_steps(tiny_primed_model):
+    """None is the model's level (0.4 here), 0 starts every chunk from pure noise, as the same
+    model with a config level of 0 does, and a level the model cannot take is an ArgumentError."""
+    from sdk.errors import ArgumentError
+
+    def frames(model, **options):
+        with Session.from_model(model, seed=3, precision="fp32", **options) as s:
+            out = [s.reset(prompt="day").frames] + [s.step(a).frames for a in ("up", "left")]
+            return s.info.prior_level, np.stack(out)
+
+    level, own = frames(tiny_primed_model)
+    assert level == 0.4
+    level, off = frames(tiny_primed_model, prior_level=0.0)
+    assert level == 0.0 and not np.array_equal(own, off)
+    unprimed = copy.deepcopy(tiny_primed_model)
+    unprimed.cfg = unprimed.cfg.replace(
+        sampler=dataclasses.replace(unprimed.cfg.sampler, prior_level=0.0)
+    )
+    assert np.array_equal(frames(unprimed)[1], off)
+    assert frames(tiny_primed_model, prior_level=0.4)[1].tobytes() == own.tobytes()
+    for bad, message in [(1.5, "give a level in"), ("0.2", "must be a float or None")]:
+        with pytest.raises(ArgumentError, match=message):
+            Session.from_model(tiny_primed_model, prior_level=bad)
+    with pytest.raises(ArgumentError, match="chunkworld train-prior adds one"):
+        Session.load("tiny", prior_level=0.3)

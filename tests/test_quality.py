@@ -1,6 +1,6 @@
 """Quality of the shipped default model against the true game (opt-in: ``pytest -m quality``).
 
-These are the bar of the project's issue, checked with ``world.evaluate`` on held-out seeds at
+These are the bar of the project's issue, checked with ``world.eval.evaluate`` on held-out seeds at
 the play setting: the standard evaluation, about 4 minutes on two cores. They need the shipped
 checkpoint.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from sdk.models import DEFAULT_DIR
-from world.evaluate import BAR, EvalConfig, evaluate
+from world.eval.evaluate import BAR, EvalConfig, evaluate
 
 pytestmark = [
     pytest.mark.quality,

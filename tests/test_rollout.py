@@ -1,4 +1,4 @@
-"""Self-rollout training windows (world/rollout.py): what is generated, what stays ground truth."""
+"""Self-rollout training windows (world/train/rollout.py): what is generated, what stays ground truth."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from world.rollout import RolloutStreams, generate_after, player_on_track, rollout_windows
+from world.train.rollout import RolloutStreams, generate_after, player_on_track, rollout_windows
 
 
 def _loaded(model, b: int, extra: int):
@@ -195,7 +195,7 @@ def test_streams_off_track_go_back_to_the_truth_in_place(tiny_model):
 
 
 def test_player_on_track_judges_the_player_against_the_true_frame(tiny_model):
-    from world.episodes import true_episode
+    from world.eval.episodes import true_episode
 
     cfg = tiny_model.cfg
     f, size = cfg.chunk_frames, cfg.codec.frame_size
@@ -209,7 +209,7 @@ def test_player_on_track_judges_the_player_against_the_true_frame(tiny_model):
 
 @pytest.mark.parametrize("shift, ok", [(0, True), (1, True), (3, False)])
 def test_player_on_track_tolerates_drift_up_to_its_tolerance(tiny_model, monkeypatch, shift, ok):
-    from world.episodes import true_episode
+    from world.eval.episodes import true_episode
 
     cfg = tiny_model.cfg
     f, size = cfg.chunk_frames, cfg.codec.frame_size

@@ -1,4 +1,4 @@
-"""The noise schedule (``world/schedule.py``): sampling grids, training levels, the sprite
+"""The noise schedule (``world/core/schedule.py``): sampling grids, training levels, the sprite
 weighting of the loss, and the Euler step."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from world.schedule import (
+from world.core.schedule import (
     euler_step,
     salience_weight,
     sampling_grid,

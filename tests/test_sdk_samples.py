@@ -119,7 +119,7 @@ def _run_bridge_client(endpoint: str, out: Path, ticks: int) -> subprocess.Compl
 
 def test_bridge_client_drives_a_real_tiny_world(tmp_path: Path) -> None:
     args = argparse.Namespace(model="tiny", device="cpu", steps=None, in_flight=None)
-    args.precision = "auto"
+    args.precision, args.prior_level = "auto", None
     out = tmp_path / "run.gif"
     with local_server(session_factory(args)) as server:
         got = _run_bridge_client(server.control_endpoint, out, ticks=4)
@@ -266,7 +266,7 @@ def test_planner_script_runs(tmp_path: Path) -> None:
 
 def _tiny_server():
     args = argparse.Namespace(model="tiny", device="cpu", steps=None, in_flight=None)
-    args.precision = "auto"
+    args.precision, args.prior_level = "auto", None
     return local_server(session_factory(args))
 
 
@@ -342,3 +342,19 @@ def test_readme_gymnasium_example_runs(tmp_path: Path) -> None:
     )
     assert got.returncode == 0, got.stderr
     assert got.stdout.splitlines()[-1] == "(32, 32, 3) uint8 1 True"
+
+
+def test_agent_finds_the_player_where_the_game_put_it() -> None:
+    """The sample's own detector (samples import only sdk) reads the arcade world's frames as
+    the evaluation's detector does."""
+    from world.eval.detect import find_player
+    from world.games.arcade import Game, GameConfig
+
+    agent = _agent()
+    game = Game(GameConfig.for_size(64))
+    for seed in range(6):
+        frame = game.reset(seed=seed)
+        assert agent.find_player(frame) == pytest.approx(find_player(frame), abs=1e-6)
+        assert agent.find_player(frame) == pytest.approx(
+            (game.state().player_x, game.state().player_y), abs=1
+        )

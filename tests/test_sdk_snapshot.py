@@ -39,7 +39,8 @@ def test_restore_is_bit_exact(in_flight: int) -> None:
         s.set_prompt("night")  # a chunk admitted under "night" stays in flight when W = 2
         s.step("left")
         snap = s.snapshot()
-        assert (snap.tick, snap.prompt, len(snap.inflight)) == (6, "night", in_flight - 1)
+        assert (snap.tick, snap.prompt, len(snap.state["in_flight"])) == (6, "night", in_flight - 1)
+        assert list(snap.captions.values()) == ["night"] * (in_flight - 1)
         first = _run(s, prompts={9: "fog"})
         s.step("down")  # wander off, then come back
         s.restore(snap)
@@ -91,6 +92,11 @@ def _valid_bytes() -> bytes:
         return s.snapshot().to_bytes()
 
 
+def _one_more_in_flight(meta: dict) -> None:
+    meta["state"]["in_flight"].append({"chunk": 9, "step": 0})
+    meta["captions"]["9"] = ""
+
+
 def _with_meta(data: bytes, edit) -> bytes:
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + n])
@@ -110,7 +116,7 @@ def _with_meta(data: bytes, edit) -> bytes:
         (lambda d: st_save({"x": torch.zeros(1)}), "not a chunkworld snapshot"),
         (lambda d: _with_meta(d, lambda m: m.update(version=99)), "version 99 is not supported"),
         (lambda d: _with_meta(d, lambda m: m.pop("tick")), "incomplete or malformed"),
-        (lambda d: _with_meta(d, lambda m: m.update(inflight=[[0, 0, ""]])), "missing tensors"),
+        (lambda d: _with_meta(d, _one_more_in_flight), "missing tensors"),
         (lambda d: "not bytes", "must be bytes"),
     ],
 )
@@ -178,3 +184,38 @@ def test_restore_between_a_prompt_and_its_step_keeps_the_guidance(in_flight: int
             third = _run(other)
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert all(np.array_equal(a, b) for a, b in zip(first, third, strict=True))
+
+
+def _as_version_1(meta: dict) -> None:
+    """A version-2 document rewritten as version 1 wrote it: the state's counters at the top,
+    in-flight chunks as rows [chunk, step, caption, prompted]."""
+    state, captions = meta.pop("state"), meta.pop("captions")
+    meta.update(version=1, next_chunk=state["next_chunk"])
+    meta["last_clean_chunk"] = state["last_clean_chunk"]
+    meta["inflight"] = [
+        [r["chunk"], r["step"], captions[str(r["chunk"])], r["prompted"]]
+        for r in state["in_flight"]
+    ]
+
+
+def test_a_version_1_snapshot_restores_as_it_did() -> None:
+    with Session.load("tiny", steps=2, in_flight=2, seed=3) as s:
+        s.reset(prompt="day")
+        s.step("left", prompt="night")
+        data = s.snapshot().to_bytes()
+        expected = _run(s)
+    old = Snapshot.from_bytes(_with_meta(data, _as_version_1))
+    assert old.meta() == Snapshot.from_bytes(data).meta()
+    assert old.captions == {2: "night"} and old.state["in_flight"][0]["prompted"] is True
+    with Session.load("tiny", steps=2, in_flight=2) as other:
+        other.restore(old)
+        assert all(np.array_equal(a, b) for a, b in zip(expected, _run(other), strict=True))
+
+
+def test_an_in_flight_chunk_without_its_caption_is_rejected() -> None:
+    with Session.load("tiny", steps=2, in_flight=2) as s:
+        s.reset(prompt="day")
+        data = s.snapshot().to_bytes()
+    assert Snapshot.from_bytes(data).captions == {1: "day"}
+    with pytest.raises(SnapshotError, match=r"no caption for in-flight chunks \[1\]"):
+        Snapshot.from_bytes(_with_meta(data, lambda m: m.update(captions={})))

@@ -7,10 +7,10 @@ import sys
 import pytest
 import torch
 
-from world.checkpoint import load_checkpoint, save_checkpoint
-from world.config import ModelConfig, preset
-from world.model import WorldModel
-from world.text import FrozenTextEncoder, HashTextEncoder, load_backend
+from world.core.checkpoint import load_checkpoint, save_checkpoint
+from world.core.config import ModelConfig, preset
+from world.core.model import WorldModel
+from world.core.text import FrozenTextEncoder, HashTextEncoder, load_backend
 
 WIDTH = 24  # the fake sentence model's width (tests/conftest.py)
 

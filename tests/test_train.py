@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from world.checkpoint import load_checkpoint
-from world.codec import codec_setting, codec_text
-from world.config import preset
-from world.datagen import generate_dataset
-from world.model import WorldModel
-from world.train import TrainConfig, plot_metrics, run
-from world.train_codec import codec_step
-from world.trainkit import (
+from world.core.checkpoint import load_checkpoint
+from world.core.codec import codec_setting, codec_text
+from world.core.config import preset
+from world.core.model import WorldModel
+from world.train.codec import codec_step
+from world.train.datagen import generate_dataset
+from world.train.stages import TrainConfig, plot_metrics, run
+from world.train.trainkit import (
     codec_leg_lr,
     config_parser,
     leg_lr,
@@ -135,9 +135,9 @@ def test_train_with_deep_self_rollout(tiny_data, tmp_path):
 def test_train_with_replayed_targets(tiny_data, tmp_path, monkeypatch):
     """``--rollout-resim``: the streams' targets are the clip replayed from the generated
     player's place (an untrained model draws no player, so the detector is told where it is)."""
-    import world.rollout
+    import world.train.rollout
 
-    monkeypatch.setattr(world.rollout, "find_player", lambda frame: (12.0, 13.0))
+    monkeypatch.setattr(world.train.rollout, "find_player", lambda frame: (12.0, 13.0))
     out = tmp_path / "resim"
     run(_config(tiny_data, out, rollout=1.0, rollout_depth=3, rollout_resim=True, steps=4))
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -165,7 +165,7 @@ def test_train_with_a_frozen_text_encoder(
 ):
     """``--text-encoder sentence-transformers:...``: the projection trains, the config records it."""
     fake = fake_sentence_model()
-    monkeypatch.setattr("world.train.load_backend", lambda spec: fake)
+    monkeypatch.setattr("world.train.stages.load_backend", lambda spec: fake)
     out = tmp_path / "run"
     run(_config(tiny_data, out, text_encoder="sentence-transformers:fake", precision=precision))
     model, _ = load_checkpoint(out / "model")

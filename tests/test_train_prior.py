@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from sdk import Session
-from world import train_prior as tp
-from world.checkpoint import load_checkpoint, save_checkpoint
-from world.config import preset
-from world.data import Dataset, DatasetMeta, DatasetWriter
-from world.model import WorldModel
+from world.core.checkpoint import load_checkpoint, save_checkpoint
+from world.core.config import preset
+from world.core.model import WorldModel
+from world.train import prior as tp
+from world.train.data import Dataset, DatasetMeta, DatasetWriter
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +71,11 @@ def test_only_the_prior_is_new_and_the_model_starts_chunks_from_it(source, tiny_
     assert all(f.shape == (2, 32, 32, 3) for f in frames)
 
 
+@pytest.mark.parametrize("extra", [{}, {"unroll": 3, "salience": 8.0}])
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(
-    source, tiny_data, tmp_path, monkeypatch
+    source, tiny_data, tmp_path, monkeypatch, extra
 ):
-    whole = load_checkpoint(tp.train_prior(_run(source, tiny_data, tmp_path / "whole")))[0]
+    whole = load_checkpoint(tp.train_prior(_run(source, tiny_data, tmp_path / "whole", **extra)))[0]
     save, calls = tp.save_part, {"n": 0}
 
     def stop_after_two(*args, **kw):  # dies after the save at step 6
@@ -85,11 +86,20 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(
 
     monkeypatch.setattr(tp, "save_part", stop_after_two)
     with pytest.raises(KeyboardInterrupt):
-        tp.train_prior(_run(source, tiny_data, tmp_path / "cut"))
+        tp.train_prior(_run(source, tiny_data, tmp_path / "cut", **extra))
     monkeypatch.setattr(tp, "save_part", save)
-    resumed = load_checkpoint(tp.train_prior(_run(source, tiny_data, tmp_path / "cut")))[0]
+    resumed = load_checkpoint(tp.train_prior(_run(source, tiny_data, tmp_path / "cut", **extra)))[0]
     for name, value in whole.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[name]), name
+
+
+def test_keep_prior_starts_from_the_source_models_prior(source, tiny_data, tmp_path):
+    first = tp.train_prior(_run(source, tiny_data, tmp_path / "a", steps=6))
+    again = tp.train_prior(_run(first, tiny_data, tmp_path / "b", steps=0, keep_prior=True))
+    fresh = tp.train_prior(_run(first, tiny_data, tmp_path / "c", steps=0, seed=5))
+    a, b, c = (load_checkpoint(p)[0].prior.state_dict() for p in (first, again, fresh))
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    assert not all(torch.equal(a[n], c[n]) for n in a)
 
 
 def test_bad_calls_say_how_to_fix_them(source, tiny_data, tmp_path):

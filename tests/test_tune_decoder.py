@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from world import tune_decoder as td
-from world.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from world.config import preset
-from world.datagen import generate_dataset
-from world.model import WorldModel
-from world.trainkit import parse_config
+from world.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from world.core.config import preset
+from world.core.model import WorldModel
+from world.train import decoder as td
+from world.train.datagen import generate_dataset
+from world.train.trainkit import parse_config
 
 
 @pytest.fixture(scope="module")

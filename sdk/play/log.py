@@ -75,6 +75,7 @@ class ActionLog:
     in_flight: int
     precision: str
     chunk_frames: int
+    prior_level: float  # the session's resolved level (0: no prior); part of the setting
     events: list[dict[str, Any]] = field(default_factory=list)
     start_frames: dict[int, np.ndarray] = field(default_factory=dict)
 
@@ -82,7 +83,9 @@ class ActionLog:
     def for_session(cls, session: Session) -> ActionLog:
         """An empty log with ``session``'s model and sampler settings."""
         i = session.info
-        return cls(i.model, i.fingerprint, i.steps, i.in_flight, i.precision, i.chunk_frames)
+        return cls(
+            i.model, i.fingerprint, i.steps, i.in_flight, i.precision, i.chunk_frames, i.prior_level
+        )
 
     @property
     def ticks(self) -> int:
@@ -120,6 +123,7 @@ class ActionLog:
             "in_flight": self.in_flight,
             "precision": self.precision,
             "chunk_frames": self.chunk_frames,
+            "prior_level": self.prior_level,
             "events": events,
         }
         path.write_text(json.dumps(doc, indent=1) + "\n")
@@ -149,6 +153,7 @@ class ActionLog:
                 int(doc["in_flight"]),
                 str(doc["precision"]),
                 int(doc["chunk_frames"]),
+                float(doc["prior_level"]),
             )
             for n, event in enumerate(doc["events"]):
                 log.events.append(_check_event(event, log.chunk_frames))
@@ -256,12 +261,13 @@ def check_log_fits(session: Session, log: ActionLog) -> None:
             f"the log was played on model {log.model!r} (fingerprint {log.fingerprint}); this "
             f"session runs {i.model!r} (fingerprint {i.fingerprint}): load the log's model"
         )
-    want = (log.steps, log.in_flight, log.precision)
-    if (i.steps, i.in_flight, i.precision) != want:
+    want = (log.steps, log.in_flight, log.precision, log.prior_level)
+    if (i.steps, i.in_flight, i.precision, i.prior_level) != want:
         raise LogError(
             f"the log was played with steps={log.steps}, in_flight={log.in_flight}, precision="
-            f"{log.precision}; this session has steps={i.steps}, in_flight={i.in_flight}, "
-            f"precision={i.precision}: open the session with the log's settings"
+            f"{log.precision}, prior_level={log.prior_level:g}; this session has steps="
+            f"{i.steps}, in_flight={i.in_flight}, precision={i.precision}, prior_level="
+            f"{i.prior_level:g}: open the session with the log's settings"
         )
 
 

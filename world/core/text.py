@@ -1,0 +1,173 @@
+"""Text encoders: a caption -> a short sequence of tokens for cross-attention.
+
+The interface is the ``TextEncoder`` protocol: ``encode(captions) -> (tokens, mask)``. The
+default, ``HashTextEncoder``, is self-contained (no downloads): words are hashed into buckets,
+embedded and passed through a small transformer trained with the world model. A frozen
+pretrained sentence encoder (MAGI-1 uses a frozen T5) fits the same protocol:
+``FrozenTextEncoder``, chosen by ``TextConfig.encoder = "sentence-transformers:<name or path>"``
+(optional extra ``chunkworld[text]``; the model must be installed locally).
+
+Every encoding starts with one summary token, so the null caption ("" or None) is a sequence of
+one token and cross-attention never sees an empty key set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zlib
+from collections import OrderedDict
+from typing import Any, Protocol, cast
+
+import numpy as np
+import torch
+from torch import nn
+
+from world.core.config import TextConfig
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def words(caption: str | None) -> list[str]:
+    """Lower-case alphanumeric words of a caption: ``words("Night, 2 balls!") == ["night", "2", "balls"]``."""
+    return _WORD.findall((caption or "").lower())
+
+
+class TextEncoder(Protocol):
+    dim: int
+
+    def encode(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns tokens (B, L, dim) float and mask (B, L) bool (True = a real token)."""
+        ...
+
+
+class HashTextEncoder(nn.Module):
+    """Hashed bag of positioned words -> transformer -> tokens. Trained jointly with the denoiser."""
+
+    def __init__(self, cfg: TextConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.dim = cfg.dim
+        self.embed = nn.Embedding(cfg.vocab + 1, cfg.dim)  # row 0 = the summary token
+        self.pos = nn.Parameter(torch.zeros(cfg.max_tokens + 1, cfg.dim))
+        layer = nn.TransformerEncoderLayer(
+            cfg.dim, cfg.heads, 2 * cfg.dim, dropout=0.0, batch_first=True, norm_first=True
+        )
+        self.layers = nn.TransformerEncoder(layer, cfg.depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.dim)
+
+    def ids(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids (B, L) and mask (B, L); id 0 is the summary token, words map to 1..vocab."""
+        rows = [
+            [0]
+            + [1 + zlib.crc32(w.encode()) % self.cfg.vocab for w in words(c)][: self.cfg.max_tokens]
+            for c in captions
+        ]
+        length = max(len(r) for r in rows)
+        ids = torch.zeros(len(rows), length, dtype=torch.long)
+        mask = torch.zeros(len(rows), length, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = True
+        return ids, mask
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids) + self.pos[: ids.shape[1]]
+        x = self.layers(x, src_key_padding_mask=~mask)
+        return self.norm(x)
+
+    def encode(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self.ids(captions)
+        return self(ids.to(self.pos.device), mask.to(self.pos.device)), mask.to(self.pos.device)
+
+
+class EmbeddingBackend(Protocol):
+    """A pretrained sentence encoder: sentences -> one vector each, (B, D) array-like."""
+
+    def encode(self, sentences: list[str]) -> Any: ...
+
+
+SENTENCE_TRANSFORMERS = "sentence-transformers:"
+
+
+def load_backend(spec: str, device: str = "cpu") -> EmbeddingBackend:
+    """The backend named by ``TextConfig.encoder``: ``"sentence-transformers:<name or path>"``.
+
+    The model must already be installed locally (nothing is downloaded: ``HF_HUB_OFFLINE=1``).
+    """
+    if not spec.startswith(SENTENCE_TRANSFORMERS):
+        raise ValueError(
+            f"unknown text encoder {spec!r}; use 'sentence-transformers:<name or path>'"
+        )
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
+    except ImportError as e:
+        raise ImportError(
+            f"text encoder {spec!r} needs the optional package sentence-transformers: "
+            "pip install 'chunkworld[text]', and install the model locally"
+        ) from e
+    return cast(
+        EmbeddingBackend,
+        SentenceTransformer(spec.removeprefix(SENTENCE_TRANSFORMERS), device=device),
+    )
+
+
+class FrozenTextEncoder(nn.Module):
+    """A frozen pretrained sentence encoder behind the same protocol (MAGI-1 freezes T5).
+
+    A caption becomes two tokens: a learned summary token, then the frozen embedding through a
+    trained linear map and norm (the only weights saved). The null caption is the summary token
+    alone. Embeddings are memoised per caption (the backend is frozen), so a training loop that
+    sees the same captions again does not run the big encoder again.
+    """
+
+    memo_size = 4096
+
+    def __init__(self, cfg: TextConfig, backend: EmbeddingBackend | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.dim = cfg.dim
+        self.proj = nn.Linear(cfg.frozen_dim, cfg.dim)
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.summary = nn.Parameter(torch.zeros(cfg.dim))
+        self.backend = backend  # None: loaded from cfg.encoder at first use
+        self._memo: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def embed(self, captions: list[str]) -> torch.Tensor:
+        """Frozen embeddings (B, frozen_dim) float32, no gradient."""
+        todo = [c for c in dict.fromkeys(captions) if c not in self._memo]
+        if todo:
+            if self.backend is None:
+                self.backend = load_backend(self.cfg.encoder)
+            out = torch.as_tensor(np.asarray(self.backend.encode(todo)), dtype=torch.float32)
+            if out.shape != (len(todo), self.cfg.frozen_dim):
+                raise ValueError(
+                    f"text backend returned shape {tuple(out.shape)} for {len(todo)} captions; "
+                    f"this model was built for width frozen_dim={self.cfg.frozen_dim}"
+                )
+            for c, e in zip(todo, out, strict=True):
+                self._memo[c] = e
+        for c in captions:
+            self._memo.move_to_end(c)
+        rows = torch.stack([self._memo[c] for c in captions])
+        while len(self._memo) > self.memo_size:
+            self._memo.popitem(last=False)
+        return rows
+
+    def encode(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self.summary.device
+        real = [bool(c) for c in captions]
+        tokens = self.summary.expand(len(captions), 2, -1).clone()  # (B, 2, dim)
+        if any(real):
+            emb = self.embed([c for c in captions if c]).to(device)
+            idx = torch.tensor([i for i, r in enumerate(real) if r], device=device)
+            # under bf16 autocast the projection comes back in bf16; the tokens keep their dtype
+            tokens[idx, 1] = self.norm(self.proj(emb)).to(tokens.dtype)
+        mask = torch.tensor([[True, r] for r in real], device=device)  # (B, 2)
+        return tokens, mask
+
+
+def build_text_encoder(cfg: TextConfig) -> HashTextEncoder | FrozenTextEncoder:
+    """The text encoder a config names (``cfg.encoder``)."""
+    return HashTextEncoder(cfg) if cfg.encoder == "hash" else FrozenTextEncoder(cfg)
