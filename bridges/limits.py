@@ -26,7 +26,7 @@ class ServerLimits:
     # threads that call sessions: 1 = one engine thread owns the model; 0 = the socket thread
     # calls sessions itself (lowest latency, but a slow tick delays every client's replies)
     engine_threads: int = 1
-    rcv_hwm: int = 1000  # queued inbound control messages before ZeroMQ drops
+    snd_hwm: int = 1000  # replies queued per client that does not read them before ZeroMQ drops
     pub_hwm: int = 8  # queued chunks per subscriber before PUB drops the newest
     heartbeat_ms: int = 1000  # ZMTP heartbeat interval; peers silent for 3x this are dropped
     shutdown_grace_s: float = 2.0  # on stop, wait this long for in-flight calls to answer

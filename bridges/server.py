@@ -126,7 +126,7 @@ class Server:
         assert self._thread is None, "start() once"
         self._zmq = zmq.Context()
         self._auth: Any = None
-        self._router = self._socket(zmq.ROUTER, self.limits.rcv_hwm)
+        self._router = self._socket(zmq.ROUTER, self.limits.snd_hwm)
         self._router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its id
         self._router.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes)
         self._pub = self._socket(zmq.PUB, self.limits.pub_hwm)
@@ -151,10 +151,16 @@ class Server:
         log.info("bridge serving control %s frames %s", self.control_endpoint, self.frames_endpoint)
         return self
 
-    def _socket(self, kind: int, hwm: int) -> zmq.Socket[Any]:
+    def _socket(self, kind: int, snd_hwm: int) -> zmq.Socket[Any]:
         sock = self._zmq.socket(kind)
-        sock.setsockopt(zmq.SNDHWM, hwm)
-        sock.setsockopt(zmq.RCVHWM, hwm)
+        sock.setsockopt(zmq.SNDHWM, snd_hwm)
+        # No receive high-water mark, on purpose. When a peer's inbound pipe reaches RCVHWM,
+        # libzmq 4.3.5 stops reading that connection; if the peer then resets the connection
+        # while replies to it are still queued, the I/O thread aborts the whole process
+        # (`Assertion failed: !_io_error (src/stream_engine_base.cpp:310)`, zeromq/libzmq#4841;
+        # no released libzmq fixes it). The socket thread drains both sockets on every turn
+        # instead, so nothing piles up there; tests/test_bridge_flood.py floods and vanishes.
+        sock.setsockopt(zmq.RCVHWM, 0)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.HEARTBEAT_IVL, self.limits.heartbeat_ms)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * self.limits.heartbeat_ms)
@@ -217,6 +223,7 @@ class Server:
                         except zmq.Again:
                             break
                         self._on_request(parts, stopping=deadline is not None)
+                self._pub.getsockopt(zmq.EVENTS)  # lets libzmq take in subscriptions now
                 self._expire_idle()
         except Exception:
             log.exception("bridge socket thread failed; shutting down")
