@@ -20,6 +20,9 @@ class ServerLimits:
     max_sessions: int = 16  # live sessions on the server
     max_sessions_per_client: int = 4  # live sessions owned by one client identity
     idle_ttl_s: float = 300.0  # a session unused this long is closed
+    # a session whose client's connection dropped (closed, or silent past the heartbeat timeout)
+    # is closed this long after, unless a request with its token arrives first
+    orphan_ttl_s: float = 5.0
     max_snapshots: int = 16  # per session; the oldest is forgotten past this
     reply_cache_entries: int = 1024  # cached replies for resent request ids (all clients)
     reply_cache_bytes: int = 64 * 1024 * 1024  # ... and their total size
@@ -47,8 +50,10 @@ class ServerLimits:
             "max_depth",
             "max_prompt_chars",
             "max_frames",
+            "max_sessions",
             "max_sessions_per_client",
             "idle_ttl_s",
+            "orphan_ttl_s",
             "max_snapshots",
         )
         return {k: getattr(self, k) for k in keys}

@@ -127,7 +127,7 @@ def flood_and_vanish(control: str, *, requests: int = 5000, options: dict[str, A
                 raise TimeoutError("the server did not answer the flooding client")
             return decode(sock.recv_multipart()[1:], max_message_bytes=1 << 30)
 
-        hello = call(encode("hello", id=1, body={"versions": [1], "options": options or {}}))
+        hello = call(encode("hello", id=1, body={"versions": [2], "options": options or {}}))
         sid = hello.body["session"]
         call(encode("reset", id=2, session=sid))
         for i in range(requests):
