@@ -24,6 +24,9 @@ class ServerLimits:
     # is closed this long after, unless a request with its token arrives first
     orphan_ttl_s: float = 5.0
     max_snapshots: int = 16  # per session; the oldest is forgotten past this
+    # requests one connection may send per second; past it, the rest of the second's requests
+    # are dropped unread (and logged), so a flood costs the other clients next to nothing
+    max_requests_per_s: int = 2000
     reply_cache_entries: int = 1024  # cached replies for resent request ids (all clients)
     reply_cache_bytes: int = 64 * 1024 * 1024  # ... and their total size
     # threads that call sessions: 1 = one engine thread owns the model; 0 = the socket thread
@@ -55,5 +58,6 @@ class ServerLimits:
             "idle_ttl_s",
             "orphan_ttl_s",
             "max_snapshots",
+            "max_requests_per_s",
         )
         return {k: getattr(self, k) for k in keys}

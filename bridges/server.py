@@ -158,6 +158,9 @@ class Server:
         self._observers: dict[str, Slot] = {}  # observer token -> its session
         self._live: set[int] = set()  # descriptors of open control connections
         self._generations: dict[int, int] = {}  # descriptor -> bumps on connect and disconnect
+        self._window_start = 0.0  # requests per connection in the current second
+        self._counts: dict[Connection, int] = {}
+        self._dropped: dict[Connection, int] = {}
         self._cache = ReplyCache(self.limits.reply_cache_entries, self.limits.reply_cache_bytes)
         self._wake_endpoint = f"inproc://bridge-wake-{secrets.token_hex(6)}"
         self.control_endpoint = self.frames_endpoint = ""
@@ -280,6 +283,11 @@ class Server:
                         except zmq.Again:
                             break
                         self._on_request(parts, stopping=self._stop.is_set())
+                        # Give the GIL to an engine thread that waits for it (a sleep releases
+                        # it; without this a flood of cheap requests holds it for the whole
+                        # 5 ms switch interval, again and again), and send what it finished.
+                        time.sleep(0)
+                        self._collect()
                 if self._pub in events:
                     self._subscriptions()
                 self._expire_idle()
@@ -289,8 +297,9 @@ class Server:
             self._shutdown()
 
     def _refuse_queued(self) -> None:
-        """On the way out: answer SHUTTING_DOWN to every request already received."""
-        while True:
+        """On the way out: answer SHUTTING_DOWN to the requests already received (up to a
+        bound: a flood's backlog does not hold the exit)."""
+        for _ in range(10 * BATCH):
             try:
                 parts = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -370,8 +379,24 @@ class Server:
                 except zmq.Again:
                     log.debug("frames of a session dropped")
 
+    def _over_quota(self, conn: Connection) -> bool:
+        """Count a request against its connection's `max_requests_per_s`; True: drop it."""
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            if self._dropped:
+                log.warning("dropped %d requests over max_requests_per_s from %d connection(s)",
+                            sum(self._dropped.values()), len(self._dropped))  # fmt: skip
+            self._window_start, self._counts, self._dropped = now, {}, {}
+        count = self._counts[conn] = self._counts.get(conn, 0) + 1
+        if count <= self.limits.max_requests_per_s:
+            return False
+        self._dropped[conn] = self._dropped.get(conn, 0) + 1
+        return True
+
     def _on_request(self, zframes: list[zmq.Frame], *, stopping: bool) -> None:
         conn = self._connection(zframes[-1])
+        if self._over_quota(conn):
+            return
         parts = [f.bytes for f in zframes]
         identity = parts[0]
         split = 2 if len(parts) > 1 and parts[1] == b"" else 1  # REQ peers add an empty delimiter

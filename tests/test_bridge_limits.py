@@ -24,7 +24,7 @@ def test_hello_advertises_every_limit_and_the_option_bounds() -> None:
         "max_message_bytes": 32 * 1024 * 1024, "max_header_bytes": 64 * 1024, "max_buffers": 4,
         "max_depth": 16, "max_prompt_chars": 512, "max_frames": 512, "max_sessions": 16,
         "max_sessions_per_client": 4, "idle_ttl_s": 300.0, "orphan_ttl_s": 5.0,
-        "max_snapshots": 16,
+        "max_snapshots": 16, "max_requests_per_s": 2000,
         "options": {k: list(v) for k, v in FAKE_OPTION_BOUNDS.items()},
     }  # fmt: skip
 
@@ -138,3 +138,20 @@ def test_a_refused_bind_is_one_line_before_the_model_loads(
             check_bind("tcp://127.0.0.1:*", endpoint)
     finally:
         busy.close(linger=0)
+
+
+def test_requests_past_the_per_connection_rate_are_dropped_and_others_still_served() -> None:
+    limits = ServerLimits(max_requests_per_s=5)
+    with (
+        local_server(limits=limits) as server,
+        RawPeer(server.control_endpoint) as flooder,
+        RawPeer(server.control_endpoint) as other,
+    ):
+        for i in range(40):
+            flooder.send("ping", i + 1)
+        answered = []
+        while flooder.sock.poll(500):
+            answered.append(flooder.recv().re)
+        # 5 a second: one window, or two if the burst straddled a window's end
+        assert 5 <= len(answered) <= 10 and answered[:5] == [1, 2, 3, 4, 5]
+        assert other.call("ping", 1).type == "ping"  # the quota is per connection

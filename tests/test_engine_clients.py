@@ -247,7 +247,7 @@ def test_client_says_hello(result: dict[str, Any]) -> None:
     assert sorted(got["limit_keys"]) == sorted(
         ["max_message_bytes", "max_header_bytes", "max_buffers", "max_depth",
          "max_prompt_chars", "max_frames", "max_sessions", "max_sessions_per_client",
-         "idle_ttl_s", "orphan_ttl_s", "max_snapshots", "options"]
+         "idle_ttl_s", "orphan_ttl_s", "max_snapshots", "max_requests_per_s", "options"]
     )  # fmt: skip
     assert got["frames_endpoint"] == result["frames_endpoint"]
     assert len(got["session"]) > 0
