@@ -1,4 +1,4 @@
-"""chunkworld bridges: drive a world over ZeroMQ (protocol `cwb/1`, see `bridges/PROTOCOL.md`).
+"""chunkworld bridges: drive a world over ZeroMQ (protocol `cwb/2`, see `bridges/PROTOCOL.md`).
 
 Imports numpy, msgpack and pyzmq only: never torch, `world` or `sdk`. The sdk's command line
 builds sessions and hands `bridges.server.serve` a factory.

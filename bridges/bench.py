@@ -143,6 +143,64 @@ def _pub_throughput(session: Any, steps: int) -> dict[str, Any]:
     }
 
 
+FLOOD_CODE = (
+    "import sys, zmq; from bridges.wire import encode, decode;"
+    "s = zmq.Context().socket(zmq.DEALER); s.connect(sys.argv[1]);"
+    "s.send_multipart([b'', *encode('hello', id=1, body={'versions': [2], 'options': {'delay_s': float(sys.argv[3])}})]);"
+    "sid = decode(s.recv_multipart()[1:], max_message_bytes=1 << 30).body['session'];"
+    "s.send_multipart([b'', *encode('reset', id=2, session=sid)]); s.recv_multipart();"
+    "n = 3\n"
+    "while True:\n"
+    "    for _ in range(100):\n"
+    "        kind = 'step' if sys.argv[2] == 'steps' and n % 4 == 0 else 'ping'\n"
+    "        s.send_multipart([b'', *encode(kind, id=n, session=sid)]); n += 1\n"
+    "        if n % 3 == 0: s.send_multipart([b'', b'cwb/2', b'\\xc1'])\n"
+    "    while s.poll(0): s.recv_multipart()\n"
+)
+
+
+def fairness(steps: int = 1000, flooders: int = 1, delay_s: float = 0.0,
+             engine_threads: int = 1, flood: str = "requests") -> dict[str, Any]:  # fmt: skip
+    """Median step round trip of one client alone, then while `flooders` other clients each keep
+    the server busy as fast as they can, 100 requests at a time: pings and malformed messages
+    (`flood="requests"`), plus steps on their own session (`flood="steps"`: they also share the
+    engine). Each tick of the fake sleeps `delay_s` (a stand-in for a model)."""
+    proc, control = _start_server(engine_threads)
+    floods: list[subprocess.Popen[bytes]] = []
+    try:
+        with Client(control, timeout_s=10.0) as client:
+            session = client.hello(delay_s=delay_s)
+            session.reset()
+
+            def median_ms() -> float:
+                times = []
+                for i in range(steps):
+                    started = time.perf_counter()
+                    session.step(i % 7)
+                    times.append(time.perf_counter() - started)
+                return _percentiles(times)[0]
+
+            median_ms()  # warm up
+            quiet = median_ms()
+            floods = [subprocess.Popen([sys.executable, "-c", FLOOD_CODE, control, flood, str(delay_s)])
+                      for _ in range(flooders)]  # fmt: skip
+            time.sleep(1.0)
+            flooded = median_ms()
+            assert all(f.poll() is None for f in floods), "a flooding client stopped"
+    finally:
+        for flooder in floods:
+            flooder.kill()
+            flooder.wait(10)
+        proc.terminate()
+        proc.wait(10)
+    return {
+        "steps": steps, "flooders": flooders, "tick_delay_s": delay_s,
+        "engine_threads": engine_threads, "flood": flood,
+        "quiet_step_rtt_p50_ms": round(quiet, 3), "flooded_step_rtt_p50_ms": round(flooded, 3),
+        "ratio": round(flooded / quiet, 3), "target_ratio": 1.25,
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="chunkworld bench bridge", description=__doc__)
     parser.add_argument("--steps", type=int, default=3000)
@@ -153,7 +211,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--engine-threads", type=int, default=1, help="0: calls on the socket thread"
     )
+    parser.add_argument(
+        "--fairness", action="store_true",
+        help="instead: one client's median step round trip alone and under other clients' flood",
+    )  # fmt: skip
+    parser.add_argument("--flooders", type=int, default=1, help="with --fairness")
+    parser.add_argument(
+        "--flood", choices=["requests", "steps"], default="requests", help="with --fairness"
+    )
+    parser.add_argument("--tick-delay", type=float, default=0.0, help="with --fairness: s/tick")
     args = parser.parse_args(argv)
+    if args.fairness:
+        print(
+            json.dumps(
+                fairness(
+                    args.steps, args.flooders, args.tick_delay, args.engine_threads, args.flood
+                ),
+                indent=1,
+            )
+        )
+        return
     figures = run(args.steps, args.warmup, args.height, args.width, args.chunk_frames,
                   args.engine_threads)  # fmt: skip
     print(json.dumps(figures, indent=1))

@@ -5,16 +5,16 @@
     session = Session.load("tiny")                                  # local
     session = bridges.connect("tcp://127.0.0.1:5555")               # remote
 
-`Client` sends requests on a DEALER socket with a stable routing id, waits with a timeout and
-resends the *same* request id on timeout; the server answers a resent id from its reply cache,
-so a retried step never runs twice.
+`Client` sends requests on a DEALER socket, waits with a timeout and resends the *same* request
+id on timeout; the server answers a resent id from its reply cache, so a retried step never runs
+twice. A session belongs to the token the `hello` reply gives (`RemoteSession.id`), which every
+request on it carries; spectators subscribe with the separate `observer_token`.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,7 +110,8 @@ class Client:
         self.curve_keys_dir = curve_keys_dir
         self._zmq = context or zmq.Context.instance()
         self._sock = self._zmq.socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.ROUTING_ID, b"cw-" + secrets.token_bytes(12))
+        # no ROUTING_ID: the server identifies sessions by token, and a routing id it assigns
+        # cannot collide with one still held by a connection it has not yet seen close
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         self._sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
@@ -119,6 +120,7 @@ class Client:
         self._ids = itertools.count(1)
         self._seq = itertools.count(1)
         self.closed = False
+        self.limits: dict[str, Any] = {}  # the server's, from the last hello reply
 
     def request(
         self,
@@ -142,6 +144,7 @@ class Client:
         for attempt in range(self.retries + 1):
             frames = encode(type, id=msg_id, session=session, seq=next(self._seq), time=time.time(),
                             body=body, arrays=arrays)  # fmt: skip
+            self._check_size(frames)
             self._sock.send_multipart([b"", *frames], copy=False)
             deadline = time.monotonic() + timeout
             while (left := deadline - time.monotonic()) > 0:
@@ -162,6 +165,23 @@ class Client:
             " is the server running there?"
         )
 
+    def _check_size(self, frames: list[Any]) -> None:
+        """Refuse here what the server would refuse, or could not even answer (a single frame
+        over its max_message_bytes makes libzmq drop the connection)."""
+        total, most = sum(len(f) for f in frames), self.limits.get("max_message_bytes")
+        if isinstance(most, int) and total > most:
+            raise RemoteError(
+                "TOO_LARGE",
+                f"this request is {total} bytes; the server takes at most max_message_bytes={most}",
+            )
+        header, most = len(frames[1]), self.limits.get("max_header_bytes")
+        if isinstance(most, int) and header > most:
+            raise RemoteError(
+                "TOO_LARGE",
+                f"this request's header is {header} bytes (a long prompt?); the server takes at "
+                f"most max_header_bytes={most}",
+            )
+
     def _receive(self) -> Message | None:
         parts = self._sock.recv_multipart()
         if parts and parts[0] == b"":
@@ -181,7 +201,9 @@ class Client:
     def hello(self, **options: Any) -> RemoteSession:
         """Start a session on the server; `options` go to the server's session factory."""
         body = {"versions": [VERSION], "client": "chunkworld-python", "options": options}
-        return RemoteSession(self, self.request("hello", body))
+        session = RemoteSession(self, self.request("hello", body))
+        self.limits = dict(session.limits)
+        return session
 
     def close(self) -> None:
         """Close the socket. Safe twice."""
@@ -201,7 +223,8 @@ class RemoteSession:
 
     def __init__(self, client: Client, hello: Message, *, owns_client: bool = False) -> None:
         self.client, self.owns_client = client, owns_client
-        self.id: str = hello.body["session"]
+        self.id: str = hello.body["session"]  # the session token: keep it secret
+        self.observer_token: str = hello.body["observer"]  # give this one to spectators
         self.facts: dict[str, Any] = hello.body["model"]
         self.limits: dict[str, Any] = hello.body["limits"]
         self.frames_endpoint = _frames_endpoint(client.control, hello.body["frames_endpoint"])
@@ -255,7 +278,7 @@ class RemoteSession:
         """A subscriber to this session's chunks."""
         return Observer(
             self.frames_endpoint,
-            self.id,
+            self.observer_token,
             timeout_s=self.client.timeout_s if timeout_s is None else timeout_s,
             curve_keys_dir=self.client.curve_keys_dir,
         )
@@ -279,12 +302,14 @@ class RemoteSession:
 
 
 class Observer:
-    """Read-only view of a session: receives its published chunks (newest may drop if slow)."""
+    """Read-only view of a session: receives its published chunks (newest may drop if slow).
+    `observer_token` is the session's `observer` from the hello reply (`RemoteSession.observe()`
+    passes it); the server delivers nothing to any other subscription."""
 
     def __init__(
         self,
         frames_endpoint: str,
-        session_id: str,
+        observer_token: str,
         *,
         timeout_s: float = 10.0,
         curve_keys_dir: str | Path | None = None,
@@ -295,7 +320,7 @@ class Observer:
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.RCVHWM, 16)
         _secure(self._sock, curve_keys_dir)
-        self._sock.setsockopt(zmq.SUBSCRIBE, session_id.encode())
+        self._sock.setsockopt(zmq.SUBSCRIBE, observer_token.encode())
         self._sock.connect(frames_endpoint)
 
     def recv(self, timeout_s: float | None = None) -> RemoteChunk | None:

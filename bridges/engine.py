@@ -18,7 +18,7 @@ from typing import Any
 
 import zmq
 
-from bridges.handlers import Context, Op, Outcome, Slot
+from bridges.handlers import Connection, Context, Op, Outcome, Slot
 from bridges.session_api import SESSION_ERROR_CODES
 from bridges.wire import WireError, encode, error_body
 
@@ -33,6 +33,8 @@ class Job:
     msg_type: str
     msg_id: int
     envelope: list[bytes] | None  # routing frames; None: nobody waits (idle expiry, shutdown)
+    key: tuple[Any, ...] = ()  # the reply cache key
+    conn: Connection | None = None  # the connection that sent it
 
 
 @dataclass
@@ -49,6 +51,8 @@ def error_code(exc: BaseException) -> tuple[str, str, bool]:
     if isinstance(exc, WireError):
         return exc.code, exc.message, exc.retryable
     code = getattr(exc, "code", None)
+    if code == "BAD_REQUEST":  # bad hello options, whatever the factory raised
+        return code, str(exc), False
     if isinstance(code, str) and code in SESSION_ERROR_CODES:
         return code, str(exc), False
     if isinstance(exc, ValueError | TypeError):
@@ -112,9 +116,10 @@ class Engine(threading.Thread):
         publish = None
         if outcome.publish:
             body = {**outcome.body, "cause": job.msg_type}
-            chunk = encode("chunk", id=next(self.ids), session=slot.sid, seq=slot.chunk_seq,
+            # published under the observer token; the session token never leaves its owner
+            chunk = encode("chunk", id=next(self.ids), session=slot.observer, seq=slot.chunk_seq,
                            time=time.time(), body=body, arrays=outcome.arrays)  # fmt: skip
-            publish = [slot.sid.encode(), *chunk]
+            publish = [slot.observer.encode(), *chunk]
             slot.chunk_seq += 1
         reply = reply_frames(self.ids, job.msg_type, job.msg_id, slot.sid, outcome)
         return Result(job, reply, publish, outcome.drop_slot, True)

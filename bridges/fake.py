@@ -273,6 +273,16 @@ _FACTORY_OPTIONS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+# Bounds of the fake's numeric options, advertised in the hello reply's limits["options"].
+FAKE_OPTION_BOUNDS: dict[str, tuple[float, float]] = {
+    "height": (1, 1024),
+    "width": (1, 1024),
+    "chunk_frames": (1, 64),
+    "delay_s": (0.0, 10.0),
+    "fail_at_tick": (0, 2**31),
+}
+
+
 def fake_factory(options: dict[str, Any]) -> FakeSession:
     """A session factory for `bridges.server.Server`: `hello` options pick the fake's knobs.
 
@@ -286,8 +296,14 @@ def fake_factory(options: dict[str, Any]) -> FakeSession:
             raise ValueError(f"unknown option {key!r}; the fake takes {sorted(_FACTORY_OPTIONS)}")
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ValueError(f"option {key!r} must be {kind}, got {value!r}")
+        low, high = FAKE_OPTION_BOUNDS.get(key, (None, None))
+        if low is not None and not low <= value <= high:  # type: ignore[operator]
+            raise ValueError(f"option {key!r} must be in {low}..{high}, got {value!r}")
         kwargs[key] = value
     return FakeSession(**kwargs)
+
+
+fake_factory.option_bounds = FAKE_OPTION_BOUNDS  # type: ignore[attr-defined]
 
 
 class MemoryRecordSink:

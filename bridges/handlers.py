@@ -23,16 +23,28 @@ from bridges.wire import ENCODINGS, MAX_ID, VERSION, Message, WireError
 SessionFactory = Callable[[dict[str, Any]], SessionLike]
 
 
+@dataclass(frozen=True)
+class Connection:
+    """One TCP/IPC connection to the control socket: its file descriptor on the server and a
+    counter that changes each time the descriptor is reused, so a new client that gets the same
+    number is a different connection."""
+
+    fd: int
+    generation: int
+
+
 @dataclass
 class Slot:
     """One client's session as the server holds it. `busy` and `last_used` belong to the socket
     thread; `session`, `facts`, `snapshots` and `chunk_seq` to the slot's engine thread (the
     socket thread reads `facts` only after hello has answered)."""
 
-    sid: str
-    owner: bytes  # ZeroMQ routing id of the client that made it
+    sid: str  # the session token: a secret; whoever sends it in `session` drives the session
+    observer: str  # the frames topic: a second secret, for read-only subscribers
+    home: Connection  # the connection that last sent a request with the token
     worker: int  # index of the engine thread that runs its calls
     last_used: float
+    orphaned_since: float | None = None  # when `home` disconnected; reclaimed after orphan_ttl_s
     busy: bool = True  # hello is in flight when the slot is made
     session: SessionLike | None = None
     facts: dict[str, Any] = field(default_factory=dict)
@@ -66,6 +78,7 @@ class Op:
     check: Callable[[Message, Context, Slot | None], Any]  # socket thread -> args for run
     run: Callable[[Context, Slot, Any], Outcome] | None  # engine thread; None: check answers
     needs_session: bool = True
+    buffers: frozenset[str] = frozenset()  # buffer names the type reads; others get BAD_BUFFER
 
 
 # ---------------------------------------------------------------- body field checks
@@ -80,14 +93,25 @@ def _get(body: dict[str, Any], key: str, kind: Any, what: str) -> Any:
     return value
 
 
-def _prompt(body: dict[str, Any], ctx: Context, required: bool = False) -> str | None:
+def max_prompt_chars(ctx: Context, slot: Slot | None) -> int:
+    """The prompt limit a session's hello reply advertised: the server's or the session's, the
+    smaller."""
+    session_limit = slot.facts.get("max_prompt_chars") if slot is not None else None
+    if isinstance(session_limit, int):
+        return min(ctx.limits.max_prompt_chars, session_limit)
+    return ctx.limits.max_prompt_chars
+
+
+def _prompt(
+    body: dict[str, Any], ctx: Context, slot: Slot | None, required: bool = False
+) -> str | None:
     prompt = _get(body, "prompt", str, "a string")
     if prompt is None and required:
         raise WireError("BAD_REQUEST", "body needs 'prompt' (a string)")
-    if prompt is not None and len(prompt) > ctx.limits.max_prompt_chars:
+    limit = max_prompt_chars(ctx, slot)
+    if prompt is not None and len(prompt) > limit:
         raise WireError(
-            "TOO_LARGE",
-            f"prompt has {len(prompt)} chars; max_prompt_chars={ctx.limits.max_prompt_chars}",
+            "TOO_LARGE", f"prompt has {len(prompt)} chars; shorten it to max_prompt_chars={limit}"
         )
     return prompt  # type: ignore[no-any-return]
 
@@ -135,8 +159,21 @@ def _check_hello(msg: Message, ctx: Context, slot: Slot | None) -> dict[str, Any
     return options  # type: ignore[no-any-return]
 
 
+def option_bounds(factory: SessionFactory) -> dict[str, list[float]]:
+    """`{name: [min, max]}` of the factory's numeric hello options (its `option_bounds`)."""
+    bounds = getattr(factory, "option_bounds", {})
+    return {str(k): [lo, hi] for k, (lo, hi) in bounds.items()}
+
+
+class BadOptions(Exception):
+    code = "BAD_REQUEST"
+
+
 def _run_hello(ctx: Context, slot: Slot, options: dict[str, Any]) -> Outcome:
-    session = ctx.factory(options)
+    try:
+        session = ctx.factory(options)
+    except (ValueError, TypeError) as exc:  # a session's own typed errors are ValueErrors too
+        raise BadOptions(f"bad hello options: {exc}") from exc
     try:
         facts = check_facts(session.describe())
     except TypeError as exc:  # a bug in the session, not in the request: INTERNAL
@@ -147,11 +184,13 @@ def _run_hello(ctx: Context, slot: Slot, options: dict[str, Any]) -> Outcome:
         raise
     slot.session, slot.facts = session, facts
     limits = ctx.limits.advertised()
-    limits["max_prompt_chars"] = min(limits["max_prompt_chars"], facts["max_prompt_chars"])
+    limits["max_prompt_chars"] = max_prompt_chars(ctx, slot)
+    limits["options"] = option_bounds(ctx.factory)
     body = {
         "version": VERSION,
         "server": "chunkworld-bridge",
         "session": slot.sid,
+        "observer": slot.observer,
         "model": facts,
         "limits": limits,
         "frames_endpoint": ctx.frames_endpoint,
@@ -171,7 +210,7 @@ def _chunk_outcome(chunk: Any) -> Outcome:
 
 
 def _check_reset(msg: Message, ctx: Context, slot: Slot | None) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"prompt": _prompt(msg.body, ctx)}
+    kwargs: dict[str, Any] = {"prompt": _prompt(msg.body, ctx, slot)}
     seed = _get(msg.body, "seed", int, "an int")
     if seed is not None and not 0 <= seed <= MAX_ID:
         raise WireError("BAD_REQUEST", "seed must be in 0..2**63-1")
@@ -198,7 +237,7 @@ def _run_reset(ctx: Context, slot: Slot, kwargs: dict[str, Any]) -> Outcome:
 
 
 def _check_step(msg: Message, ctx: Context, slot: Slot | None) -> tuple[Any, str | None]:
-    return _action(msg.body, ctx), _prompt(msg.body, ctx)
+    return _action(msg.body, ctx), _prompt(msg.body, ctx, slot)
 
 
 def _run_step(ctx: Context, slot: Slot, args: tuple[Any, str | None]) -> Outcome:
@@ -208,7 +247,7 @@ def _run_step(ctx: Context, slot: Slot, args: tuple[Any, str | None]) -> Outcome
 
 
 def _check_set_prompt(msg: Message, ctx: Context, slot: Slot | None) -> str | None:
-    return _prompt(msg.body, ctx, required=True)
+    return _prompt(msg.body, ctx, slot, required=True)
 
 
 def _run_set_prompt(ctx: Context, slot: Slot, prompt: str) -> Outcome:
@@ -285,10 +324,9 @@ def _check_record(msg: Message, ctx: Context, slot: Slot | None) -> tuple[Any, .
         raise WireError(
             "BAD_REQUEST", f"captions must be {count // per_chunk} strings, one per chunk"
         )
-    if any(len(c) > ctx.limits.max_prompt_chars for c in captions):
-        raise WireError(
-            "TOO_LARGE", f"a caption is over max_prompt_chars={ctx.limits.max_prompt_chars}"
-        )
+    limit = max_prompt_chars(ctx, slot)
+    if any(len(c) > limit for c in captions):
+        raise WireError("TOO_LARGE", f"a caption is over max_prompt_chars={limit}")
     return frames, actions, captions
 
 
@@ -302,11 +340,11 @@ def _run_record(ctx: Context, slot: Slot, args: tuple[Any, ...]) -> Outcome:
 OPS: dict[str, Op] = {
     "ping": Op(_check_ping, None, needs_session=False),
     "hello": Op(_check_hello, _run_hello, needs_session=False),
-    "reset": Op(_check_reset, _run_reset),
+    "reset": Op(_check_reset, _run_reset, buffers=frozenset({"image", "video"})),
     "step": Op(_check_step, _run_step),
     "set_prompt": Op(_check_set_prompt, _run_set_prompt),
     "snapshot": Op(_check_none, _run_snapshot),
     "restore": Op(_check_restore, _run_restore),
     "close": Op(_check_none, _run_close),
-    "record": Op(_check_record, _run_record),
+    "record": Op(_check_record, _run_record, buffers=frozenset({"frames", "actions"})),
 }

@@ -14,8 +14,10 @@ embedding (`with Server(factory) as s:`); `serve()` blocks until SIGINT/SIGTERM.
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import logging
+import os
 import queue
 import secrets
 import signal
@@ -25,15 +27,17 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import recv_monitor_message
 
 from bridges.engine import Engine, Job, Result, reply_frames
-from bridges.handlers import OPS, Context, Outcome, SessionFactory, Slot
+from bridges.handlers import OPS, Connection, Context, Outcome, SessionFactory, Slot
 from bridges.limits import ServerLimits
 from bridges.session_api import RecordSink
-from bridges.wire import MAX_ID, Message, WireError, decode, encode, error_body, unpack_header
+from bridges.wire import MAX_ID, Message, WireError, decode, encode, error_body
 
 DEFAULT_CONTROL = "tcp://127.0.0.1:5555"
 DEFAULT_FRAMES = "tcp://127.0.0.1:5556"
@@ -51,18 +55,53 @@ def is_loopback(endpoint: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+class BindError(ValueError):
+    """The server cannot listen where it was asked to; the message says what to change."""
+
+
+def check_bind(
+    control: str, frames: str, *, curve_keys_dir: str | Path | None = None, insecure: bool = False
+) -> None:
+    """Check that a server could bind both endpoints (loopback or keys or `insecure`, free ports)
+    without starting it; `chunkworld serve` calls this before loading a model.
+
+    Raises:
+        BindError: one line saying what to change.
+    """
+    for endpoint in (control, frames):
+        if not (is_loopback(endpoint) or curve_keys_dir is not None or insecure):
+            raise BindError(
+                f"{endpoint} is not loopback: pass curve_keys_dir (make keys with "
+                "`chunkworld keys DIR`, then --keys DIR) or insecure=True (--insecure) to serve on it"
+            )
+    ctx = zmq.Context()
+    try:
+        for endpoint in (control, frames):
+            sock = ctx.socket(zmq.ROUTER)
+            try:
+                sock.bind(endpoint)
+            except zmq.ZMQError as exc:
+                raise BindError(
+                    f"cannot listen on {endpoint}: {os.strerror(exc.errno or 0)}"
+                ) from None
+            finally:
+                sock.close(linger=0)
+    finally:
+        ctx.term()
+
+
 class ReplyCache:
-    """Replies by (client routing id, request id), bounded in count and bytes, oldest out first."""
+    """Replies by (session token or connection, request id), bounded in count and bytes, oldest out first."""
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
         self.max_entries, self.max_bytes = max_entries, max_bytes
-        self._items: OrderedDict[tuple[bytes, int], list[Any]] = OrderedDict()
+        self._items: OrderedDict[tuple[Any, ...], list[Any]] = OrderedDict()
         self._bytes = 0
 
-    def get(self, key: tuple[bytes, int]) -> list[Any] | None:
+    def get(self, key: tuple[Any, ...]) -> list[Any] | None:
         return self._items.get(key)
 
-    def put(self, key: tuple[bytes, int], frames: list[Any]) -> None:
+    def put(self, key: tuple[Any, ...], frames: list[Any]) -> None:
         size = sum(len(f) for f in frames)
         if key in self._items or size > self.max_bytes:
             return
@@ -101,9 +140,10 @@ class Server:
     ) -> None:
         for endpoint in (control, frames):
             if not (is_loopback(endpoint) or curve_keys_dir is not None or insecure):
-                raise ValueError(
+                raise BindError(
                     f"{endpoint} is not loopback: pass curve_keys_dir (make keys with "
-                    "`chunkworld keys DIR`) or insecure=True (`--insecure`) to serve on it"
+                    "`chunkworld keys DIR`, then --keys DIR) or insecure=True (--insecure) to "
+                    "serve on it"
                 )
         self.factory, self.record_sink = session_factory, record_sink
         self.limits = limits or ServerLimits()
@@ -114,7 +154,13 @@ class Server:
         self._ids = itertools.count(1)
         self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
         self._slots: dict[str, Slot] = {}
-        self._pending: set[tuple[bytes, int]] = set()
+        self._pending: set[tuple[Any, ...]] = set()  # cache keys of requests in flight
+        self._observers: dict[str, Slot] = {}  # observer token -> its session
+        self._live: set[int] = set()  # descriptors of open control connections
+        self._generations: dict[int, int] = {}  # descriptor -> bumps on connect and disconnect
+        self._window_start = 0.0  # requests per connection in the current second
+        self._counts: dict[Connection, int] = {}
+        self._dropped: dict[Connection, int] = {}
         self._cache = ReplyCache(self.limits.reply_cache_entries, self.limits.reply_cache_bytes)
         self._wake_endpoint = f"inproc://bridge-wake-{secrets.token_hex(6)}"
         self.control_endpoint = self.frames_endpoint = ""
@@ -126,14 +172,26 @@ class Server:
         assert self._thread is None, "start() once"
         self._zmq = zmq.Context()
         self._auth: Any = None
-        self._router = self._socket(zmq.ROUTER, self.limits.rcv_hwm)
-        self._router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its id
+        # No ROUTER_HANDOVER: a second connection that claims a routing id in use is ignored
+        # until the first one is gone, so it can never receive the first one's replies.
+        self._router = self._socket(zmq.ROUTER, self.limits.snd_hwm)
         self._router.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes)
-        self._pub = self._socket(zmq.PUB, self.limits.pub_hwm)
+        self._monitor = self._router.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        # XPUB in manual mode: the socket thread sees every subscription and applies only those
+        # that name a live observer token, so an empty or guessed prefix receives nothing.
+        self._pub = self._socket(zmq.XPUB, self.limits.pub_hwm)
+        self._pub.setsockopt(zmq.XPUB_MANUAL, 1)
         self._wake = self._zmq.socket(zmq.PULL)
         self._wake.bind(self._wake_endpoint)
-        self._router.bind(self._control)
-        self._pub.bind(self._frames_bind)
+        for sock, endpoint in ((self._router, self._control), (self._pub, self._frames_bind)):
+            try:
+                sock.bind(endpoint)
+            except zmq.ZMQError as exc:
+                for other in (self._monitor, self._router, self._pub, self._wake):
+                    other.close(linger=0)
+                raise BindError(
+                    f"cannot listen on {endpoint}: {os.strerror(exc.errno or 0)}"
+                ) from None
         self.control_endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.frames_endpoint = self._pub.getsockopt_string(zmq.LAST_ENDPOINT)
         self._ctx = Context(self.factory, self.limits, self.record_sink, self.frames_endpoint)
@@ -151,10 +209,16 @@ class Server:
         log.info("bridge serving control %s frames %s", self.control_endpoint, self.frames_endpoint)
         return self
 
-    def _socket(self, kind: int, hwm: int) -> zmq.Socket[Any]:
+    def _socket(self, kind: int, snd_hwm: int) -> zmq.Socket[Any]:
         sock = self._zmq.socket(kind)
-        sock.setsockopt(zmq.SNDHWM, hwm)
-        sock.setsockopt(zmq.RCVHWM, hwm)
+        sock.setsockopt(zmq.SNDHWM, snd_hwm)
+        # No receive high-water mark, on purpose. When a peer's inbound pipe reaches RCVHWM,
+        # libzmq 4.3.5 stops reading that connection; if the peer then resets the connection
+        # while replies to it are still queued, the I/O thread aborts the whole process
+        # (`Assertion failed: !_io_error (src/stream_engine_base.cpp:310)`, zeromq/libzmq#4841;
+        # no released libzmq fixes it). The socket thread drains both sockets on every turn
+        # instead, so nothing piles up there; tests/test_bridge_flood.py floods and vanishes.
+        sock.setsockopt(zmq.RCVHWM, 0)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.HEARTBEAT_IVL, self.limits.heartbeat_ms)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * self.limits.heartbeat_ms)
@@ -196,32 +260,99 @@ class Server:
 
     def _loop(self) -> None:
         poller = zmq.Poller()
-        poller.register(self._router, zmq.POLLIN)
-        poller.register(self._wake, zmq.POLLIN)
+        for sock in (self._router, self._wake, self._monitor, self._pub):
+            poller.register(sock, zmq.POLLIN)
         deadline = None
         try:
             while True:
                 if self._stop.is_set() and deadline is None:
                     deadline = time.monotonic() + self.limits.shutdown_grace_s
                 if deadline is not None and (not self._pending or time.monotonic() > deadline):
+                    self._refuse_queued()
                     break
                 events = dict(poller.poll(POLL_MS))
                 if self._wake in events:
                     while self._wake.poll(0):
                         self._wake.recv()
+                self._connection_events()
                 self._collect()
                 if self._router in events:
                     for _ in range(BATCH):
                         try:
-                            parts = self._router.recv_multipart(zmq.NOBLOCK)
+                            parts = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
                             break
-                        self._on_request(parts, stopping=deadline is not None)
+                        self._on_request(parts, stopping=self._stop.is_set())
+                        # Give the GIL to an engine thread that waits for it (a sleep releases
+                        # it; without this a flood of cheap requests holds it for the whole
+                        # 5 ms switch interval, again and again), and send what it finished.
+                        time.sleep(0)
+                        self._collect()
+                if self._pub in events:
+                    self._subscriptions()
                 self._expire_idle()
         except Exception:
             log.exception("bridge socket thread failed; shutting down")
         finally:
             self._shutdown()
+
+    def _refuse_queued(self) -> None:
+        """On the way out: answer SHUTTING_DOWN to the requests already received (up to a
+        bound: a flood's backlog does not hold the exit)."""
+        for _ in range(10 * BATCH):
+            try:
+                parts = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._on_request(parts, stopping=True)
+
+    def _connection_events(self) -> None:
+        """Track connections: a descriptor's generation changes when it connects or disconnects;
+        the sessions last used from a connection that dropped become orphans."""
+        while self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)
+            fd = int(event["value"])
+            self._generations[fd] = self._generations.get(fd, 0) + 1
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self._live.add(fd)
+                continue
+            self._live.discard(fd)
+            now = time.monotonic()
+            for slot in self._slots.values():
+                if slot.home.fd == fd and slot.orphaned_since is None:
+                    slot.orphaned_since = now
+
+    def _connection(self, frame: zmq.Frame) -> Connection:
+        fd = int(frame.get(zmq.SRCFD))
+        if fd not in self._live:  # its ACCEPTED event may still be on its way: wait a little
+            until = time.monotonic() + 0.1
+            while fd not in self._live and (left := until - time.monotonic()) > 0:
+                if self._monitor.poll(max(1, int(left * 1000))):
+                    self._connection_events()
+            if fd not in self._live:
+                self._live.add(fd)
+                self._generations[fd] = self._generations.get(fd, 0) + 1
+        return Connection(fd, self._generations[fd])
+
+    def _is_live(self, conn: Connection) -> bool:
+        return conn.fd in self._live and self._generations.get(conn.fd) == conn.generation
+
+    def _subscriptions(self) -> None:
+        """Apply subscriptions to live observer tokens; ignore every other one."""
+        while True:
+            try:
+                data = self._pub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if not data or data[0] not in (0, 1):
+                continue
+            topic = data[1:]
+            if data[0] == 0:
+                self._pub.setsockopt(zmq.UNSUBSCRIBE, topic)
+            elif topic.decode("utf-8", "replace") in self._observers:
+                self._pub.setsockopt(zmq.SUBSCRIBE, topic)
+            else:
+                log.info("subscription to an unknown observer token ignored")
 
     def _collect(self) -> None:
         while True:
@@ -231,22 +362,42 @@ class Server:
                 return
             job, slot = result.job, result.job.slot
             slot.busy, slot.last_used = False, time.monotonic()
-            if result.drop_slot and self._slots.get(slot.sid) is slot:
-                del self._slots[slot.sid]
+            if result.drop_slot:
+                self._forget(slot)
             if job.envelope is None:
                 continue
-            key = (job.envelope[0], job.msg_id)
-            self._pending.discard(key)
+            self._pending.discard(job.key)
             if result.cacheable:
-                self._cache.put(key, result.reply)
-            self._router.send_multipart(job.envelope + result.reply, copy=False)
+                self._cache.put(job.key, result.reply)
+            if job.conn is not None and self._is_live(job.conn):
+                self._router.send_multipart(job.envelope + result.reply, copy=False)
+            else:  # whoever asked is gone; a resend with the token gets the cached reply
+                log.debug("reply to %s id %d kept: its connection closed", job.msg_type, job.msg_id)
             if result.publish is not None:
                 try:
                     self._pub.send_multipart(result.publish, zmq.NOBLOCK, copy=False)
                 except zmq.Again:
-                    log.debug("frames for %s dropped", slot.sid)
+                    log.debug("frames of a session dropped")
 
-    def _on_request(self, parts: list[bytes], *, stopping: bool) -> None:
+    def _over_quota(self, conn: Connection) -> bool:
+        """Count a request against its connection's `max_requests_per_s`; True: drop it."""
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            if self._dropped:
+                log.warning("dropped %d requests over max_requests_per_s from %d connection(s)",
+                            sum(self._dropped.values()), len(self._dropped))  # fmt: skip
+            self._window_start, self._counts, self._dropped = now, {}, {}
+        count = self._counts[conn] = self._counts.get(conn, 0) + 1
+        if count <= self.limits.max_requests_per_s:
+            return False
+        self._dropped[conn] = self._dropped.get(conn, 0) + 1
+        return True
+
+    def _on_request(self, zframes: list[zmq.Frame], *, stopping: bool) -> None:
+        conn = self._connection(zframes[-1])
+        if self._over_quota(conn):
+            return
+        parts = [f.bytes for f in zframes]
         identity = parts[0]
         split = 2 if len(parts) > 1 and parts[1] == b"" else 1  # REQ peers add an empty delimiter
         envelope, frames = parts[:split], parts[split:]
@@ -256,10 +407,14 @@ class Server:
                          max_message_bytes=lim.max_message_bytes, max_buffers=lim.max_buffers)  # fmt: skip
         except WireError as exc:
             log.info("bad message from %s: %s", identity.hex(), exc)
-            re = _peek_id(frames) if exc.code != "TOO_LARGE" else None
+            re = _peek_id(frames, lim.max_header_bytes, lim.max_depth)
             self._send_error(envelope, re, exc.code, exc.message, exc.retryable)
             return
-        key = (identity, msg.id)
+        # Replies are cached under the session token (only its holder can ask for them again)
+        # or, for ping and hello, under the connection that asked.
+        key: tuple[Any, ...] = (
+            ("s", msg.session, msg.id) if msg.session is not None else ("c", conn, identity, msg.id)
+        )
         if key in self._pending:
             log.debug("resent id %d still in flight; its reply will answer", msg.id)
             return
@@ -270,55 +425,69 @@ class Server:
         try:
             if stopping:
                 raise WireError("SHUTTING_DOWN", "the server is stopping", retryable=True)
-            self._dispatch(msg, envelope)
+            self._dispatch(msg, envelope, key, conn)
         except WireError as exc:
             reply = self._send_error(envelope, msg.id, exc.code, exc.message, exc.retryable)
             if not exc.retryable:
                 self._cache.put(key, reply)
 
-    def _dispatch(self, msg: Message, envelope: list[bytes]) -> None:
+    def _dispatch(
+        self, msg: Message, envelope: list[bytes], key: tuple[Any, ...], conn: Connection
+    ) -> None:
         op = OPS.get(msg.type)
         if op is None:
             raise WireError("UNKNOWN_TYPE", f"unknown type {msg.type!r}; known: {sorted(OPS)}")
-        slot = self._owned_slot(msg, envelope[0]) if op.needs_session else None
+        unknown = sorted(set(msg.arrays) - op.buffers)
+        if unknown:
+            raise WireError(
+                "BAD_BUFFER",
+                f"{msg.type} reads no buffer named {unknown[0]!r:.40}; it reads {sorted(op.buffers)}",
+            )
+        slot = self._owned_slot(msg, conn) if op.needs_session else None
         args = op.check(msg, self._ctx, slot)
         if op.run is None:
             assert isinstance(args, Outcome)
             reply = reply_frames(self._ids, msg.type, msg.id, msg.session, args)
+            self._cache.put(key, reply)
             self._router.send_multipart(envelope + reply, copy=False)
             return
         if slot is None:  # hello makes the slot
-            slot = self._new_slot(envelope[0])
-        self._submit(Job(op, slot, args, msg.type, msg.id, envelope))
+            slot = self._new_slot(conn)
+        self._submit(Job(op, slot, args, msg.type, msg.id, envelope, key, conn))
 
-    def _owned_slot(self, msg: Message, identity: bytes) -> Slot:
+    def _owned_slot(self, msg: Message, conn: Connection) -> Slot:
         slot = self._slots.get(msg.session or "")
-        if slot is None or slot.owner != identity:
+        if slot is None or not hmac.compare_digest(slot.sid, msg.session or ""):
             raise WireError(
                 "UNKNOWN_SESSION",
-                f"this client has no session {msg.session!r}; send hello and use the session id "
-                f"it returns (idle sessions close after {self.limits.idle_ttl_s:g} s)",
+                "no session with this token; send hello and put the session token it returns in "
+                f"every request's 'session' (idle sessions close after {self.limits.idle_ttl_s:g} "
+                f"s, those of a client whose connection dropped after {self.limits.orphan_ttl_s:g} s)",
             )
         if slot.busy:
             raise WireError("BUSY", "the session is busy with another call", retryable=True)
+        slot.home, slot.orphaned_since = conn, None
         return slot
 
-    def _new_slot(self, identity: bytes) -> Slot:
+    def _new_slot(self, conn: Connection) -> Slot:
         if len(self._slots) >= self.limits.max_sessions:
             raise WireError("LIMIT", "the server has max_sessions sessions", retryable=True)
-        if (
-            sum(s.owner == identity for s in self._slots.values())
-            >= self.limits.max_sessions_per_client
-        ):
+        if sum(s.home == conn for s in self._slots.values()) >= self.limits.max_sessions_per_client:
             raise WireError(
                 "LIMIT",
-                "this client has max_sessions_per_client sessions; close one",
+                "this connection has max_sessions_per_client sessions; close one",
                 retryable=True,
             )
-        sid = secrets.token_hex(8)
-        slot = Slot(sid, identity, next(self._ids) % len(self._engines), time.monotonic())
+        sid, observer = secrets.token_hex(16), secrets.token_hex(16)
+        slot = Slot(sid, observer, conn, next(self._ids) % len(self._engines), time.monotonic())
         self._slots[sid] = slot
+        self._observers[observer] = slot
         return slot
+
+    def _forget(self, slot: Slot) -> None:
+        if self._slots.get(slot.sid) is slot:
+            del self._slots[slot.sid]
+            del self._observers[slot.observer]
 
     def _submit(self, job: Job) -> None:
         job.slot.busy, job.slot.last_used = True, time.monotonic()
@@ -331,24 +500,32 @@ class Server:
         except queue.Full:
             job.slot.busy = False
             if job.msg_type == "hello":
-                del self._slots[job.slot.sid]
+                self._forget(job.slot)
             raise WireError("BUSY", "the engine queue is full; retry", retryable=True) from None
         if job.envelope is not None:
-            self._pending.add((job.envelope[0], job.msg_id))
+            self._pending.add(job.key)
 
     def _expire_idle(self) -> None:
         now = time.monotonic()
         for slot in list(self._slots.values()):
-            if not slot.busy and now - slot.last_used > self.limits.idle_ttl_s:
-                log.info("session %s idle for %.0f s: closing", slot.sid, now - slot.last_used)
+            if slot.busy:
+                continue
+            if now - slot.last_used > self.limits.idle_ttl_s:
+                log.info("a session idle for %.0f s: closing", now - slot.last_used)
+                self._close_slot(slot)
+            elif slot.orphaned_since is not None and (
+                now - slot.orphaned_since > self.limits.orphan_ttl_s
+            ):
+                log.info("a session whose client disconnected %.1f s ago: closing",
+                         now - slot.orphaned_since)  # fmt: skip
                 self._close_slot(slot)
 
     def _close_slot(self, slot: Slot) -> None:
-        del self._slots[slot.sid]
+        self._forget(slot)
         try:
             self._submit(Job(OPS["close"], slot, None, "close", 0, None))
         except WireError:
-            log.warning("could not queue close of session %s", slot.sid)
+            log.warning("could not queue the close of a session")
 
     def _send_error(
         self, envelope: list[bytes], re: int | None, code: str, message: str, retryable: bool
@@ -372,7 +549,8 @@ class Server:
         for engine in started:
             engine.join(max(0.0, until - time.monotonic()))
         hung = [e.name for e in self._engines if e.is_alive()]
-        for sock in (self._router, self._pub, self._wake):
+        self._router.disable_monitor()
+        for sock in (self._monitor, self._router, self._pub, self._wake):
             sock.close(linger=0)
         if self._auth is not None:
             self._auth.stop()
@@ -383,14 +561,26 @@ class Server:
         log.info("bridge stopped")
 
 
-def _peek_id(frames: list[bytes]) -> int | None:
-    """The request id of a message that failed to decode, if its header says one."""
-    try:
-        value = unpack_header(frames[1]).get("id")
-    except (WireError, IndexError):
+def _peek_id(frames: list[bytes], max_header_bytes: int, max_depth: int) -> int | None:
+    """The request id of a message that failed to decode, if its header frame says one among its
+    first entries (read from the frame's first 4 KiB only, so a header too large to decode, or a
+    message over a size limit, still gets a reply naming the request)."""
+    if len(frames) < 2:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
-        return value
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=4096, strict_map_key=False)
+    unpacker.feed(bytes(frames[1][:4096]))
+    try:
+        for _ in range(unpacker.read_map_header()):
+            key = unpacker.unpack()
+            if key != "id":
+                unpacker.skip()
+                continue
+            value = unpacker.unpack()
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
+                return value
+            return None
+    except Exception:  # not msgpack, not a map, or the id lies past the first 4 KiB
+        return None
     return None
 
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import re
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,3 +68,71 @@ class RawPeer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def server_process(
+    limits: dict[str, Any] | None = None, *, factory: str = "bridges.fake:fake_factory"
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`serve()` in a child process on loopback ports: yields (process, control endpoint).
+
+    A test that could abort the server (a libzmq assertion is a SIGABRT, not an exception) runs
+    it this way, so an abort fails the test instead of killing pytest. On exit the child gets
+    SIGTERM and is waited for.
+    """
+    module, _, name = factory.partition(":")
+    code = (
+        "import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stderr);"
+        f"from bridges import ServerLimits, serve; from {module} import {name} as factory;"
+        "serve(factory, control='tcp://127.0.0.1:*', frames='tcp://127.0.0.1:*',"
+        f" limits=ServerLimits(**{limits or {}!r}))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    control = ""
+    for line in proc.stderr:
+        found = re.search(r"serving control (\S+) frames", line)
+        if found:
+            control = found.group(1)
+            break
+    if not control:
+        raise RuntimeError(f"server did not start (exit code {proc.wait()})")
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True).start()
+    try:
+        yield proc, control
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def flood_and_vanish(control: str, *, requests: int = 5000, options: dict[str, Any] | None = None,
+                     linger_s: float = 0.0) -> None:  # fmt: skip
+    """One hostile client: hello and reset, then `requests` steps and pings sent without reading
+    a reply, then close with linger 0 (the peer resets the connection with replies queued)."""
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.SNDHWM, 0)
+    sock.setsockopt(zmq.RCVHWM, 4)
+    sock.connect(control)
+    try:
+
+        def call(frames: list[Any]) -> Message:
+            sock.send_multipart([b"", *frames])
+            if not sock.poll(10_000):
+                raise TimeoutError("the server did not answer the flooding client")
+            return decode(sock.recv_multipart()[1:], max_message_bytes=1 << 30)
+
+        hello = call(encode("hello", id=1, body={"versions": [2], "options": options or {}}))
+        sid = hello.body["session"]
+        call(encode("reset", id=2, session=sid))
+        for i in range(requests):
+            kind = "step" if i % 50 == 0 else "ping"
+            sock.send_multipart([b"", *encode(kind, id=i + 3, session=sid)])
+        time.sleep(linger_s)
+    finally:
+        sock.close(linger=0)

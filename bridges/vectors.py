@@ -1,9 +1,11 @@
-"""Byte-level examples of cwb/1 messages: the source of `tests/vectors/cwb1.json` and of the
-hex dumps in `bridges/PROTOCOL.md`. Regenerate with `python -m bridges.vectors > FILE`."""
+"""Byte-level examples of cwb/2 messages: the source of `tests/vectors/cwb2.json` and of the
+hex dumps in `bridges/PROTOCOL.md`. Regenerate with `python -m bridges.vectors > FILE` (the
+JSON) and `python -m bridges.vectors --markdown` (section 6)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import msgpack
@@ -19,7 +21,7 @@ def _examples() -> list[tuple[str, str, list[Any]]]:
     return [
         ("ping", "client -> server ping", encode("ping", id=1, seq=1, time=T)),
         ("hello", "client -> server hello, one version, no options",
-         encode("hello", id=2, seq=2, time=T, body={"versions": [1], "options": {}})),
+         encode("hello", id=2, seq=2, time=T, body={"versions": [2], "options": {}})),
         ("step", "client -> server: hold action 3 for the chunk",
          encode("step", id=3, session="a1b2", seq=3, time=T, body={"action": 3})),
         ("step_reply", "server -> client: a 1-frame 2x2 chunk, raw uint8",
@@ -44,8 +46,22 @@ def build_vectors() -> list[dict[str, Any]]:
     ]
 
 
-def main() -> None:
-    print(json.dumps(build_vectors(), indent=1))
+def markdown() -> str:
+    """Section 6 of PROTOCOL.md: each vector's header and frames in hex, 96 digits a line."""
+    out = []
+    for vector in build_vectors():
+        out += [f"### `{vector['name']}` — {vector['description']}", ""]
+        out += [f"header: `{json.dumps(vector['header'], ensure_ascii=False)}`", "", "```"]
+        for i, hexed in enumerate(vector["frames"]):
+            out.append(f"frame {i}:")
+            out += [hexed[j : j + 96] for j in range(0, len(hexed), 96)]
+        out += ["```", ""]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    print(markdown() if args == ["--markdown"] else json.dumps(build_vectors(), indent=1))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""Wire codec for the bridge protocol `cwb/1`: tag frame, msgpack header map, raw buffers.
+"""Wire codec for the bridge protocol `cwb/2`: tag frame, msgpack header map, raw buffers.
 
 One message is a list of ZeroMQ frames (after any routing envelope):
 
-    [b"cwb/1", msgpack(header), buffer_0, buffer_1, ...]
+    [b"cwb/2", msgpack(header), buffer_0, buffer_1, ...]
 
 The header is a map with string keys, written in this order: `type`, `id`, `re`, `session`,
 `seq`, `time`, `body`, and `bufs` when buffers follow. `bufs[i]` describes buffer `i`:
@@ -21,7 +21,7 @@ import msgpack
 import numpy as np
 
 PROTOCOL = "cwb"
-VERSION = 1
+VERSION = 2
 TAG = f"{PROTOCOL}/{VERSION}".encode()
 MAX_ID = 2**63 - 1
 MAX_TYPE_CHARS = 32

@@ -511,15 +511,17 @@ def session_factory(args: argparse.Namespace) -> Callable[[dict[str, Any]], Any]
     from sdk.session import Session
 
     loaded = load_model(args.model, device=args.device)
-    allowed = {"seed": int, "steps": int, "in_flight": int}
+    # every hello option is an int in these bounds (advertised in the hello reply's limits)
+    bounds = {"seed": (0, 2**63 - 1), "steps": (1, 64), "in_flight": (1, 8)}
 
     def factory(options: dict[str, Any]) -> Session:
-        unknown = sorted(set(options) - set(allowed))
+        unknown = sorted(set(options) - set(bounds))
         if unknown:
-            raise ValueError(f"unknown session options {unknown}; allowed: {sorted(allowed)}")
+            raise ValueError(f"unknown session options {unknown}; allowed: {sorted(bounds)}")
         for key, value in options.items():
-            if not isinstance(value, allowed[key]) or isinstance(value, bool):
-                raise ValueError(f"option {key!r} must be an int, got {value!r}")
+            low, high = bounds[key]
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"option {key!r} must be an int in {low}..{high}, got {value!r}")
         return Session(
             loaded,
             seed=options.get("seed", 0),
@@ -529,6 +531,7 @@ def session_factory(args: argparse.Namespace) -> Callable[[dict[str, Any]], Any]
             prior_level=args.prior_level,
         )
 
+    factory.option_bounds = bounds  # type: ignore[attr-defined]
     return factory
 
 
@@ -540,9 +543,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import zmq
 
     from bridges.limits import ServerLimits
-    from bridges.server import serve
+    from bridges.server import BindError, check_bind, serve
     from world.core.cpus import warn_if_busy
 
+    try:  # a refused bind is one line, before the model loads
+        check_bind(args.control, args.frames, curve_keys_dir=args.keys, insecure=args.insecure)
+    except BindError as exc:
+        print(f"chunkworld serve: error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)

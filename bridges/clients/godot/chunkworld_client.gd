@@ -1,4 +1,4 @@
-# chunkworld_client.gd: drive a chunkworld session over the bridge (cwb/1) from Godot 3.
+# chunkworld_client.gd: drive a chunkworld session over the bridge (cwb/2) from Godot 3.
 #
 # A DEALER connection for requests (hello, reset, step, ...) and, after observe(), a SUB
 # connection for the chunks the server publishes. Pure GDScript: zmtp.gd speaks ZeroMQ,
@@ -36,7 +36,8 @@ signal chunk_published(chunk)  # emitted by poll() for each chunk from the frame
 
 var timeout_ms := 10000
 var error := ""  # why open() or observe() failed
-var session_id := ""  # from the hello reply
+var session_id := ""  # from the hello reply: the session token, sent with every request; keep it secret
+var observer_token := ""  # from the hello reply: the frames topic, for read-only subscribers
 var facts := {}  # hello reply body["model"]: frame_height, frame_width, chunk_frames, actions, ...
 var limits := {}  # hello reply body["limits"]
 var frames_endpoint := ""
@@ -72,7 +73,7 @@ func observe() -> bool:
 	_frames = Zmtp.new("SUB")
 	if not _handshake(_frames, frames_endpoint):
 		return false
-	return _frames.subscribe(session_id.to_utf8())
+	return _frames.subscribe(observer_token.to_utf8())
 
 
 func _handshake(sock: Reference, endpoint: String) -> bool:
@@ -100,9 +101,10 @@ func ping() -> Dictionary:
 # Start a session; `options` go to the server's session factory. Sets session_id, facts,
 # limits and frames_endpoint.
 func hello(options: Dictionary = {}) -> Dictionary:
-	var reply := request("hello", {"versions": [1], "client": "chunkworld-godot", "options": options})
+	var reply := request("hello", {"versions": [2], "client": "chunkworld-godot", "options": options})
 	if reply["ok"]:
 		session_id = reply["body"]["session"]
+		observer_token = reply["body"]["observer"]
 		facts = reply["body"]["model"]
 		limits = reply["body"]["limits"]
 		frames_endpoint = _reachable(reply["body"]["frames_endpoint"])

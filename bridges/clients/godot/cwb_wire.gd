@@ -1,6 +1,6 @@
-# cwb_wire.gd: the cwb/1 message codec (bridges/PROTOCOL.md, section 2) on top of msgpack.gd.
+# cwb_wire.gd: the cwb/2 message codec (bridges/PROTOCOL.md, section 2) on top of msgpack.gd.
 #
-# A message is frames [tag "cwb/1", msgpack header map, raw buffer per header["bufs"] entry].
+# A message is frames [tag "cwb/2", msgpack header map, raw buffer per header["bufs"] entry].
 # The header keys go in the protocol's order: type, id, re, session, seq, time, body, bufs.
 # Buffers stay raw PoolByteArrays: a chunk's "frames" buffer is uint8 (F, H, W, 3), C order,
 # which is exactly Image.FORMAT_RGB8 rows, one frame after the other (see frame_image()).
@@ -15,7 +15,7 @@ extends Reference
 
 const Msgpack = preload("msgpack.gd")
 
-const TAG = "cwb/1"
+const TAG = "cwb/2"
 const ITEMSIZE = {"uint8": 1, "int32": 4, "int64": 8, "float32": 4}
 
 

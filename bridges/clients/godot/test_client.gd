@@ -3,7 +3,7 @@
 #   CWB_INPUT=input.json [CWB_CONTROL=tcp://127.0.0.1:PORT] \
 #       godot3-server --path bridges/clients/godot -s test_client.gd
 #
-# input.json: {"vectors": tests/vectors/cwb1.json, "values_hex": msgpack of a list of values,
+# input.json: {"vectors": tests/vectors/cwb2.json, "values_hex": msgpack of a list of values,
 # "bad_hex": [invalid msgpack inputs]}. With CWB_CONTROL set it also drives a fake session:
 # hello -> reset -> 3 steps -> chunks on SUB -> errors -> snapshot/restore -> close.
 # It prints one line "CWB_RESULT {json}" and exits 0; the pytest side checks the values.
@@ -40,7 +40,7 @@ func _run():
 	return result
 
 
-# ---------------------------------------------------------------- msgpack and cwb/1
+# ---------------------------------------------------------------- msgpack and cwb/2
 
 func _codec(input: Dictionary) -> Dictionary:
 	var vectors := []
@@ -64,7 +64,7 @@ func _codec(input: Dictionary) -> Dictionary:
 	# The requests as the client builds them, from Godot values.
 	var built := {
 		"ping": Wire.encode("ping", 1, null, 1, T, {}),
-		"hello": Wire.encode("hello", 2, null, 2, T, {"versions": [1], "options": {}}),
+		"hello": Wire.encode("hello", 2, null, 2, T, {"versions": [2], "options": {}}),
 		"step": Wire.encode("step", 3, "a1b2", 3, T, {"action": 3}),
 	}
 	for name in built:
@@ -116,10 +116,11 @@ func _session(control: String) -> Dictionary:
 		out["open_error"] = cw.error
 		return out
 	out["ping"] = cw.ping()["ok"]
-	out["bad_hello"] = _code(cw.request("hello", {"versions": [1], "options": {"bogus": 1}}))
+	out["bad_hello"] = _code(cw.request("hello", {"versions": [2], "options": {"bogus": 1}}))
 	var hello: Dictionary = cw.hello({"height": 24, "width": 32, "chunk_frames": 2})
 	out["hello_ok"] = hello["ok"]
 	out["session"] = cw.session_id
+	out["observer"] = cw.observer_token
 	out["facts"] = cw.facts
 	out["limit_keys"] = cw.limits.keys()
 	out["frames_endpoint"] = cw.frames_endpoint

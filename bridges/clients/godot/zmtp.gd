@@ -21,7 +21,7 @@
 # Use:
 #   var sock = Zmtp.new("DEALER", routing_id)
 #   sock.open("tcp://127.0.0.1:5555")
-#   sock.send_multipart([PoolByteArray(), "cwb/1".to_ascii(), header])  # queued until ready
+#   sock.send_multipart([PoolByteArray(), "cwb/2".to_ascii(), header])  # queued until ready
 #   sock.poll()                            # non-blocking: read, answer PINGs, queue messages
 #   var msg = sock.recv_multipart()        # Array of PoolByteArray, or null
 extends Reference

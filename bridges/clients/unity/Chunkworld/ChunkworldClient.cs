@@ -1,4 +1,4 @@
-// ChunkworldClient.cs: drive a chunkworld session over the bridge (cwb/1) from C# / Unity.
+// ChunkworldClient.cs: drive a chunkworld session over the bridge (cwb/2) from C# / Unity.
 //
 // A DEALER connection for requests (hello, reset, step, ...) and, after Observe(), a SUB
 // connection for the chunks the server publishes. Plain C# (.NET Standard 2.0, no packages):
@@ -37,7 +37,8 @@ namespace Chunkworld
 
         public int TimeoutMs = 10000;
         public string Error = "";  // why Open() or Observe() failed
-        public string SessionId = "";  // from the hello reply
+        public string SessionId = "";  // from the hello reply: the session token, sent with every request; keep it secret
+        public string ObserverToken = "";  // from the hello reply: the frames topic, for read-only subscribers
         public MsgpackMap Facts = new MsgpackMap();  // frame_height, frame_width, chunk_frames, actions, ...
         public MsgpackMap Limits = new MsgpackMap();  // hello reply body["limits"]
         public string FramesEndpoint = "";
@@ -72,7 +73,7 @@ namespace Chunkworld
         {
             if (SessionId == "") throw new InvalidOperationException("call Hello() before Observe()");
             _frames = new ZmtpSocket("SUB");
-            return Handshake(_frames, FramesEndpoint) && _frames.Subscribe(Encoding.UTF8.GetBytes(SessionId));
+            return Handshake(_frames, FramesEndpoint) && _frames.Subscribe(Encoding.UTF8.GetBytes(ObserverToken));
         }
 
         private bool Handshake(ZmtpSocket sock, string endpoint)
@@ -101,13 +102,14 @@ namespace Chunkworld
         {
             var body = new MsgpackMap
             {
-                { "versions", new List<object> { 1 } }, { "client", "chunkworld-unity" },
+                { "versions", new List<object> { 2 } }, { "client", "chunkworld-unity" },
                 { "options", options ?? new MsgpackMap() },
             };
             Reply reply = Request("hello", body);
             if (reply.Ok)
             {
                 SessionId = reply.Body["session"] as string ?? "";
+                ObserverToken = reply.Body["observer"] as string ?? "";
                 Facts = reply.Body["model"] as MsgpackMap ?? new MsgpackMap();
                 Limits = reply.Body["limits"] as MsgpackMap ?? new MsgpackMap();
                 FramesEndpoint = Reachable(reply.Body["frames_endpoint"] as string ?? "");

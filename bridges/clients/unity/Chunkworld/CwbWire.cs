@@ -1,6 +1,6 @@
-// CwbWire.cs: the cwb/1 message codec (bridges/PROTOCOL.md, section 2) on top of Msgpack.cs.
+// CwbWire.cs: the cwb/2 message codec (bridges/PROTOCOL.md, section 2) on top of Msgpack.cs.
 //
-// A message is frames [tag "cwb/1", msgpack header map, raw buffer per header["bufs"] entry].
+// A message is frames [tag "cwb/2", msgpack header map, raw buffer per header["bufs"] entry].
 // The header keys go in the protocol's order: type, id, re, session, seq, time, body, bufs.
 // Buffers stay raw byte[]: a chunk's "frames" buffer is uint8 (F, H, W, 3), C order, i.e. RGB
 // rows from the top of the image down, one frame after the other (see WireArray.FrameRgb).
@@ -16,7 +16,7 @@ using System.Text;
 
 namespace Chunkworld
 {
-    /// <summary>A message that is not valid cwb/1; Code is "BAD_MESSAGE" or "BAD_BUFFER".</summary>
+    /// <summary>A message that is not valid cwb/2; Code is "BAD_MESSAGE" or "BAD_BUFFER".</summary>
     public sealed class CwbWireException : Exception
     {
         public readonly string Code;
@@ -72,7 +72,7 @@ namespace Chunkworld
         }
     }
 
-    /// <summary>A decoded cwb/1 message (reply, error or published chunk).</summary>
+    /// <summary>A decoded cwb/2 message (reply, error or published chunk).</summary>
     public sealed class WireMessage
     {
         public string Type;
@@ -87,7 +87,7 @@ namespace Chunkworld
 
     public static class CwbWire
     {
-        public const string Tag = "cwb/1";
+        public const string Tag = "cwb/2";
         private static readonly Dictionary<string, int> ItemSize = new Dictionary<string, int>
         {
             { "uint8", 1 }, { "int32", 4 }, { "int64", 8 }, { "float32", 4 },

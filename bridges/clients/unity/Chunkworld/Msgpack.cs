@@ -1,4 +1,4 @@
-// Msgpack.cs: a minimal msgpack encoder/decoder for the chunkworld bridge (cwb/1).
+// Msgpack.cs: a minimal msgpack encoder/decoder for the chunkworld bridge (cwb/2).
 //
 // Covers the types the protocol uses: nil, bool, int, float, str, bin, array, map.
 // Extension types (timestamps included) are refused, as the server refuses them.

@@ -4,7 +4,7 @@
 //   CWB_INPUT=input.txt [CWB_CONTROL=tcp://127.0.0.1:PORT] mono test_client.exe
 //
 // input.txt, one item a line (hex is lowercase):
-//   vector NAME HEX_FRAME0 HEX_FRAME1 [HEX_FRAME2 ...]   the cwb/1 vectors (tests/vectors/cwb1.json)
+//   vector NAME HEX_FRAME0 HEX_FRAME1 [HEX_FRAME2 ...]   the cwb/2 vectors (tests/vectors/cwb2.json)
 //   values HEX                                          msgpack of a list of values
 //   bad HEX                                             one invalid msgpack input
 // With CWB_CONTROL set it also drives a fake session:
@@ -40,7 +40,7 @@ public static class TestClient
         return 0;
     }
 
-    // ---------------------------------------------------------------- msgpack and cwb/1
+    // ---------------------------------------------------------------- msgpack and cwb/2
 
     private static MsgpackMap Codec(string[] lines)
     {
@@ -78,7 +78,7 @@ public static class TestClient
         {
             { "ping", HexFrames(CwbWire.Encode("ping", 1, null, 1, T, new MsgpackMap())) },
             { "hello", HexFrames(CwbWire.Encode("hello", 2, null, 2, T, new MsgpackMap {
-                { "versions", new List<object> { 1 } }, { "options", new MsgpackMap() } })) },
+                { "versions", new List<object> { 2 } }, { "options", new MsgpackMap() } })) },
             { "step", HexFrames(CwbWire.Encode("step", 3, "a1b2", 3, T, new MsgpackMap { { "action", 3 } })) },
         };
         var codec = new MsgpackMap { { "vectors", vectors }, { "built", built }, { "bad", bad } };
@@ -139,10 +139,11 @@ public static class TestClient
         }
         out_["ping"] = cw.Ping().Ok;
         out_["bad_hello"] = Code(cw.Request("hello", new MsgpackMap {
-            { "versions", new List<object> { 1 } }, { "options", new MsgpackMap { { "bogus", 1 } } } }));
+            { "versions", new List<object> { 2 } }, { "options", new MsgpackMap { { "bogus", 1 } } } }));
         Reply hello = cw.Hello(new MsgpackMap { { "height", 24 }, { "width", 32 }, { "chunk_frames", 2 } });
         out_["hello_ok"] = hello.Ok;
         out_["session"] = cw.SessionId;
+        out_["observer"] = cw.ObserverToken;
         out_["facts"] = cw.Facts;
         out_["limit_keys"] = new List<string>(cw.Limits.Keys);
         out_["frames_endpoint"] = cw.FramesEndpoint;

@@ -1,0 +1,126 @@
+"""Sessions belong to their token: no routing id, empty subscription or vanished client can take,
+see or hold another client's session."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from bridges import Client, ServerLimits
+from bridges.fake import FakeSession
+from bridges.testing import RawPeer, local_server
+
+
+def hello(peer: RawPeer, id: int = 1) -> tuple[str, str]:
+    reply = peer.call("hello", id, versions=[2], options={})
+    assert reply.type == "hello", reply.body
+    return str(reply.body["session"]), str(reply.body["observer"])
+
+
+def test_hello_gives_two_distinct_unguessable_tokens() -> None:
+    with local_server() as server, RawPeer(server.control_endpoint) as peer:
+        tokens = [hello(peer, i + 1) for i in range(3)]
+    flat = [t for pair in tokens for t in pair]
+    assert len(set(flat)) == 6
+    assert all(len(t) == 32 and int(t, 16) >= 0 for t in flat)  # 128 random bits, hex
+
+
+def test_a_client_with_the_same_routing_id_gets_nothing_of_the_session() -> None:
+    with local_server() as server:
+        with RawPeer(server.control_endpoint, identity=b"player-1") as victim:
+            token, _ = hello(victim)
+            assert victim.call("reset", 2, token, seed=1).body["tick"] == 0
+            with RawPeer(server.control_endpoint, identity=b"player-1") as thief:
+                thief.send("ping", 99)
+                thief.send("step", 3, None)  # the victim's next id, without the token
+                step = victim.call("step", 3, token, action=1)  # the victim's reply is its own
+                assert (step.type, step.re, step.body["tick"]) == ("step", 3, 1)
+                with pytest.raises(TimeoutError):
+                    thief.recv(0.5)  # a duplicate routing id is ignored while the first is there
+        with RawPeer(server.control_endpoint, identity=b"player-1") as thief:
+            # The victim is gone; its routing id and request ids get the thief nothing of it.
+            # (libzmq may not even admit the reused id at once: then nothing comes back at all.)
+            thief.send("step", 3, None)
+            thief.send("hello", 1, versions=[2], options={})
+            replies = []
+            while thief.sock.poll(1000):
+                replies.append(thief.recv())
+            for reply in replies:
+                assert token not in repr(reply.body) and "frames" not in reply.arrays
+                assert reply.body.get("code", "UNKNOWN_SESSION") == "UNKNOWN_SESSION"
+
+
+def test_the_token_is_the_credential_from_any_connection() -> None:
+    local = FakeSession()
+    local.reset(seed=2)
+    with local_server() as server:
+        with RawPeer(server.control_endpoint) as first:
+            token, _ = hello(first)
+            first.call("reset", 2, token, seed=2)
+        with RawPeer(server.control_endpoint) as second:  # a reconnect: new socket, new id
+            step = second.call("step", 3, token, action="left")
+            assert np.array_equal(step.arrays["frames"], local.step("left").frames)
+            resent = second.call("step", 3, token, action="left")  # a resend: cached, not rerun
+            assert resent.body == step.body and resent.id == step.id
+            assert second.call("step", 4, token).body["tick"] == 2
+
+
+def test_an_empty_or_guessed_subscription_receives_nothing() -> None:
+    ctx = zmq.Context.instance()
+    with local_server() as server, Client(server.control_endpoint, timeout_s=5) as client:
+        session = client.hello()
+        spies = []
+        for prefix in (b"", session.id.encode(), session.observer_token[:8].encode(), b"0" * 32):
+            spy = ctx.socket(zmq.SUB)
+            spy.setsockopt(zmq.LINGER, 0)
+            spy.setsockopt(zmq.SUBSCRIBE, prefix)
+            spy.connect(session.frames_endpoint)
+            spies.append(spy)
+        with session.observe() as observer:
+            time.sleep(0.3)  # let the subscriptions reach the server
+            sent = [session.reset(seed=4)] + [session.step(a) for a in (1, 2, 3)]
+            got = [observer.recv(5) for _ in sent]
+        assert [c.tick for c in got if c is not None] == [0, 1, 2, 3]
+        assert all(c is not None and c.session == session.observer_token for c in got)
+        for spy in spies:
+            assert spy.poll(300) == 0, "a subscription without the observer token got frames"
+            spy.close()
+
+
+def test_sessions_of_vanished_clients_are_reclaimed() -> None:
+    limits = ServerLimits(max_sessions=4, orphan_ttl_s=0.3)
+    with local_server(limits=limits) as server:
+        for _ in range(16):  # four times the server's room
+            deadline = time.monotonic() + 10
+            while True:
+                with RawPeer(server.control_endpoint) as peer:
+                    reply = peer.call("hello", 1, versions=[2], options={})
+                    if reply.type == "hello":
+                        peer.call("reset", 2, reply.body["session"])
+                        break
+                assert reply.body["code"] == "LIMIT"
+                assert time.monotonic() < deadline, "vanished clients' sessions were kept"
+                time.sleep(0.1)
+        with Client(server.control_endpoint, timeout_s=5) as client:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    session = client.hello()
+                    break
+                except Exception as exc:
+                    assert getattr(exc, "code", "") == "LIMIT" and time.monotonic() < deadline
+                    time.sleep(0.1)
+            assert session.reset().tick == 0 and session.step(1).tick == 1
+
+
+def test_a_connected_client_keeps_its_sessions_past_the_orphan_ttl() -> None:
+    with (
+        local_server(limits=ServerLimits(orphan_ttl_s=0.2)) as server,
+        RawPeer(server.control_endpoint) as peer,
+    ):
+        token, _ = hello(peer)
+        time.sleep(0.6)
+        assert peer.call("reset", 2, token).body["tick"] == 0
