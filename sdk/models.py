@@ -74,6 +74,7 @@ ADDED_LATER = {
     ("codec", "decoder_blocks"): 0,
     ("denoiser", "local_conv"): 0,
     ("sampler", "prior_level"): 0.0,
+    ("sampler", "start_steps"): 0,
     ("prior", "width"): 0,
     ("prior", "blocks"): 4,
 }

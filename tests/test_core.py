@@ -391,6 +391,34 @@ def test_text_starts_and_prompts_take_prompt_steps_then_the_play_steps(tiny_mode
     assert hist.tick(s, a, text).forwards == 1
 
 
+def test_a_text_start_takes_start_steps_and_prompts_keep_prompt_steps(tiny_model):
+    """``sampler.start_steps`` sets the steps of a world's first chunk with no history alone;
+    a prompted chunk later keeps ``prompt_steps``, other ticks ``steps``."""
+    import dataclasses
+
+    text = tiny_model.encode_text(["night"])
+    a = torch.tensor([[2, 2]])
+    cfg = tiny_model.cfg
+    tiny_model.cfg = cfg.replace(
+        sampler=dataclasses.replace(cfg.sampler, steps=1, prompt_steps=3, start_steps=5)
+    )
+    try:
+        sampler = PipelinedSampler(tiny_model)
+        s = sampler.new_state(seed=4)
+        first = sampler.tick(s, a, text, prompted=True)
+        assert first.forwards == 5
+        torch.testing.assert_close(
+            first.latents,
+            PipelinedSampler(tiny_model, steps=5)
+            .tick(PipelinedSampler(tiny_model, steps=5).new_state(seed=4), a, text, prompted=True)
+            .latents,
+        )
+        assert sampler.tick(s, a, text, prompted=True).forwards == 3
+        assert sampler.tick(s, a, text).forwards == 1
+    finally:
+        tiny_model.cfg = cfg
+
+
 def test_codec_setting_parses_and_explains():
     cfg = codec_setting("latent_channels=4,patch=2,widths=8/8/8")
     assert (cfg.latent_channels, cfg.patch, cfg.widths) == (4, 2, (8, 8, 8))

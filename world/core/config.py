@@ -114,6 +114,10 @@ class SamplerConfig:
     # a text start (no history); 0 = steps. Used with W = 1. One step predicts the average of what
     # the history does not pin down: from a caption alone an empty room, and no rain texture
     prompt_steps: int = 0
+    # Euler steps for a text start's first chunk alone (no history: the whole scene, the player
+    # included, comes from noise); 0 = prompt_steps. On the shipped default 8 draw the player in
+    # 75% of 16 caption starts, 4 in 31% (docs/experiments.md). Used with W = 1
+    start_steps: int = 0
     # level an unprompted chunk starts from, the dynamics prior's guess noised to it, with the
     # sampling grid scaled to end there (0: pure noise at level 1, no prior). Needs a model with a
     # prior (``prior.width`` > 0) and is used with W = 1; prompted chunks and text starts start
@@ -268,7 +272,7 @@ PRESETS: dict[str, ModelConfig] = {
     # The default play size, trained and shipped in this repository (CPU real time). One Euler
     # step per chunk: on the self-rollout-trained default it beat 2, 3 and 4 steps on every
     # measure (README, model card) and is the fastest.
-    "small": ModelConfig(sampler=SamplerConfig(steps=1, prompt_steps=4)),
+    "small": ModelConfig(sampler=SamplerConfig(steps=1, prompt_steps=4, start_steps=8)),
     # GPU sizes: same code, larger numbers.
     "base": ModelConfig(
         name="base",

@@ -96,10 +96,20 @@ class PipelinedSampler:
         # prompted chunks and text starts (no history yet) with more steps, when asked and W = 1
         start = sc.prompt_steps if prompt_steps is None else prompt_steps
         self._start: PipelinedSampler | None = None  # this sampler with more steps
-        if self.in_flight == 1 and start > self.steps:
-            self._start = copy.copy(self)
-            self._start.steps = self._start.spacing = start
-            self._start.grid = sampling_grid(start, self.shift)
+        self._first: PipelinedSampler | None = None  # ... and for a text start's first chunk
+        self._start = self._with_steps(start)
+        self._first = self._with_steps(sc.start_steps or start)
+
+    def _with_steps(self, steps: int) -> PipelinedSampler | None:
+        """A copy of this sampler taking ``steps`` Euler steps, or None where that is no more
+        than its own (or W > 1)."""
+        if self.in_flight != 1 or steps <= self.steps:
+            return None
+        other = copy.copy(self)
+        other._start = other._first = None
+        other.steps = other.spacing = steps
+        other.grid = sampling_grid(steps, self.shift)
+        return other
 
     @property
     def prompt_steps(self) -> int:
@@ -208,7 +218,9 @@ class PipelinedSampler:
                 chunk gets text guidance at ``prompt_guidance`` (warm-up fillers do not) and,
                 with W = 1, ``prompt_steps`` Euler steps, as does a text start's first chunk.
         """
-        if self._start is not None and not state.in_flight and (prompted or state.next_chunk == 0):
+        if self._first is not None and not state.in_flight and state.next_chunk == 0:
+            return self._first.tick(state, actions, text, prompted=prompted)
+        if self._start is not None and not state.in_flight and prompted:
             return self._start.tick(state, actions, text, prompted=prompted)
         self._admit(state, actions, text, prompted)
         trace: list[tuple[tuple[int, float], ...]] = []
