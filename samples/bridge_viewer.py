@@ -7,7 +7,7 @@ of each step as this client saw it, and the server's own time for the tick.
 
     chunkworld serve --model default &
     python samples/bridge_viewer.py                          # play on tcp://127.0.0.1:5555
-    python samples/bridge_viewer.py --observe SESSION_ID     # watch a session read-only
+    python samples/bridge_viewer.py --observe TOKEN   # watch a session read-only: its observer token
 """
 
 from __future__ import annotations
@@ -30,7 +30,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("endpoint", nargs="?", default="tcp://127.0.0.1:5555")
-    parser.add_argument("--observe", metavar="SESSION", help="watch this session, read-only")
+    parser.add_argument(
+        "--observe",
+        metavar="TOKEN",
+        help="watch the session whose observer token (RemoteSession.observer_token) this is",
+    )
     parser.add_argument("--prompt", default="", help="caption of the world you play")
     parser.add_argument("--scale", type=int, default=8)
     parser.add_argument("--chunks", type=int, default=None, help="quit after this many chunks")

@@ -91,9 +91,6 @@ def test_serve_on_a_busy_port_is_one_line() -> None:
         )
     assert got.returncode == 2
     lines = [line for line in got.stderr.splitlines() if line.startswith("chunkworld serve")]
-    assert lines == [
-        f"chunkworld serve: error: cannot bind tcp://127.0.0.1:{port} / tcp://127.0.0.1:* "
-        "(Address already in use); stop the program using it or pick free ports with "
-        "--control and --frames"
-    ]
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], got.stderr
+    assert lines[0].startswith("chunkworld serve: error:") and "in use" in lines[0]
     assert "Traceback" not in got.stderr

@@ -306,7 +306,7 @@ def test_bridge_viewer_watches_another_session() -> None:
         driver.reset(prompt="day")
         viewer = subprocess.Popen(
             [sys.executable, "-c", VIEWER, server.control_endpoint]
-            + ["--headless", "--chunks", "2", "--observe", driver.id],
+            + ["--headless", "--chunks", "2", "--observe", driver.observer_token],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
