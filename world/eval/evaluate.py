@@ -53,6 +53,7 @@ from world.eval.detect import detect_events, find_player, player_errors
 from world.eval.episodes import Episode, true_episode
 from world.eval.figures import chunk_ticks, plot_eval, rollout_grid
 from world.eval.metrics import mean_interval, psnr, ssim, wilson_interval
+from world.eval.scorecard import event_seen
 from world.games.actions import play_like_actions
 from world.games.arcade import Game, GameConfig
 from world.games.captions import event_prompt, possible_events
@@ -211,22 +212,6 @@ def _balls_kept(generated: np.ndarray, true: np.ndarray) -> bool:
     return g["ball_count"] == t["ball_count"] and g["ball_colour"] == t["ball_colour"]
 
 
-def _event_seen(kind: str, truth: Any, frames: np.ndarray) -> bool:
-    for fr in frames:
-        d = detect_events(fr)
-        if kind in ("day", "night") and d["is_night"] == truth.night:
-            return True
-        if kind in ("clear", "rain", "snow") and d["weather"] == truth.weather:
-            return True
-        if kind == "spawn" and d["ball_count"] == len(truth.balls):
-            return True
-        if kind == "ball_colour" and d["ball_colour"] == truth.ball_colour:
-            return True
-        if kind == "wall_colour" and d["wall_colour"] == truth.wall_colour:
-            return True
-    return False
-
-
 def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
     model, doc = load_checkpoint(ec.model)
     cfg = model.cfg
@@ -294,7 +279,7 @@ def evaluate(ec: EvalConfig, progress: bool = True) -> dict[str, Any]:
         state = roller.start(ep, seed=t)
         gen, _ = roller.run(state, ep.actions[k * f :].reshape(2, f), ep.captions[k:])
         hits.setdefault(kind, []).append(
-            _event_seen(kind, ep.states[-1], gen.reshape(-1, *gen.shape[2:]))
+            event_seen(kind, ep.states[-1], gen.reshape(-1, *gen.shape[2:]))
         )
 
     # 3. stability over a long rollout
