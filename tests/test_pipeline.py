@@ -68,3 +68,32 @@ def test_a_run_refuses_other_settings(made):
 def test_bad_settings_say_how_to_fix(tmp_path, bad, match):
     with pytest.raises(ValueError, match=match):
         make_world(RecipeConfig(**{"out": str(tmp_path / "r"), "preset": "tiny", **bad}))
+
+
+def test_a_stage_is_charged_while_it_runs(tmp_path, monkeypatch):
+    import time
+
+    from world.train import pipeline
+
+    monkeypatch.setattr(pipeline, "CHARGE_SECONDS", 0.02)
+    plan = pipeline.Plan(tmp_path / "run", RecipeConfig(out=str(tmp_path / "run")))
+    with plan.clock("denoiser"):
+        time.sleep(0.2)
+        on_disk = json.loads(plan.path.read_text())["seconds"]["denoiser"]
+        assert on_disk > 0.05  # a run killed here would still have most of its time recorded
+    total = json.loads(plan.path.read_text())["seconds"]["denoiser"]
+    assert 0.2 <= total < 1.0
+
+
+def test_a_run_recorded_before_a_setting_existed_resumes_at_its_default(tmp_path):
+    from world.train.pipeline import Plan
+
+    rc = RecipeConfig(out=str(tmp_path / "run"))
+    Plan(tmp_path / "run", rc)
+    path = tmp_path / "run" / "plan.json"
+    doc = json.loads(path.read_text())
+    del doc["recipe"]["init"]  # as written by a recipe that had no --init yet
+    path.write_text(json.dumps(doc))
+    assert Plan(tmp_path / "run", rc).doc["recipe"] == doc["recipe"] | {"init": ""}
+    with pytest.raises(ValueError, match="same settings"):
+        Plan(tmp_path / "run", RecipeConfig(out=rc.out, init="default"))

@@ -32,8 +32,10 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ from world.train.prior import PriorTraining, train_prior
 from world.train.stages import run as train_model
 from world.train.trainkit import TrainConfig, run_command
 
+CHARGE_SECONDS = 30.0  # a stage's seconds reach plan.json at least this often
 SAVE_SECONDS = 240.0  # every stage saves at least this often (a killed run loses at most this)
 # saves are planned from the pace measured at the start; a machine that gets busier later slows
 # every step (2.3x seen here while tests shared the cores), so the plan keeps this much headroom
@@ -89,8 +92,11 @@ class Plan:
 
     def __init__(self, out: Path, rc: RecipeConfig) -> None:
         self.path = out / "plan.json"
+        self._lock = threading.Lock()
         if self.path.exists():
             self.doc = json.loads(self.path.read_text())
+            # a setting the run's record lacks was added to the recipe later: it ran at the default
+            self.doc["recipe"] = {**asdict(RecipeConfig()), **self.doc["recipe"]}
             if self.doc["recipe"] != asdict(rc):
                 raise ValueError(
                     f"{out} holds a run started with {self.doc['recipe']}; resume it with the "
@@ -102,16 +108,43 @@ class Plan:
             self.save()
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.doc, indent=1))
-        tmp.replace(self.path)
+        with self._lock:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.doc, indent=1))
+            tmp.replace(self.path)
 
     def spent(self) -> float:
         return float(sum(self.doc["seconds"].values()))
 
     def charge(self, stage: str, seconds: float) -> None:
-        self.doc["seconds"][stage] = self.doc["seconds"].get(stage, 0.0) + seconds
+        with self._lock:
+            self.doc["seconds"][stage] = self.doc["seconds"].get(stage, 0.0) + seconds
         self.save()
+
+    @contextmanager
+    def clock(self, stage: str) -> Iterator[None]:
+        """Charge the stage its wall-clock seconds every ``CHARGE_SECONDS`` while it runs, so a
+        run killed outright (no ``finally``) still accounts for all but the last few seconds."""
+        last = [time.time()]
+        stop = threading.Event()
+
+        def tick() -> None:
+            now = time.time()
+            self.charge(stage, now - last[0])
+            last[0] = now
+
+        def loop() -> None:
+            while not stop.wait(CHARGE_SECONDS):
+                tick()
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            tick()
 
     def steps(self, stage: str, pace: Callable[[], float], budget_s: float) -> int:
         """The stage's total steps: planned once, from its measured seconds per step."""
@@ -156,11 +189,8 @@ def make_world(
     def stage(name: str, work: Callable[[], None]) -> None:
         if name in plan.doc["done"]:
             return
-        t0 = time.time()
-        try:
+        with plan.clock(name):
             work()
-        finally:
-            plan.charge(name, time.time() - t0)
         plan.doc["done"].append(name)
         plan.save()
 
