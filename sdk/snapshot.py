@@ -15,6 +15,7 @@ fields are checked for type, range and consistency before a session sees them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from collections.abc import Callable, Mapping
@@ -62,6 +63,7 @@ class Snapshot:
     captions: Mapping[int, str]
     tensors: Mapping[str, torch.Tensor] = field(repr=False)
     admitted: str | None = None
+    source: str | None = field(default=None, repr=False)  # the file it was loaded from
 
     # --- files and bytes ----------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -116,9 +118,10 @@ class Snapshot:
                 f"{path}: no such snapshot file; write one with Snapshot.save(path)"
             )
         try:
-            return cls.from_bytes(path.read_bytes())
+            snap = cls.from_bytes(path.read_bytes())
         except SnapshotError as e:
             raise SnapshotError(f"{path}: {e}") from None
+        return dataclasses.replace(snap, source=str(path))
 
     @classmethod
     def _from_parts(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Snapshot:

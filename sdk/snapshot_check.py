@@ -83,7 +83,12 @@ def check_meta(meta: Mapping[str, Any]) -> None:
     """Raise SnapshotError naming the first field of a version-2/3 document that is missing, of
     the wrong type, out of range, or inconsistent with the others."""
     _field(meta, "model", lambda v: _str(v) and v, "a non-empty string")
-    _field(meta, "fingerprint", lambda v: _str(v) and 0 < len(v) <= 64, "a hex string")
+    _field(
+        meta,
+        "fingerprint",
+        lambda v: _str(v) and len(v) == 16 and all(c in "0123456789abcdef" for c in v),
+        "16 hex digits",
+    )
     steps = _field(meta, "steps", _int(1, MAX_STEPS), f"an integer in [1, {MAX_STEPS}]")
     in_flight = _field(
         meta, "in_flight", _int(1, MAX_IN_FLIGHT), f"an integer in [1, {MAX_IN_FLIGHT}]"

@@ -4,6 +4,8 @@ Three kinds of file, each built valid from the ``tiny`` model and then mutated:
 
 - ``config``: a checkpoint's ``config.json`` (a field dropped, retyped or put out of range, or
   the text truncated or hit with garbage bytes), loaded with ``Session.load(dir)``;
+- ``weights``: a checkpoint's ``model.safetensors``, its header or its bytes hit with garbage or
+  truncated, loaded with ``Session.load(dir)``;
 - ``snapshot``: a snapshot file's bytes, truncated or hit with garbage bytes, loaded with
   ``Snapshot.load`` and restored;
 - ``metadata``: a snapshot's JSON document with a field dropped, retyped or out of range, sealed
@@ -42,7 +44,7 @@ from world.core.model import WorldModel
 
 RETYPED: list[Any] = ["x", "", 1.5, None, [], {}, True, 7, [1, "a"]]
 OUT_OF_RANGE: list[Any] = [-1, -(10**9), 10**12, float("nan"), float("inf"), 2**70]
-KINDS = ("config", "snapshot", "metadata")
+KINDS = ("config", "weights", "snapshot", "metadata")
 HANG_S = 30
 
 
@@ -140,6 +142,17 @@ class Bench:
                 what, doc = mutate_doc(self.config, rng)
                 return what, json.dumps(doc).encode()
             return mutate_bytes(json.dumps(self.config, indent=1).encode(), rng)
+        if kind == "weights":  # the safetensors header: tensor names, dtypes, shapes, offsets
+            data = (self.model_dir / "model.safetensors").read_bytes()
+            head = 8 + int.from_bytes(data[:8], "little")
+            if rng.random() < 0.5:
+                what, mutated = mutate_bytes(data[:head], rng)
+                return "header " + what, mutated + data[head:]
+            return (
+                mutate_bytes(data, rng)
+                if rng.random() < 0.5
+                else ("truncate", data[: rng.randrange(len(data))])
+            )
         if kind == "snapshot":
             return mutate_bytes(self.valid, rng)
         tensors = st_load(self.valid)
@@ -157,6 +170,8 @@ class Bench:
         try:
             if kind == "config":
                 return self._judge_config(what, data)
+            if kind == "weights":
+                return self._judge_weights(data)
             return self._judge_snapshot(data)
         except Misbehaved:
             raise
@@ -188,6 +203,28 @@ class Bench:
             changed = s._loaded.model.cfg != self.session._loaded.model.cfg
             if what.startswith(("retype", "range")) and changed:
                 raise Misbehaved(f"malformed value accepted: {s._loaded.model.cfg}")
+        return "loaded"
+
+    def _judge_weights(self, data: bytes) -> str:
+        """Damaged weights: a typed error naming the file, or a model that loads and plays (a
+        byte changed inside a tensor's data is a model with other weights, not detectable)."""
+        work = self.root / "mutant"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        shutil.copy(self.model_dir / "config.json", work / "config.json")
+        (work / "model.safetensors").write_bytes(data)
+        try:
+            s = Session.load(work)
+        except ChunkworldError as e:
+            if "model.safetensors" not in str(e) and "config.json" not in str(e):
+                raise Misbehaved(f"typed error without the file's name: {e}") from e
+            return "refused"
+        with s:
+            try:
+                s.reset(seed=1)
+                s.step(1)
+            except Exception as e:
+                raise Misbehaved(f"loaded, then broke: {type(e).__name__}: {e}") from e
         return "loaded"
 
     def _judge_snapshot(self, data: bytes) -> str:
