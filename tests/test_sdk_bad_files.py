@@ -57,6 +57,7 @@ def _config_dir(tmp_path: Path, edit) -> Path:
         (lambda m: m.update(fps=float("nan")), r"fps=nan: must be a finite number in \(0, 1000\]"),
         (lambda m: m.update(actions=["noop", "noop"]), r"actions=.*distinct non-empty strings"),
         (lambda m: m.update(codec=[]), r"codec=\[\]: must be a JSON object"),
+        (lambda m: m["actions"].__setitem__(0, "wait"), r"actions=.*first is \"noop\""),
         (
             lambda m: m["sampler"].update(steps=3, in_flight=2),
             r"sampler\.steps=3 must be a multiple",

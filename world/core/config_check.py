@@ -119,5 +119,7 @@ def check_value(name: str, kind: Any, v: Any) -> None:
         want = f"a list of 1-{MAX_ITEMS} distinct non-empty strings"
     else:  # a field type this checker does not know: a bug here, not in the file
         raise TypeError(f"config field {name} has type {kind}, unknown to config_check")
+    if ok and name == "actions" and v[0] != "noop":
+        ok, want = False, 'a list of action names whose first is "noop" (action 0 is no key held)'
     if not ok:
         raise ValueError(f"{name}={v!r}: must be {want}; fix or remove the field")
