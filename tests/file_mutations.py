@@ -9,7 +9,9 @@ Three kinds of file, each built valid from the ``tiny`` model and then mutated:
 - ``snapshot``: a snapshot file's bytes, truncated or hit with garbage bytes, loaded with
   ``Snapshot.load`` and restored;
 - ``metadata``: a snapshot's JSON document with a field dropped, retyped or out of range, sealed
-  again as a careless writer would (so the check is on the fields, not only on the seal).
+  again as a careless writer would (so the check is on the fields, not only on the seal);
+- ``log``: a ``chunkworld play`` action log (JSON) with a field dropped, retyped or out of range,
+  loaded with ``ActionLog.load`` and replayed.
 
 A mutation may give a typed error (a ``ChunkworldError`` whose message names the file) or a
 correct load: a config that loads and plays (and, for a retyped or out-of-range field, is the
@@ -38,13 +40,14 @@ from safetensors.torch import save as st_save
 
 import sdk.snapshot as snapshot_module
 from sdk import ChunkworldError, Session, Snapshot
+from sdk.play.log import ActionLog, LoggedSession, replay
 from world.core.checkpoint import save_checkpoint
 from world.core.config import PRESETS
 from world.core.model import WorldModel
 
 RETYPED: list[Any] = ["x", "", 1.5, None, [], {}, True, 7, [1, "a"]]
-OUT_OF_RANGE: list[Any] = [-1, -(10**9), 10**12, float("nan"), float("inf"), 2**70]
-KINDS = ("config", "weights", "snapshot", "metadata")
+OUT_OF_RANGE: list[Any] = [-1, -(10**9), 2**64, float("nan"), float("inf"), 2**70]
+KINDS = ("config", "weights", "snapshot", "metadata", "log")
 HANG_S = 30
 
 
@@ -127,6 +130,13 @@ class Bench:
         self.want = self._play()  # what the valid snapshot steps to
         s.restore(self.before)
         self.want_before = self._play()
+        run = LoggedSession(s)
+        run.reset(prompt="night", seed=3)
+        run.step("right")
+        run.set_prompt("rain")
+        run.step([1, 5], prompt="day")
+        self.log = run.log
+        self.log_doc = json.loads(run.log.save(root / "valid.log.json").read_text())
 
     def _play(self) -> list[tuple[int, bytes]]:
         out = []
@@ -155,6 +165,9 @@ class Bench:
             )
         if kind == "snapshot":
             return mutate_bytes(self.valid, rng)
+        if kind == "log":
+            what, doc = mutate_doc(self.log_doc, rng)
+            return what, json.dumps(doc).encode()
         tensors = st_load(self.valid)
         meta = Snapshot.from_bytes(self.valid).meta()
         what, doc = mutate_doc(meta, rng)
@@ -172,6 +185,8 @@ class Bench:
                 return self._judge_config(what, data)
             if kind == "weights":
                 return self._judge_weights(data)
+            if kind == "log":
+                return self._judge_log(what, data)
             return self._judge_snapshot(data)
         except Misbehaved:
             raise
@@ -225,6 +240,33 @@ class Bench:
                 s.step(1)
             except Exception as e:
                 raise Misbehaved(f"loaded, then broke: {type(e).__name__}: {e}") from e
+        return "loaded"
+
+    def _judge_log(self, what: str, data: bytes) -> str:
+        """A typed error naming the file, or a log that replays: the original one where a field
+        was retyped or put out of range (a dropped optional field or a new value of the right
+        type may replay differently, or be refused by the replay with a typed error)."""
+        path = self.root / "mutant.log.json"
+        path.write_bytes(data)
+        try:
+            log = ActionLog.load(path)
+        except ChunkworldError as e:
+            if path.name not in str(e):
+                raise Misbehaved(f"typed error without the file's name: {e}") from e
+            return "refused"
+        same = (log.events, log.fingerprint, log.steps) == (
+            self.log.events,
+            self.log.fingerprint,
+            self.log.steps,
+        )
+        if what.startswith(("retype", "range")) and not same:
+            raise Misbehaved(f"malformed value accepted: {what}")
+        try:
+            list(replay(self.session, log))
+        except ChunkworldError:
+            return "refused"
+        except Exception as e:
+            raise Misbehaved(f"loaded, then replay broke: {type(e).__name__}: {e}") from e
         return "loaded"
 
     def _judge_snapshot(self, data: bytes) -> str:
