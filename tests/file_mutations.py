@@ -85,6 +85,8 @@ def mutate_doc(doc: Any, rng: random.Random) -> tuple[str, Any]:
 
 
 def _same_kind(old: Any, new: Any) -> bool:
+    if old is None:  # a nullable text field (a step's prompt): a string is a valid value
+        return isinstance(new, str)
     if isinstance(old, bool) or isinstance(new, bool):
         return type(old) is type(new)
     if isinstance(old, float):
