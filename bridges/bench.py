@@ -202,6 +202,11 @@ def fairness(steps: int = 1000, flooders: int = 1, delay_s: float = 0.0,
 
 
 def main(argv: list[str] | None = None) -> None:
+    if "--soak" in (sys.argv[1:] if argv is None else argv):  # a long soak: bridges/soak.py
+        from bridges.soak import main as soak_main
+
+        soak_main(argv)
+        return
     parser = argparse.ArgumentParser(prog="chunkworld bench bridge", description=__doc__)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)

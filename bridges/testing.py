@@ -56,9 +56,11 @@ class RawPeer:
         assert parts[0] == b"", "replies keep the empty delimiter"
         return parts[1:]
 
-    def call(self, type: str, id: int, session: str | None = None, **body: Any) -> Message:
+    def call(
+        self, type: str, id: int, session: str | None = None, *, timeout_s: float = 5.0, **body: Any
+    ) -> Message:
         self.send(type, id, session, **body)
-        return self.recv()
+        return self.recv(timeout_s)
 
     def close(self) -> None:
         self.sock.close(linger=0)

@@ -544,6 +544,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from bridges.limits import ServerLimits
     from bridges.server import BindError, check_bind, serve
+    from sdk.serve_threads import apply_serve_threads
     from world.core.cpus import warn_if_busy
 
     try:  # a refused bind is one line, before the model loads
@@ -552,8 +553,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"chunkworld serve: error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    try:
+        apply_serve_threads(args.threads)  # 1 unless --threads: the server's threads need a core
+    except ArgumentError as exc:
+        print(f"chunkworld serve: error: {exc}", file=sys.stderr)
+        return 2
     warn_if_busy(torch.get_num_threads())
     limits = ServerLimits()
     changes = {

@@ -87,6 +87,9 @@ SERVE_HELP = """\
 Serve worlds over the ZeroMQ bridge (see bridges/PROTOCOL.md). Each client `hello` opens a
 session on the loaded model; hello options may set "seed", "steps" and "in_flight".
 
+The model runs on 1 torch thread unless --threads N says otherwise: the server's own threads
+(sockets, libzmq I/O) need a core, and torch threads competing with them made ticks 50x slower.
+
 Binds loopback by default. Serving on another interface needs CURVE keys (--keys DIR, made by
 `chunkworld keys DIR`) or an explicit --insecure.
 

@@ -386,26 +386,35 @@ class Session:
                     f"restore() takes a Snapshot from snapshot() or Snapshot.load(path), "
                     f"got {type(snapshot).__name__}"
                 )
-            lm = self._loaded
-            if snapshot.fingerprint != lm.fingerprint:
+            try:
+                self._restore(snapshot)
+            except SnapshotError as e:  # name the file a loaded snapshot came from
                 raise SnapshotError(
-                    f"snapshot was made by model {snapshot.model!r} (fingerprint "
-                    f"{snapshot.fingerprint}), this session runs model {lm.name!r} (fingerprint "
-                    f"{lm.fingerprint}); load the snapshot's model to restore it"
-                )
-            want = (self._sampler.steps, self._sampler.in_flight)
-            if (snapshot.steps, snapshot.in_flight) != want:
-                raise SnapshotError(
-                    f"snapshot was taken with steps={snapshot.steps}, in_flight="
-                    f"{snapshot.in_flight}; this session uses steps={want[0]}, in_flight="
-                    f"{want[1]}; open the session with the snapshot's settings"
-                )
-            state = rebuild(snapshot, self._sampler.new_state(seed=0), self._encode)
-            self._state = state
-            self._captions = dict(snapshot.captions)
-            self._tick = snapshot.tick
-            self._prompt = snapshot.prompt
-            self._admitted = snapshot.prompt if snapshot.admitted is None else snapshot.admitted
+                    f"{snapshot.source}: {e}" if snapshot.source else str(e)
+                ) from None
+
+    def _restore(self, snapshot: Snapshot) -> None:
+        """restore() without its checks of the argument; the caller holds the lock."""
+        lm = self._loaded
+        if snapshot.fingerprint != lm.fingerprint:
+            raise SnapshotError(
+                f"snapshot was made by model {snapshot.model!r} (fingerprint "
+                f"{snapshot.fingerprint}), this session runs model {lm.name!r} (fingerprint "
+                f"{lm.fingerprint}); load the snapshot's model to restore it"
+            )
+        want = (self._sampler.steps, self._sampler.in_flight)
+        if (snapshot.steps, snapshot.in_flight) != want:
+            raise SnapshotError(
+                f"snapshot was taken with steps={snapshot.steps}, in_flight="
+                f"{snapshot.in_flight}; this session uses steps={want[0]}, in_flight="
+                f"{want[1]}; open the session with the snapshot's settings"
+            )
+        state = rebuild(snapshot, self._sampler.new_state(seed=0), self._encode)
+        self._state = state
+        self._captions = dict(snapshot.captions)
+        self._tick = snapshot.tick
+        self._prompt = snapshot.prompt
+        self._admitted = snapshot.prompt if snapshot.admitted is None else snapshot.admitted
 
     # --- lifetime -----------------------------------------------------------------------------
     def close(self) -> None:

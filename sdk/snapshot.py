@@ -7,12 +7,15 @@ in-flight chunk, kept as text and encoded again on restore (the text encoder is 
 So ``restore`` followed by the same inputs gives bit-identical frames. On disk a snapshot is one
 safetensors file: the state's tensors, named as ``world/core/rollout_state.py`` says, and a JSON
 document in the safetensors metadata under ``"chunkworld"``. No pickle anywhere. Version 2 stores
-the state's counters as the state gives them; version 1 files (which listed them field by field)
-still load.
+the state's counters as the state gives them; version 3 adds a seal over the document and the
+tensors, so a file changed after it was written is refused (``sdk/snapshot_check.py``). Version 1
+files (which listed the counters field by field) and version 2 files still load; every version's
+fields are checked for type, range and consistency before a session sees them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from collections.abc import Callable, Mapping
@@ -25,11 +28,12 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from sdk.errors import SnapshotError
+from sdk.snapshot_check import check_meta, check_seal, check_tensors, seal
 from world.core.rollout_state import RolloutState
 
 SNAPSHOT_FORMAT = "chunkworld-snapshot"
-SNAPSHOT_VERSION = 2
-READS_VERSIONS = (1, 2)
+SNAPSHOT_VERSION = 3
+READS_VERSIONS = (1, 2, 3)
 _HEADER_LIMIT = 16 * 1024 * 1024  # a snapshot's JSON header is a few KiB; refuse absurd sizes
 
 
@@ -59,6 +63,7 @@ class Snapshot:
     captions: Mapping[int, str]
     tensors: Mapping[str, torch.Tensor] = field(repr=False)
     admitted: str | None = None
+    source: str | None = field(default=None, repr=False)  # the file it was loaded from
 
     # --- files and bytes ----------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -80,7 +85,8 @@ class Snapshot:
     def to_bytes(self) -> bytes:
         """The snapshot as safetensors bytes (tensors + JSON metadata)."""
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.tensors.items()}
-        return st_save(tensors, metadata={"chunkworld": json.dumps(self.meta())})
+        doc = seal(self.meta(), tensors)
+        return st_save(tensors, metadata={"chunkworld": json.dumps(doc, allow_nan=False)})
 
     def save(self, path: str | Path) -> Path:
         """Write to ``path`` (conventionally ``*.snapshot.safetensors``); returns the path."""
@@ -112,15 +118,22 @@ class Snapshot:
                 f"{path}: no such snapshot file; write one with Snapshot.save(path)"
             )
         try:
-            return cls.from_bytes(path.read_bytes())
+            snap = cls.from_bytes(path.read_bytes())
         except SnapshotError as e:
             raise SnapshotError(f"{path}: {e}") from None
+        return dataclasses.replace(snap, source=str(path))
 
     @classmethod
     def _from_parts(cls, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Snapshot:
+        check_seal(meta, tensors)
         try:
             if meta["version"] == 1:
                 meta = _from_version_1(meta)
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise SnapshotError(f"snapshot metadata is incomplete or malformed ({e!r})") from None
+        check_meta(meta)
+        check_tensors(meta, tensors)
+        try:
             snap = cls(
                 model=str(meta["model"]),
                 fingerprint=str(meta["fingerprint"]),
@@ -164,7 +177,7 @@ def _from_version_1(meta: dict[str, Any]) -> dict[str, Any]:
             for r in rows
         ],
     }
-    return {**meta, "state": state, "captions": {r[0]: r[2] for r in rows}}
+    return {**meta, "state": state, "captions": {str(r[0]): r[2] for r in rows}}
 
 
 def _read_meta(data: bytes) -> dict[str, Any]:

@@ -90,29 +90,47 @@ def test_an_empty_or_guessed_subscription_receives_nothing() -> None:
             spy.close()
 
 
+def _until(attempt, what: str, timeout_s: float = 120.0):
+    """``attempt()`` again until it returns something other than None (a wait on a condition,
+    not on a clock: generous, so a loaded machine only makes the test slower)."""
+    deadline = time.monotonic() + timeout_s
+    while (got := attempt()) is None:
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+    return got
+
+
 def test_sessions_of_vanished_clients_are_reclaimed() -> None:
-    limits = ServerLimits(max_sessions=4, orphan_ttl_s=0.3)
+    # the idle TTL is an hour: a session closed within the test's wait was reclaimed as an
+    # orphan (its client gone), never as idle
+    limits = ServerLimits(max_sessions=4, orphan_ttl_s=0.3, idle_ttl_s=3600)
+
+    def vanish_with_a_session(endpoint: str) -> bool | None:
+        with RawPeer(endpoint) as peer:
+            reply = peer.call("hello", 1, versions=[2], options={}, timeout_s=60)
+            if reply.type != "hello":
+                assert reply.body["code"] == "LIMIT", reply.body
+                return None
+            reset = peer.call("reset", 2, reply.body["session"], timeout_s=60)
+            assert reset.body["tick"] == 0, reset.body
+            return True  # the peer closes here, its session left behind
+
     with local_server(limits=limits) as server:
         for _ in range(16):  # four times the server's room
-            deadline = time.monotonic() + 10
-            while True:
-                with RawPeer(server.control_endpoint) as peer:
-                    reply = peer.call("hello", 1, versions=[2], options={})
-                    if reply.type == "hello":
-                        peer.call("reset", 2, reply.body["session"])
-                        break
-                assert reply.body["code"] == "LIMIT"
-                assert time.monotonic() < deadline, "vanished clients' sessions were kept"
-                time.sleep(0.1)
-        with Client(server.control_endpoint, timeout_s=5) as client:
-            deadline = time.monotonic() + 10
-            while True:
+            _until(
+                lambda: vanish_with_a_session(server.control_endpoint),
+                "vanished clients' sessions were kept",
+            )
+        with Client(server.control_endpoint, timeout_s=60) as client:
+
+            def hello_or_limit():
                 try:
-                    session = client.hello()
-                    break
+                    return client.hello()
                 except Exception as exc:
-                    assert getattr(exc, "code", "") == "LIMIT" and time.monotonic() < deadline
-                    time.sleep(0.1)
+                    assert getattr(exc, "code", "") == "LIMIT", exc
+                    return None
+
+            session = _until(hello_or_limit, "no room for a new client")
             assert session.reset().tick == 0 and session.step(1).tick == 1
 
 

@@ -14,6 +14,7 @@ from safetensors.torch import save as st_save
 
 from sdk import Session, Snapshot, SnapshotError
 from sdk.models import random_model
+from sdk.snapshot import seal
 
 SCRIPT = ["right", "right", ["up", "fire"], "left", None]
 
@@ -103,6 +104,7 @@ def _with_meta(data: bytes, edit) -> bytes:
     meta = json.loads(header["__metadata__"]["chunkworld"])
     edit(meta)
     tensors = Snapshot.from_bytes(data).tensors
+    meta = seal(meta, tensors)  # sealed again, as a careless writer would: the fields are checked
     return st_save(dict(tensors), metadata={"chunkworld": json.dumps(meta)})
 
 
@@ -115,8 +117,8 @@ def _with_meta(data: bytes, edit) -> bytes:
         (lambda d: d[:8] + b"#" + d[9:], "header unreadable"),
         (lambda d: st_save({"x": torch.zeros(1)}), "not a chunkworld snapshot"),
         (lambda d: _with_meta(d, lambda m: m.update(version=99)), "version 99 is not supported"),
-        (lambda d: _with_meta(d, lambda m: m.pop("tick")), "incomplete or malformed"),
-        (lambda d: _with_meta(d, _one_more_in_flight), "missing tensors"),
+        (lambda d: _with_meta(d, lambda m: m.pop("tick")), "field tick is missing"),
+        (lambda d: _with_meta(d, _one_more_in_flight), "in_flight holds 1 chunks.*inconsistent"),
         (lambda d: "not bytes", "must be bytes"),
     ],
 )

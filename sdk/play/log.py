@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,15 +148,19 @@ class ActionLog:
             )
         try:
             log = cls(
-                str(doc["model"]),
-                str(doc["fingerprint"]),
-                int(doc["steps"]),
-                int(doc["in_flight"]),
-                str(doc["precision"]),
-                int(doc["chunk_frames"]),
-                float(doc["prior_level"]),
+                _typed(doc, "model", str),
+                _typed(doc, "fingerprint", str),
+                _typed(doc, "steps", int),
+                _typed(doc, "in_flight", int),
+                _typed(doc, "precision", str),
+                _typed(doc, "chunk_frames", int),
+                _typed(doc, "prior_level", float),
             )
+            if not isinstance(doc["events"], list):
+                raise LogError("events must be a list")
             for n, event in enumerate(doc["events"]):
+                if not isinstance(event, dict):
+                    raise LogError(f"event {n} must be an object")
                 log.events.append(_check_event(event, log.chunk_frames))
                 if "frames" in event:
                     frames = np.load(path.with_name(event["frames"]), allow_pickle=False)
@@ -169,27 +174,62 @@ class ActionLog:
         return log
 
 
-def _check_event(event: Any, chunk_frames: int) -> dict[str, Any]:
+# The range of each number a log holds: what a session can have been run with.
+_RANGES: dict[str, tuple[float, float]] = {
+    "steps": (1, 1000),
+    "in_flight": (1, 64),
+    "chunk_frames": (1, 256),
+    "prior_level": (0.0, 0.999999),
+    "seed": (0, 2**63 - 1),
+    "action": (0, 2**31 - 1),
+}
+
+
+def _typed(doc: dict[str, Any], key: str, kind: type, where: str = "") -> Any:
+    """``doc[key]`` if it is a JSON value of ``kind`` (int: no bool or float; float: finite,
+    ints too; str) within its range; raises LogError naming the field."""
+    value = doc[key]
+    if kind is int:
+        ok = type(value) is int
+    elif kind is float:
+        ok = type(value) in (int, float) and math.isfinite(value)
+    else:
+        ok = isinstance(value, kind)
+    low, high = _RANGES.get(key, (None, None))
+    if ok and low is not None:
+        ok = low <= value <= high
+    if not ok:
+        span = "" if low is None else f" in [{low:g}, {high:g}]"
+        raise LogError(f"{where}{key}={value!r:.60}: must be a {kind.__name__}{span}")
+    return value
+
+
+def _check_event(event: dict[str, Any], chunk_frames: int) -> dict[str, Any]:
     """One event as :class:`ActionLog` keeps it; raises for anything malformed."""
-    op = event["op"]
+    op = _typed(event, "op", str, "event ")
     if op == "reset":
-        out = {"op": op, "seed": int(event["seed"]), "prompt": str(event["prompt"])}
-        out["start"] = str(event["start"])
+        out = {"op": op, "seed": _typed(event, "seed", int, "reset ")}
+        out["prompt"] = _typed(event, "prompt", str, "reset ")
+        out["start"] = _typed(event, "start", str, "reset ")
         if out["start"] not in ("caption", "image", "video"):
             raise LogError(f"unknown start {out['start']!r}")
         return out
     if op == "step":
-        actions = [int(a) for a in event["actions"]]
+        if not isinstance(event["actions"], list):
+            raise LogError(f"step actions={event['actions']!r:.60}: must be a list of action ids")
+        actions = [_typed({"action": a}, "action", int, "step ") for a in event["actions"]]
         if len(actions) != chunk_frames:
             raise LogError(f"a step has {len(actions)} actions, the log's chunks {chunk_frames}")
         prompt = event["prompt"]
-        return {"op": op, "actions": actions, "prompt": None if prompt is None else str(prompt)}
+        if prompt is not None:
+            _typed(event, "prompt", str, "step ")
+        return {"op": op, "actions": actions, "prompt": prompt}
     if op == "prompt":
-        return {"op": op, "prompt": str(event["prompt"])}
+        return {"op": op, "prompt": _typed(event, "prompt", str, "prompt event ")}
     if op in ("save", "load"):
-        out = {"op": op, "slot": str(event["slot"])}
+        out = {"op": op, "slot": _typed(event, "slot", str, f"{op} ")}
         if "sha256" in event:
-            out["sha256"] = str(event["sha256"])
+            out["sha256"] = _typed(event, "sha256", str, f"{op} ")
         return out
     raise LogError(f"unknown event {op!r}")
 

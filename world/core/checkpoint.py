@@ -95,8 +95,13 @@ def load_checkpoint(
     path = checkpoint_dir(path)
     cfg, doc = read_config(path)
     file, tensors = _read_weights(path)
-    model = WorldModel(cfg)
-    expected = model.state_dict()
+    try:  # shapes first, on the meta device: a config of absurd sizes allocates nothing
+        with torch.device("meta"):
+            expected = WorldModel(cfg).state_dict()
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise CheckpointError(
+            f"{path / CONFIG_FILE}: the model config cannot be built ({e})"
+        ) from None
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -113,6 +118,7 @@ def load_checkpoint(
             )
         if got.dtype != want.dtype:
             raise CheckpointError(f"{file}: {name} has dtype {got.dtype}, expected {want.dtype}")
+    model = WorldModel(cfg)
     model.load_state_dict(tensors)
     model.eval()
     return model.to(device), doc

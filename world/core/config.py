@@ -18,6 +18,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from world.core.config_check import check_value
+
 # The one noise convention of the code base (see world/core/schedule.py): level t = 0 is clean data,
 # t = 1 is pure noise, x_t = (1 - t) * x0 + t * noise.
 
@@ -154,6 +156,11 @@ class ModelConfig:
             )
         if self.denoiser.dim % self.denoiser.heads or self.denoiser.heads % self.denoiser.kv_heads:
             raise ValueError("dim must divide by heads, and heads by kv_heads")
+        if self.sampler.steps % self.sampler.in_flight:
+            raise ValueError(
+                f"sampler.steps={self.sampler.steps} must be a multiple of "
+                f"sampler.in_flight={self.sampler.in_flight}"
+            )
         if self.history_chunks < 1:
             raise ValueError("history_chunks must be >= 1")
         if self.prior.width < 0 or self.prior.width % 8 or self.prior.blocks < 1:
@@ -208,25 +215,30 @@ class ModelConfig:
             "sampler": SamplerConfig,
             "prior": PriorConfig,
         }
+        if not isinstance(d, dict):
+            raise ValueError(f"the model config must be a JSON object, got {type(d).__name__}")
         kwargs: dict[str, Any] = {}
-        known = {f.name for f in dataclasses.fields(ModelConfig)}
-        unknown = set(d) - known
+        types = {f.name: f.type for f in dataclasses.fields(ModelConfig)}
+        unknown = set(d) - set(types)
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         for key, value in d.items():
             if key in sub:
                 cls = sub[key]
-                fields = {f.name for f in dataclasses.fields(cls)}
+                if not isinstance(value, dict):
+                    raise ValueError(f"{key}={value!r}: must be a JSON object of {key} settings")
+                fields = {f.name: f.type for f in dataclasses.fields(cls)}
                 value = _drop_removed(key, value)
-                bad = set(value) - fields
+                bad = set(value) - set(fields)
                 if bad:
                     raise ValueError(f"unknown {key} config keys: {sorted(bad)}")
+                for k, v in value.items():
+                    check_value(f"{key}.{k}", fields[k], v)
                 value = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
                 kwargs[key] = cls(**value)
-            elif key == "actions":
-                kwargs[key] = tuple(value)
             else:
-                kwargs[key] = value
+                check_value(key, types[key], value)
+                kwargs[key] = tuple(value) if key == "actions" else value
         return ModelConfig(**kwargs)
 
     def replace(self, **changes: Any) -> ModelConfig:
