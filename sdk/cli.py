@@ -572,7 +572,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if v is not None
     }
     limits = dataclasses.replace(limits, **changes)
-    if args.ray is not None:  # every session may wait on its actor: a thread each
+    if args.ray is not None:  # calls wait on their actors: as many engine threads as sessions
         limits = dataclasses.replace(limits, engine_threads=limits.max_sessions)
     try:
         if args.ray is None:
@@ -581,7 +581,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             from sdk.cluster import serve_factory
 
             factory = serve_factory(args)
-    except (ImportError, RuntimeError) as e:  # no ray installed; actors that could not start
+    except (ImportError, RuntimeError, ConnectionError) as e:  # no ray; no cluster; no actors
         print(f"chunkworld serve: error: {e}", file=sys.stderr)
         return 2
     try:

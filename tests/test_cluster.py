@@ -30,6 +30,8 @@ def test_without_ray_the_error_says_what_to_install(monkeypatch):
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray")
+    saved = os.environ.get("RAY_USAGE_STATS_ENABLED")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # a test cluster reports nothing anywhere
     ray.init(
         num_cpus=2,  # two actors of one CPU each
         include_dashboard=False,
@@ -40,6 +42,10 @@ def ray_cluster():
         yield ray
     finally:
         ray.shutdown()
+        if saved is None:
+            del os.environ["RAY_USAGE_STATS_ENABLED"]
+        else:
+            os.environ["RAY_USAGE_STATS_ENABLED"] = saved
 
 
 @pytest.fixture
