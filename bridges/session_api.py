@@ -13,8 +13,18 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 # Codes a session's exceptions may carry in their `code` attribute; the server passes them through.
+# WORKER_LOST: the session lived on a worker that is gone (sdk/cluster.py, sessions on Ray).
 SESSION_ERROR_CODES = frozenset(
-    {"NOT_RESET", "CLOSED", "BAD_ACTION", "BAD_PROMPT", "BAD_IMAGE", "BAD_SNAPSHOT", "BAD_ARGUMENT"}
+    {
+        "NOT_RESET",
+        "CLOSED",
+        "BAD_ACTION",
+        "BAD_PROMPT",
+        "BAD_IMAGE",
+        "BAD_SNAPSHOT",
+        "BAD_ARGUMENT",
+        "WORKER_LOST",
+    }
 )
 
 Action = str | int | Sequence[str | int] | None

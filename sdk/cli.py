@@ -221,6 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--idle-ttl", type=float, default=None, help="close sessions idle this many seconds"
     )
     s.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
+    s.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="host sessions on Ray actors: 'auto', HOST:PORT, or none (RAY_ADDRESS, else a Ray "
+        "started here); needs chunkworld[cluster]",
+    )
+    s.add_argument("--ray-workers", type=int, default=None, help="with --ray: actors (one a node)")
     s.set_defaults(func=cmd_serve)
 
     k = sub.add_parser(
@@ -566,9 +576,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if v is not None
     }
     limits = dataclasses.replace(limits, **changes)
+    if args.ray is not None:  # calls wait on their actors: as many engine threads as sessions
+        limits = dataclasses.replace(limits, engine_threads=limits.max_sessions)
+    try:
+        if args.ray is None:
+            factory = session_factory(args)
+        else:
+            from sdk.cluster import serve_factory
+
+            factory = serve_factory(args)
+    except (ImportError, RuntimeError, ConnectionError) as e:  # no ray; no cluster; no actors
+        print(f"chunkworld serve: error: {e}", file=sys.stderr)
+        return 2
     try:
         serve(
-            session_factory(args),
+            factory,
             control=args.control,
             frames=args.frames,
             curve_keys_dir=args.keys,
@@ -586,6 +608,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as e:  # a non-loopback endpoint without keys or --insecure
         print(f"chunkworld serve: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        getattr(factory, "shutdown", lambda: None)()  # Ray's actors
     return 0
 
 

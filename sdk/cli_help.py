@@ -98,6 +98,11 @@ Examples:
   chunkworld serve --model tiny --control tcp://127.0.0.1:7000 --frames tcp://127.0.0.1:7001
   chunkworld keys ./keys && chunkworld serve --control tcp://0.0.0.0:5555 \\
       --frames tcp://0.0.0.0:5556 --keys ./keys
+  chunkworld serve --ray auto --threads 4     # sessions on the Ray cluster running here
+
+--ray [ADDRESS] (pip install 'chunkworld[cluster]') hosts the sessions on Ray actors, one model
+each, spread over the cluster's machines (--ray-workers N, default one per node; --threads T
+torch threads of each); see docs/distributed.md.
 """
 
 KEYS_HELP = """\

@@ -26,12 +26,12 @@ from world.train.trainkit import (
     MetricsLog,
     TrainConfig,
     codec_leg_lr,
+    distributed,
     due,
     load_opt,
     open_meta,
     opt_tensors,
     save_state,
-    sync_grads,
 )
 
 
@@ -55,6 +55,18 @@ def codec_loss(
     weight = 1.0 + 4.0 * ((x - med).abs().sum(2, keepdim=True) > 0.15).float()
     err = rec - x
     return (weight * (err.pow(2) + 0.5 * err.abs())).mean() + 1e-4 * z.float().pow(2).mean()
+
+
+class CodecObjective(nn.Module):
+    """The codec with its training loss (``codec_loss``), the unit DDP wraps: DDP synchronises
+    the gradients of a module's parameters only when its own ``forward`` runs."""
+
+    def __init__(self, codec: Codec, precision: str) -> None:
+        super().__init__()
+        self.codec, self.precision = codec, precision
+
+    def forward(self, frames: np.ndarray) -> torch.Tensor:
+        return codec_loss(self.codec, frames, self.precision)
 
 
 def latent_frames(frames: np.ndarray, k: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -85,6 +97,7 @@ def train_codec(
         codec.load_state_dict({n[6:]: v for n, v in t.items() if n.startswith("codec.")})
         load_opt(opt, t)
         start = codec_step(out)
+    unit = distributed(CodecObjective(codec, tc.precision))
     rng = np.random.default_rng(tc.seed * 1000 + rank + start)
     bar = tqdm(
         range(start, tc.codec_steps),
@@ -97,10 +110,9 @@ def train_codec(
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = codec_leg_lr(tc, step)
-        loss = codec_loss(codec, latent_frames(data.frames, k, tc.codec_batch, rng), tc.precision)
+        loss = unit(latent_frames(data.frames, k, tc.codec_batch, rng))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        sync_grads(list(codec.parameters()))
+        loss.backward()  # under torchrun DDP averages the gradients here
         nn.utils.clip_grad_norm_(codec.parameters(), tc.clip_grad)
         opt.step()
         if step % 10 == 0:

@@ -46,18 +46,19 @@ from world.train.trainkit import (
     Arrays,
     MetricsLog,
     TrainConfig,
+    distributed,
     due,
     leg_lr,
     load_opt,
     open_meta,
     opt_tensors,
     save_state,
-    sync_grads,
 )
 
 
 class DenoiseObjective(nn.Module):
-    """Text encoder + denoiser with the flow-matching loss, the unit DDP wraps."""
+    """Text encoder + denoiser with the flow-matching loss, the unit DDP wraps
+    (``world.train.trainkit.distributed``)."""
 
     def __init__(self, model: WorldModel, tc: TrainConfig) -> None:
         super().__init__()
@@ -85,12 +86,12 @@ class DenoiseObjective(nn.Module):
         captions: list[str | None],
         levels: torch.Tensor,
         is_ctx: torch.Tensor,
-        gen: torch.Generator,
+        noise: torch.Tensor,
     ) -> torch.Tensor:
         """z (B, N, Tl, C, h, w) clean latents, actions (B, N, F), captions B*N (None = null),
-        levels and is_ctx (B, N) from ``levels``."""
+        levels and is_ctx (B, N) from ``levels``, noise like z (the caller draws it, so that a
+        batch split over processes can hold the same noise as the whole)."""
         b, n = z.shape[:2]
-        noise = torch.randn(z.shape, generator=gen)
         x_t = add_noise(z, noise, levels[..., None, None, None, None])
         ctx = torch.zeros_like(x_t[:, :, -1])
         ctx[:, 1:] = x_t[:, :-1, -1]
@@ -210,6 +211,25 @@ def _tail(data: Arrays, clips: int) -> Arrays:
     return Arrays(data.frames[-clips:], data.actions[-clips:], data.captions[-clips:])
 
 
+def optimizer_step(
+    unit: nn.Module,
+    opt: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    tc: TrainConfig,
+    *inputs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of the loss ``unit(*inputs)`` (``distributed``: under torchrun DDP averages the
+    gradients during ``backward``): forward at ``tc.precision``, backward, clipping to
+    ``tc.clip_grad``, ``opt.step()``. Returns the loss and the gradient norm before clipping."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(tc.precision)):
+        loss = unit(*inputs)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gn = nn.utils.clip_grad_norm_(params, tc.clip_grad)
+    opt.step()
+    return loss, gn
+
+
 def train_denoiser(
     model: WorldModel,
     latents: np.ndarray,
@@ -235,6 +255,7 @@ def train_denoiser(
         check_groups(opt, meta, ck)
         load_opt(opt, t)
         start = int(meta["step"])
+    unit = distributed(obj)  # after the resume: DDP starts every process from rank 0's weights
     window = cfg.history_chunks + 2
     deep = tc.rollout > 0 and tc.rollout_depth > 0
     loaded = window + (
@@ -281,13 +302,8 @@ def train_denoiser(
             z, a, caps, rolled = rollout_windows(
                 model, z, a, caps, is_ctx, tc.rollout, rng, tc.rollout_steps or None
             )
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_enabled(tc.precision)):
-            loss = obj(z, a, caps, levels, is_ctx, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        sync_grads(params)
-        gn = nn.utils.clip_grad_norm_(params, tc.clip_grad)
-        opt.step()
+        noise = torch.randn(z.shape, generator=gen)
+        loss, gn = optimizer_step(unit, opt, params, tc, z, a, caps, levels, is_ctx, noise)
         with torch.no_grad():
             for k, v in obj.state_dict().items():
                 if v.dtype.is_floating_point:

@@ -26,6 +26,7 @@ import torch.distributed as dist
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from world.core.config import ModelConfig
 from world.core.cpus import PRECISIONS, warn_if_busy
@@ -156,15 +157,19 @@ def init_dist() -> tuple[int, int]:
     return 0, 1
 
 
-def sync_grads(params: list[nn.Parameter]) -> None:
-    """Average gradients over processes (DDP's job, done by hand so frozen parts need no care)."""
+def distributed(unit: nn.Module) -> nn.Module:
+    """``unit`` (a module whose forward returns the loss) as the training loop calls it: under
+    torchrun, wrapped in ``DistributedDataParallel``, which broadcasts rank 0's weights once and
+    averages gradients over processes during ``backward``; in one process, ``unit`` itself, so a
+    single-process run is exactly what it was without DDP.
+
+    ``find_unused_parameters``: a step may leave parameters out of the graph (the text branch of a
+    batch whose captions were all dropped); DDP then reduces zeros for them instead of waiting.
+    Only parameters that require gradients are synchronised, so frozen parts need no care.
+    """
     if not dist.is_initialized():
-        return
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        dist.all_reduce(p.grad)
-        p.grad /= dist.get_world_size()
+        return unit
+    return DistributedDataParallel(unit, find_unused_parameters=True)
 
 
 def leg_lr(tc: TrainConfig, step: int) -> float:
