@@ -43,14 +43,16 @@ class Row:
 def tick_rows(sampler: PipelinedSampler, rows: list[Row]) -> list[TickResult]:
     """Tick every row once; returns each row's result, in order."""
     results: list[TickResult | None] = [None] * len(rows)
-    groups: dict[tuple[int, bool], tuple[PipelinedSampler, list[int]]] = {}
+    groups: dict[tuple[int, bool, int], tuple[PipelinedSampler, list[int]]] = {}
     for i, row in enumerate(rows):
         assert row.actions.shape[0] == 1, "one world per row"
         if sampler.in_flight != 1 or not sampler.use_cache or row.state.in_flight:
             results[i] = sampler.tick(row.state, row.actions, row.text, prompted=row.prompted)
             continue
         runner = sampler.runner(row.state, row.prompted)
-        groups.setdefault((id(runner), row.prompted), (runner, []))[1].append(i)
+        # captions of one length: padding one would change its cross-attention's kernel path
+        key = (id(runner), row.prompted, row.text[0].shape[1])
+        groups.setdefault(key, (runner, []))[1].append(i)
     for runner, members in groups.values():
         for i, result in zip(members, _tick_group(runner, [rows[i] for i in members]), strict=True):
             results[i] = result
