@@ -256,3 +256,42 @@ class SessionBatch:
                 f"{name} must have one entry per member reset ({len(idx)}), got {values!r}"
             )
         return list(values)
+
+
+def step_together(
+    calls: Sequence[tuple[Session, Action, str | None]],
+) -> list[Chunk | Exception]:
+    """Step independent sessions (each at most once) in as few passes as their models allow:
+    sessions on one loaded model with the same sampler settings share each pass. The bridge
+    server calls this (as its session factory's ``step_many``) for the clients whose steps are
+    ready in the same tick window.
+
+    Args:
+        calls: (session, action, prompt) per step; prompt None keeps the caption.
+    Returns:
+        Per call, its chunk, or the exception its ``step`` would have raised (a bad action, a
+        closed or never-reset session): one caller's mistake does not fail the others.
+    """
+    started = time.perf_counter()
+    out: list[Chunk | Exception] = [ArgumentError("not stepped")] * len(calls)
+    groups: dict[tuple[Any, ...], list[tuple[int, Session, Row]]] = {}
+    seen: set[int] = set()
+    for k, (session, action, prompt) in enumerate(calls):
+        try:
+            if id(session) in seen:
+                raise ArgumentError("step_together() takes each session at most once per call")
+            seen.add(id(session))
+            row = session._begin_step(action, prompt)
+        except Exception as exc:  # noqa: BLE001: handed back to that caller
+            out[k] = exc
+            continue
+        sm = session._sampler
+        key = (id(sm.model), sm.steps, sm.in_flight, sm.precision, sm.prior_level)
+        groups.setdefault(key, []).append((k, session, row))
+    for members in groups.values():
+        sampler = members[0][1]._sampler
+        results = tick_rows(sampler, [row for _, _, row in members])
+        for (k, session, row), result in zip(members, results, strict=True):
+            frames = session._decode(session._settle(row, result))
+            out[k] = session._end_step(frames, row, started)
+    return out

@@ -150,3 +150,29 @@ def test_bad_calls_raise_typed_errors_that_say_how(tiny_model: WorldModel) -> No
     worlds.close()
     with pytest.raises(ClosedError):
         worlds.step([None, None])
+
+
+def test_step_together_steps_separate_sessions_and_hands_back_their_errors(
+    tiny_model: WorldModel,
+) -> None:
+    from sdk.batch import step_together
+    from sdk.errors import ActionError
+    from sdk.models import LoadedModel, fingerprint
+
+    loaded = LoadedModel(tiny_model, "tiny", fingerprint(tiny_model), trained=False)
+    mine = [Session(loaded, seed=s) for s in (1, 2, 3, 4)]
+    alone = [Session(loaded, seed=s) for s in (1, 2, 3)]
+    for s, p in zip(mine[:3] + alone, ["night", "", "red"] * 2, strict=True):
+        s.reset(prompt=p)
+    out = step_together(
+        [(mine[0], "right", None), (mine[1], "warp", None), (mine[2], "up", "day"),
+         (mine[3], None, None)]
+    )  # fmt: skip
+    assert isinstance(out[1], ActionError) and isinstance(out[3], NotResetError)
+    assert mine[1].tick == 0  # a failed step leaves its world as it was
+    for got, ref, (a, p) in zip(
+        [out[0], out[2]], [alone[0], alone[2]], [("right", None), ("up", "day")], strict=True
+    ):
+        assert not isinstance(got, Exception)
+        assert_close(got.frames, ref.step(a, prompt=p).frames)
+        assert got.tick == 1
