@@ -26,14 +26,15 @@ TARGET_ADDED_P50_MS = 0.3
 TARGET_STEPS_PER_S = 5000.0
 SERVER_CODE = (
     "import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stderr);"
-    "from bridges import ServerLimits, serve; from bridges.fake import fake_factory;"
-    "serve(fake_factory, control='tcp://127.0.0.1:*', frames='tcp://127.0.0.1:*',"
+    "from bridges import ServerLimits, serve; from bridges.fake import {factory};"
+    "serve({factory}, control='tcp://127.0.0.1:*', frames='tcp://127.0.0.1:*',"
     " limits=ServerLimits(engine_threads={engine_threads}))"
 )
 
 
-def _start_server(engine_threads: int) -> tuple[subprocess.Popen[str], str]:
-    code = SERVER_CODE.format(engine_threads=engine_threads)
+def _start_server(engine_threads: int, batched: bool = False) -> tuple[subprocess.Popen[str], str]:
+    factory = "batched_fake_factory" if batched else "fake_factory"
+    code = SERVER_CODE.format(engine_threads=engine_threads, factory=factory)
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     for line in proc.stderr:
@@ -160,12 +161,14 @@ FLOOD_CODE = (
 
 
 def fairness(steps: int = 1000, flooders: int = 1, delay_s: float = 0.0,
-             engine_threads: int = 1, flood: str = "requests") -> dict[str, Any]:  # fmt: skip
+             engine_threads: int = 1, flood: str = "requests",
+             batched: bool = False) -> dict[str, Any]:  # fmt: skip
     """Median step round trip of one client alone, then while `flooders` other clients each keep
     the server busy as fast as they can, 100 requests at a time: pings and malformed messages
     (`flood="requests"`), plus steps on their own session (`flood="steps"`: they also share the
-    engine). Each tick of the fake sleeps `delay_s` (a stand-in for a model)."""
-    proc, control = _start_server(engine_threads)
+    engine). Each tick of the fake sleeps `delay_s` (a stand-in for a model); `batched`: the
+    server steps queued sessions together, one sleep per batch (`bridges.fake.fake_step_many`)."""
+    proc, control = _start_server(engine_threads, batched)
     floods: list[subprocess.Popen[bytes]] = []
     try:
         with Client(control, timeout_s=10.0) as client:
@@ -195,7 +198,7 @@ def fairness(steps: int = 1000, flooders: int = 1, delay_s: float = 0.0,
         proc.wait(10)
     return {
         "steps": steps, "flooders": flooders, "tick_delay_s": delay_s,
-        "engine_threads": engine_threads, "flood": flood,
+        "engine_threads": engine_threads, "flood": flood, "batched": batched,
         "quiet_step_rtt_p50_ms": round(quiet, 3), "flooded_step_rtt_p50_ms": round(flooded, 3),
         "ratio": round(flooded / quiet, 3), "target_ratio": 1.25,
     }  # fmt: skip
@@ -225,12 +228,21 @@ def main(argv: list[str] | None = None) -> None:
         "--flood", choices=["requests", "steps"], default="requests", help="with --fairness"
     )
     parser.add_argument("--tick-delay", type=float, default=0.0, help="with --fairness: s/tick")
+    parser.add_argument(
+        "--batched", action="store_true",
+        help="with --fairness: the server steps queued sessions together (fake_step_many)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.fairness:
         print(
             json.dumps(
                 fairness(
-                    args.steps, args.flooders, args.tick_delay, args.engine_threads, args.flood
+                    args.steps,
+                    args.flooders,
+                    args.tick_delay,
+                    args.engine_threads,
+                    args.flood,
+                    args.batched,
                 ),
                 indent=1,
             )

@@ -18,7 +18,7 @@ from typing import Any
 
 import zmq
 
-from bridges.handlers import Connection, Context, Op, Outcome, Slot
+from bridges.handlers import Connection, Context, Op, Outcome, Slot, chunk_outcome
 from bridges.session_api import SESSION_ERROR_CODES
 from bridges.wire import WireError, encode, error_body
 
@@ -92,21 +92,70 @@ class Engine(threading.Thread):
         wake = self._zmq.socket(zmq.PUSH)
         wake.connect(self._wake_endpoint)
         try:
-            while (job := self.jobs.get()) is not None:
-                self.results.put(self.execute(job))
-                try:
-                    wake.send(b"", zmq.NOBLOCK)
-                except zmq.Again:
-                    pass  # the socket thread drains results on its next poll anyway
+            while not self.stopping and (job := self.jobs.get()) is not None:
+                for result in self.execute_ready(job):
+                    self.results.put(result)
+                    try:
+                        wake.send(b"", zmq.NOBLOCK)
+                    except zmq.Again:
+                        pass  # the socket thread drains results on its next poll anyway
         finally:
             wake.close(linger=0)
 
-    def execute(self, job: Job) -> Result:
-        """Run one job; every failure becomes an error reply and the engine lives on."""
+    stopping = False  # a stop (None) was drained with a batch: finish it, then stop
+
+    def execute_ready(self, job: Job) -> list[Result]:
+        """Run ``job``; if it is a step and the factory can step many sessions in one pass
+        (``step_many``, bridges/session_api.py), the steps of other sessions already queued
+        join it. Nothing waits for a step that has not arrived: a client waits on another's
+        at most for the one batched tick. Other queued jobs, and any later job of a session
+        with one of those, run after the batch in queue order."""
+        step_many = getattr(self.ctx.factory, "step_many", None)
+        if step_many is None or job.msg_type != "step" or job.slot.session is None:
+            return [self.execute(job)]
+        batch: list[Job] = [job]
+        later: list[Job] = []
+        while True:
+            try:
+                nxt = self.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                self.stopping = True
+                break
+            waiting = any(j.slot is nxt.slot for j in later) or any(
+                j.slot is nxt.slot for j in batch
+            )
+            if nxt.msg_type == "step" and nxt.slot.session is not None and not waiting:
+                batch.append(nxt)
+            else:
+                later.append(nxt)
+        results = self.execute_steps(batch, step_many) if len(batch) > 1 else [self.execute(job)]
+        return results + [self.execute(j) for j in later]
+
+    def execute_steps(self, batch: list[Job], step_many: Any) -> list[Result]:
+        """Step the jobs' sessions in one ``step_many`` call; each gets its own reply."""
+        calls = [(j.slot.session, *j.args) for j in batch]
+        try:
+            chunks = list(step_many(calls))
+            assert len(chunks) == len(batch), "step_many returned a result per call"
+        except Exception as exc:  # the batch path failed as a whole: each alone instead
+            log.error("step_many failed; stepping one at a time", exc_info=exc)
+            return [self.execute(j) for j in batch]
+        return [self.execute(j, done=c) for j, c in zip(batch, chunks, strict=True)]
+
+    def execute(self, job: Job, *, done: Any = None) -> Result:
+        """Run one job (or take ``done``, its session call's result or exception, from a batch);
+        every failure becomes an error reply and the engine lives on."""
         slot = job.slot
         assert job.op.run is not None
         try:
-            outcome = job.op.run(self.ctx, slot, job.args)
+            if done is None:
+                outcome = job.op.run(self.ctx, slot, job.args)
+            elif isinstance(done, BaseException):
+                raise done
+            else:
+                outcome = chunk_outcome(done)
         except Exception as exc:
             code, message, retryable = error_code(exc)
             outcome = Outcome(error_body(code, message, retryable))

@@ -306,6 +306,34 @@ def fake_factory(options: dict[str, Any]) -> FakeSession:
 fake_factory.option_bounds = FAKE_OPTION_BOUNDS  # type: ignore[attr-defined]
 
 
+def fake_step_many(calls: Sequence[tuple[FakeSession, Any, str | None]]) -> list[Any]:
+    """A `step_many` for the fake (bridges/session_api.py): every session's tick, then one
+    sleep of the longest `delay_s` for all, as a batched model pays one pass for the batch.
+    Per call its chunk or the exception its step raised."""
+    out: list[Any] = []
+    for session, action, prompt in calls:
+        saved, session.delay_s = session.delay_s, 0.0
+        try:
+            out.append(session.step(action, prompt=prompt))
+        except Exception as exc:  # noqa: BLE001: handed back to that caller
+            out.append(exc)
+        finally:
+            session.delay_s = saved
+    delay = max((s.delay_s for s, _, _ in calls), default=0.0)
+    if delay:
+        time.sleep(delay)
+    return out
+
+
+def batched_fake_factory(options: dict[str, Any]) -> FakeSession:
+    """`fake_factory` with `fake_step_many`: the server steps queued sessions together."""
+    return fake_factory(options)
+
+
+batched_fake_factory.option_bounds = FAKE_OPTION_BOUNDS  # type: ignore[attr-defined]
+batched_fake_factory.step_many = fake_step_many  # type: ignore[attr-defined]
+
+
 class MemoryRecordSink:
     """A `RecordSink` that keeps clips in a list."""
 

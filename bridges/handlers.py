@@ -201,7 +201,8 @@ def _run_hello(ctx: Context, slot: Slot, options: dict[str, Any]) -> Outcome:
     return Outcome(body)
 
 
-def _chunk_outcome(chunk: Any) -> Outcome:
+def chunk_outcome(chunk: Any) -> Outcome:
+    """A chunk as a reply (and the chunk to publish)."""
     frames = chunk.frames
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4:
         raise TypeError(f"session returned frames that are not uint8 (F, H, W, 3): {frames!r:.80}")
@@ -233,7 +234,7 @@ def _run_reset(ctx: Context, slot: Slot, kwargs: dict[str, Any]) -> Outcome:
     for name in ("image", "video"):  # wire buffers are read-only; the session may write
         if kwargs[name] is not None:
             kwargs[name] = kwargs[name].copy()
-    return _chunk_outcome(slot.session.reset(**kwargs))
+    return chunk_outcome(slot.session.reset(**kwargs))
 
 
 def _check_step(msg: Message, ctx: Context, slot: Slot | None) -> tuple[Any, str | None]:
@@ -243,7 +244,7 @@ def _check_step(msg: Message, ctx: Context, slot: Slot | None) -> tuple[Any, str
 def _run_step(ctx: Context, slot: Slot, args: tuple[Any, str | None]) -> Outcome:
     assert slot.session is not None
     action, prompt = args
-    return _chunk_outcome(slot.session.step(action, prompt=prompt))
+    return chunk_outcome(slot.session.step(action, prompt=prompt))
 
 
 def _check_set_prompt(msg: Message, ctx: Context, slot: Slot | None) -> str | None:

@@ -3,6 +3,11 @@
 The real `sdk.Session` satisfies these structurally; the bridge never imports it. `bridges.fake`
 holds a deterministic implementation used by the tests and the benchmark, and `check_facts`
 checks the `describe()` map that every session must return.
+
+Batched stepping (optional): a session factory with a `step_many` attribute,
+`step_many([(session, action, prompt), ...]) -> [chunk or exception, ...]` (one result per call,
+in order; `sdk.batch.step_together` is one), lets an engine thread step the sessions of several
+clients whose steps are queued at once in one call (`bridges/engine.py`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ See ``sdk.session`` for the contract, ``sdk.gym_env`` for the gymnasium adapter,
 for ``check_session`` and ``sdk.cli`` for the ``chunkworld`` command.
 """
 
+from sdk.batch import SessionBatch
 from sdk.checker import check_session
 from sdk.errors import (
     ActionError,
@@ -42,6 +43,7 @@ __all__ = [
     "NotResetError",
     "PromptError",
     "Session",
+    "SessionBatch",
     "SessionInfo",
     "Snapshot",
     "SnapshotError",

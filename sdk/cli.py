@@ -542,6 +542,9 @@ def session_factory(args: argparse.Namespace) -> Callable[[dict[str, Any]], Any]
         )
 
     factory.option_bounds = bounds  # type: ignore[attr-defined]
+    from sdk.batch import step_together  # clients ready together step in one pass
+
+    factory.step_many = step_together  # type: ignore[attr-defined]
     return factory
 
 

@@ -19,9 +19,11 @@ from typing import Any
 import torch
 
 from sdk.errors import ArgumentError, CheckpointLoadError, UnknownModelError
+from sdk.types import SessionInfo
 from world.core.checkpoint import DEFAULT_DIR, CheckpointError, load_checkpoint
 from world.core.config import PRESETS
 from world.core.model import WorldModel
+from world.core.sampler import PipelinedSampler
 
 WEIGHT_SEED = 0  # seed of random-weight presets
 
@@ -143,3 +145,26 @@ def load_model(
         raise CheckpointLoadError(f"cannot load checkpoint: {e}") from None
     card = {k: v for k, v in doc.items() if k not in ("format_version", "model")}
     return LoadedModel(model.eval(), name, fingerprint(model), trained=True, card=card)
+
+
+def session_info(loaded: LoadedModel, sampler: PipelinedSampler) -> SessionInfo:
+    """A session's facts: the model's and its sampler's."""
+    cfg = loaded.model.cfg
+    return SessionInfo(
+        model=loaded.name,
+        fingerprint=loaded.fingerprint,
+        frame_height=cfg.codec.frame_size,
+        frame_width=cfg.codec.frame_size,
+        chunk_frames=cfg.chunk_frames,
+        fps=float(cfg.fps),
+        actions=tuple(cfg.actions),
+        history_chunks=cfg.history_chunks,
+        steps=sampler.steps,
+        in_flight=sampler.in_flight,
+        prior_level=sampler.prior_level,
+        precision=sampler.runs_at,
+        max_prompt_chars=cfg.max_prompt_chars,
+        parameters=loaded.model.parameter_count(),
+        trained=loaded.trained,
+        card=dict(loaded.card),
+    )

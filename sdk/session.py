@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -38,19 +37,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from sdk.captions import CaptionCache
 from sdk.errors import (
     ArgumentError,
     ClosedError,
     NotResetError,
     SnapshotError,
 )
-from sdk.models import LoadedModel, fingerprint, load_model
-from sdk.snapshot import Snapshot, capture, rebuild
+from sdk.models import LoadedModel, fingerprint, load_model, session_info
+from sdk.snapshot import Snapshot, capture, check_fits, rebuild
 from sdk.spaces import Action, ActionSpace
-from sdk.starts import check_prompt, check_seed, history_chunks, start_clip
+from sdk.starts import check_options, check_prompt, check_seed, history_chunks, start_clip
 from sdk.types import Chunk, Footprint, SessionInfo
+from world.core.batched import Row
 from world.core.model import WorldModel
-from world.core.rollout_state import RolloutState
+from world.core.rollout_state import RolloutState, TickResult
 from world.core.sampler import PipelinedSampler
 
 TEXT_CACHE_SIZE = 64  # encoded captions kept; a bounded LRU so memory stays flat
@@ -73,19 +74,7 @@ class Session:
     ) -> None:
         """Prefer :meth:`load`. ``loaded`` is a model with its name and fingerprint."""
         self._seed = check_seed(seed)
-        if threads is not None:
-            if not isinstance(threads, int) or threads < 1:
-                raise ArgumentError(f"threads must be a positive int, got {threads!r}")
-            torch.set_num_threads(threads)
-        for key, value in (("steps", steps), ("in_flight", in_flight)):
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 1
-            ):
-                raise ArgumentError(f"{key} must be a positive int or None, got {value!r}")
-        if prior_level is not None and (
-            not isinstance(prior_level, (int, float)) or isinstance(prior_level, bool)
-        ):
-            raise ArgumentError(f"prior_level must be a float or None, got {prior_level!r}")
+        check_options(threads=threads, steps=steps, in_flight=in_flight, prior_level=prior_level)
         try:
             self._sampler = PipelinedSampler(
                 loaded.model,
@@ -106,7 +95,7 @@ class Session:
         self._prompt = ""
         self._captions: dict[int, str] = {}  # in-flight chunk index -> its caption
         self._admitted: str | None = None  # caption of the newest admitted chunk
-        self._text: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._text = CaptionCache(TEXT_CACHE_SIZE)
         self._lock = threading.RLock()
         self._closed = False
 
@@ -187,41 +176,11 @@ class Session:
     @property
     def info(self) -> SessionInfo:
         """Model and sampler facts (frame size, chunk size, fps, actions, parameter counts...)."""
-        cfg, lm = self._cfg, self._loaded
-        return SessionInfo(
-            model=lm.name,
-            fingerprint=lm.fingerprint,
-            frame_height=cfg.codec.frame_size,
-            frame_width=cfg.codec.frame_size,
-            chunk_frames=cfg.chunk_frames,
-            fps=float(cfg.fps),
-            actions=tuple(cfg.actions),
-            history_chunks=cfg.history_chunks,
-            steps=self._sampler.steps,
-            in_flight=self._sampler.in_flight,
-            prior_level=self._sampler.prior_level,
-            precision=self._sampler.runs_at,
-            max_prompt_chars=cfg.max_prompt_chars,
-            parameters=lm.model.parameter_count(),
-            trained=lm.trained,
-            card=dict(lm.card),
-        )
+        return session_info(self._loaded, self._sampler)
 
     def describe(self) -> dict[str, Any]:
         """The facts the bridge sends to clients (a JSON-ready dict; see the bridge protocol)."""
-        i = self.info
-        return {
-            "model": i.model,
-            "frame_height": i.frame_height,
-            "frame_width": i.frame_width,
-            "chunk_frames": i.chunk_frames,
-            "fps": i.fps,
-            "actions": list(i.actions),
-            "max_prompt_chars": i.max_prompt_chars,
-            "history_chunks": i.history_chunks,
-            "in_flight": i.in_flight,
-            "steps": i.steps,
-        }
+        return self.info.wire()
 
     @property
     def seed(self) -> int:
@@ -284,28 +243,13 @@ class Session:
         """
         started = time.perf_counter()
         with self._lock:
-            model = self._require_open()
-            caption = check_prompt(prompt, self._cfg.max_prompt_chars)
-            use_seed = self._seed if seed is None else check_seed(seed)
-            clip = start_clip(image, video, self._cfg.codec.frame_size, self._cfg.chunk_frames)
-            state = self._sampler.new_state(seed=use_seed)
-            self._captions = {}
-            self._prompt = caption
-            self._admitted = None if clip is None else caption  # a text start is a prompt
-            noop = np.zeros(self._cfg.chunk_frames, dtype=np.int64)
-            if clip is None:
-                frames = self._advance(state, noop)
-            else:  # the clip becomes clean history; tick 0 shows the last chunk's reconstruction
-                latents = None
-                for part in history_chunks(clip, self._cfg.chunk_frames, self._cfg.history_chunks):
-                    x = torch.from_numpy(part).to(self._sampler.device)[None]  # (1, F, H, W, 3)
-                    latents = model.codec.encode(x)
-                    self._sampler.add_history(state, latents)
-                assert latents is not None
-                frames = self._decode(latents)
-            self._state = state
-            self._tick = 0
-            return self._chunk(frames, noop, started)
+            state, row, latents = self._begin_reset(prompt, image, video, seed)
+            if row is not None:
+                latents = self._settle(
+                    row, self._sampler.tick(row.state, row.actions, row.text, prompted=row.prompted)
+                )
+            assert latents is not None
+            return self._end_reset(state, self._decode(latents), started)
 
     def step(self, action: Action = None, *, prompt: str | None = None) -> Chunk:
         """Advance one chunk and return it.
@@ -320,14 +264,11 @@ class Session:
         """
         started = time.perf_counter()
         with self._lock:
-            self._require_open()
-            state = self._require_state("step")
-            ids = self._space.parse(action)
-            if prompt is not None:
-                self._prompt = check_prompt(prompt, self._cfg.max_prompt_chars)
-            frames = self._advance(state, ids)
-            self._tick += 1
-            return self._chunk(frames, ids, started)
+            row = self._begin_step(action, prompt)
+            latents = self._settle(
+                row, self._sampler.tick(row.state, row.actions, row.text, prompted=row.prompted)
+            )
+            return self._end_step(self._decode(latents), row, started)
 
     def set_prompt(self, prompt: str | None) -> None:
         """Change the caption from the next admitted chunk on ("" or None: null caption).
@@ -381,34 +322,15 @@ class Session:
         """
         with self._lock:
             self._require_open()
-            if not isinstance(snapshot, Snapshot):
-                raise SnapshotError(
-                    f"restore() takes a Snapshot from snapshot() or Snapshot.load(path), "
-                    f"got {type(snapshot).__name__}"
-                )
             try:
+                check_fits(snapshot, self._loaded, self._sampler.steps, self._sampler.in_flight)
                 self._restore(snapshot)
             except SnapshotError as e:  # name the file a loaded snapshot came from
-                raise SnapshotError(
-                    f"{snapshot.source}: {e}" if snapshot.source else str(e)
-                ) from None
+                source = getattr(snapshot, "source", None)
+                raise SnapshotError(f"{source}: {e}" if source else str(e)) from None
 
     def _restore(self, snapshot: Snapshot) -> None:
-        """restore() without its checks of the argument; the caller holds the lock."""
-        lm = self._loaded
-        if snapshot.fingerprint != lm.fingerprint:
-            raise SnapshotError(
-                f"snapshot was made by model {snapshot.model!r} (fingerprint "
-                f"{snapshot.fingerprint}), this session runs model {lm.name!r} (fingerprint "
-                f"{lm.fingerprint}); load the snapshot's model to restore it"
-            )
-        want = (self._sampler.steps, self._sampler.in_flight)
-        if (snapshot.steps, snapshot.in_flight) != want:
-            raise SnapshotError(
-                f"snapshot was taken with steps={snapshot.steps}, in_flight="
-                f"{snapshot.in_flight}; this session uses steps={want[0]}, in_flight="
-                f"{want[1]}; open the session with the snapshot's settings"
-            )
+        """restore() after ``check_fits``; the caller holds the lock."""
         state = rebuild(snapshot, self._sampler.new_state(seed=0), self._encode)
         self._state = state
         self._captions = dict(snapshot.captions)
@@ -456,33 +378,67 @@ class Session:
         return self._state
 
     def _encode(self, caption: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Caption -> (tokens (1, L, Dt), mask (1, L)), cached in a bounded LRU."""
-        hit = self._text.get(caption)
-        if hit is not None:
-            self._text.move_to_end(caption)
-            return hit
         assert self._model is not None
-        with torch.no_grad():
-            enc = self._model.encode_text([caption or None])
-        self._text[caption] = enc
-        if len(self._text) > TEXT_CACHE_SIZE:
-            self._text.popitem(last=False)
-        return enc
+        return self._text.get(self._model, caption)
 
-    def _advance(self, state: RolloutState, ids: np.ndarray) -> np.ndarray:
-        """One sampler tick with the current caption; returns decoded frames (F, H, W, 3)."""
+    # The steps of ``reset`` and ``step`` around the sampler tick, apart so that ``SessionBatch``
+    # (sdk/batch.py) can tick many sessions' rows in one pass between them.
+    def _begin_reset(
+        self, prompt: str | None, image: Any, video: Any, seed: int | None
+    ) -> tuple[RolloutState, Row | None, torch.Tensor | None]:
+        """Check the arguments, start a state; a text start returns the row to tick, a clip
+        start the latents of tick 0."""
+        model = self._require_open()
+        caption = check_prompt(prompt, self._cfg.max_prompt_chars)
+        use_seed = self._seed if seed is None else check_seed(seed)
+        clip = start_clip(image, video, self._cfg.codec.frame_size, self._cfg.chunk_frames)
+        state = self._sampler.new_state(seed=use_seed)
+        self._captions = {}
+        self._prompt = caption
+        self._admitted = None if clip is None else caption  # a text start is a prompt
+        if clip is None:
+            return state, self._row(state, np.zeros(self._cfg.chunk_frames, dtype=np.int64)), None
+        latents = None  # the clip becomes clean history; tick 0 shows the last chunk's decoding
+        for part in history_chunks(clip, self._cfg.chunk_frames, self._cfg.history_chunks):
+            x = torch.from_numpy(part).to(self._sampler.device)[None]  # (1, F, H, W, 3)
+            latents = model.codec.encode(x)
+            self._sampler.add_history(state, latents)
+        return state, None, latents
+
+    def _end_reset(self, state: RolloutState, frames: np.ndarray, started: float) -> Chunk:
+        self._state = state
+        self._tick = 0
+        return self._chunk(frames, np.zeros(self._cfg.chunk_frames, dtype=np.int64), started)
+
+    def _begin_step(self, action: Action, prompt: str | None) -> Row:
+        self._require_open()
+        state = self._require_state("step")
+        ids = self._space.parse(action)
+        if prompt is not None:
+            self._prompt = check_prompt(prompt, self._cfg.max_prompt_chars)
+        return self._row(state, ids)
+
+    def _end_step(self, frames: np.ndarray, row: Row, started: float) -> Chunk:
+        self._tick += 1
+        return self._chunk(frames, row.actions[0].cpu().numpy(), started)
+
+    def _row(self, state: RolloutState, ids: np.ndarray) -> Row:
+        """The sampler's arguments for a tick with the current caption."""
         assert self._model is not None
-        device = self._sampler.device
-        actions = torch.as_tensor(ids, dtype=torch.long, device=device)[None]  # (1, F)
+        actions = torch.as_tensor(ids, dtype=torch.long, device=self._sampler.device)[None]
         # a caption that just changed is a prompt: that chunk gets text guidance
         prompted = bool(self._prompt) and self._prompt != self._admitted
-        result = self._sampler.tick(state, actions, self._encode(self._prompt), prompted=prompted)
+        return Row(state, actions, self._encode(self._prompt), prompted)
+
+    def _settle(self, row: Row, result: TickResult) -> torch.Tensor:
+        """After the tick: record the captions of the chunks admitted; the emitted latents."""
         self._admitted = self._prompt
+        state = row.state
         for f in state.in_flight:  # chunks admitted this tick carry the current caption
             self._captions.setdefault(f.chunk, self._prompt)
         live = {f.chunk for f in state.in_flight}
         self._captions = {c: p for c, p in self._captions.items() if c in live}
-        return self._decode(result.latents)
+        return result.latents
 
     def _decode(self, latents: torch.Tensor) -> np.ndarray:
         assert self._model is not None

@@ -242,3 +242,25 @@ def rebuild(
     except ValueError as e:
         raise SnapshotError(f"snapshot {e}") from None
     return fresh
+
+
+def check_fits(snapshot: Any, loaded: Any, steps: int, in_flight: int) -> None:
+    """Raise ``SnapshotError`` unless ``snapshot`` is a Snapshot of ``loaded``'s model (a
+    ``LoadedModel``) taken with these sampler settings; the message says what to do."""
+    if not isinstance(snapshot, Snapshot):
+        raise SnapshotError(
+            f"restore() takes a Snapshot from snapshot() or Snapshot.load(path), "
+            f"got {type(snapshot).__name__}"
+        )
+    if snapshot.fingerprint != loaded.fingerprint:
+        raise SnapshotError(
+            f"snapshot was made by model {snapshot.model!r} (fingerprint "
+            f"{snapshot.fingerprint}), this session runs model {loaded.name!r} (fingerprint "
+            f"{loaded.fingerprint}); load the snapshot's model to restore it"
+        )
+    if (snapshot.steps, snapshot.in_flight) != (steps, in_flight):
+        raise SnapshotError(
+            f"snapshot was taken with steps={snapshot.steps}, in_flight="
+            f"{snapshot.in_flight}; this session uses steps={steps}, in_flight="
+            f"{in_flight}; open the session with the snapshot's settings"
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from sdk.errors import ArgumentError, ImageError, PromptError
 
@@ -84,3 +85,21 @@ def history_chunks(clip: np.ndarray, chunk_frames: int, keep: int) -> np.ndarray
     if pad:
         clip = np.concatenate([np.repeat(clip[:1], pad, axis=0), clip])
     return np.ascontiguousarray(clip.reshape(-1, chunk_frames, *clip.shape[1:])[-keep:])
+
+
+def check_options(*, threads: Any, steps: Any, in_flight: Any, prior_level: Any) -> None:
+    """Check a session's sampler options (``ArgumentError`` naming the bad one); ``threads``,
+    if given, is applied: ``torch.set_num_threads`` (process-wide)."""
+    if threads is not None:
+        if not isinstance(threads, int) or threads < 1:
+            raise ArgumentError(f"threads must be a positive int, got {threads!r}")
+        torch.set_num_threads(threads)
+    for key, value in (("steps", steps), ("in_flight", in_flight)):
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise ArgumentError(f"{key} must be a positive int or None, got {value!r}")
+    if prior_level is not None and (
+        not isinstance(prior_level, (int, float)) or isinstance(prior_level, bool)
+    ):
+        raise ArgumentError(f"prior_level must be a float or None, got {prior_level!r}")

@@ -63,6 +63,21 @@ class SessionInfo:
         """Ticks between giving an action and the first chunk it shapes (in_flight - 1)."""
         return self.in_flight - 1
 
+    def wire(self) -> dict[str, Any]:
+        """The facts the bridge sends to clients (a JSON-ready dict; see the bridge protocol)."""
+        return {
+            "model": self.model,
+            "frame_height": self.frame_height,
+            "frame_width": self.frame_width,
+            "chunk_frames": self.chunk_frames,
+            "fps": self.fps,
+            "actions": list(self.actions),
+            "max_prompt_chars": self.max_prompt_chars,
+            "history_chunks": self.history_chunks,
+            "in_flight": self.in_flight,
+            "steps": self.steps,
+        }
+
 
 @dataclass(frozen=True)
 class Footprint:

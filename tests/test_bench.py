@@ -21,3 +21,23 @@ def test_bench_measures_a_codec_setting(capsys):
     with pytest.raises(SystemExit):
         bench([*args, "--codec", "frames=3"])
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_bench_sessions_reports_every_count(capsys):
+    from world.eval.bench import main as bench
+
+    bench(
+        ["--sessions", "1,3", "--preset", "tiny", "--ticks", "2", "--warm", "1", "--threads", "1"]
+    )
+    out = json.loads(capsys.readouterr().out)
+    runs = out["runs"]
+    assert [r["sessions"] for r in runs] == [1, 3]
+    assert runs[0]["fps_vs_first"] == 1.0
+    assert out["chunk_ms"] == round(1000 * 2 / 15, 1)  # tiny: 2 frames a chunk at 15 fps
+    for r in runs:
+        assert r["sampler_share_of_bf16_peak"] == round(
+            r["sampler_gflops"] / out["matmul_peak_gflops"]["bfloat16"], 3
+        )
+        assert r["p99_below_chunk"] == (r["tick_ms_p99"] < out["chunk_ms"])
+    assert runs[1]["sampler_gflop_per_tick"] > runs[0]["sampler_gflop_per_tick"]
+    assert out["largest_real_time_sessions"] in (0, 1, 3)

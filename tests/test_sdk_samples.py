@@ -358,3 +358,19 @@ def test_agent_finds_the_player_where_the_game_put_it() -> None:
         assert agent.find_player(frame) == pytest.approx(
             (game.state().player_x, game.state().player_y), abs=1
         )
+
+
+def test_many_worlds_sample_evaluates_every_world() -> None:
+    got = subprocess.run(
+        [sys.executable, str(ROOT / "samples" / "many_worlds.py"), "--model", "tiny",
+         "--worlds", "3", "--ticks", "2", "--episodes", "1"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert got.returncode == 0, got.stderr
+    lines = got.stdout.splitlines()
+    assert [line.split()[:2] for line in lines[:3]] == [["world", str(i)] for i in range(3)]
+    assert lines[3].startswith("mean over 3 worlds: toward centre ")
+    assert lines[4].endswith("generated frames/s (3 worlds)")
+    source = (ROOT / "samples" / "many_worlds.py").read_text()
+    imports = re.findall(r"^(?:from|import) (\w+)", source, flags=re.M)
+    assert set(imports) <= {"__future__", "argparse", "time", "typing", "numpy", "sdk"}

@@ -100,3 +100,63 @@ class KVCache:
         self.k.copy_(other.k)
         self.v.copy_(other.v)
         self.index.copy_(other.index)
+
+
+@dataclass
+class RowCache:
+    """The caches of ``B`` worlds stacked for one batched pass, each row with its own ring.
+
+    ``KVCache`` has one ``index`` for the whole batch (its rows are one world's guidance copies,
+    always at the same chunk); worlds stepped together sit at different chunks, so here the index
+    is per row. Worked example, K = 2: a world at chunk 7 holds ``[6, 5]`` (slot 0 = chunk 6), one
+    just reset holds ``[0, -1]``: ``index == [[6, 5], [0, -1]]``. Built by :meth:`stack` from
+    each world's own cache (a copy), written back by :meth:`unstack` after the cache pass.
+
+    Attributes:
+        k, v: (layers, B, kv_heads, slots, tokens_per_chunk, head_dim).
+        index: (B, slots) chunk held in each slot of each row, -1 where empty.
+    """
+
+    k: torch.Tensor
+    v: torch.Tensor
+    index: torch.Tensor
+
+    @classmethod
+    def stack(cls, caches: list[KVCache]) -> RowCache:
+        assert all(c.k.shape[1] == 1 for c in caches), "one world (batch 1) per cache"
+        return cls(
+            torch.cat([c.k for c in caches], 1),
+            torch.cat([c.v for c in caches], 1),
+            torch.stack([c.index for c in caches]),
+        )
+
+    @property
+    def slots(self) -> int:
+        return self.k.shape[3]
+
+    def write(self, layer: int, chunks: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store each row's chunk ``chunks[r]`` for one layer. k, v: (B, kv_heads, T, head_dim)."""
+        for r, c in enumerate(chunks.tolist()):
+            s = c % self.slots
+            self.k[layer, r, :, s].copy_(k[r])
+            self.v[layer, r, :, s].copy_(v[r])
+
+    def commit(self, chunks: torch.Tensor) -> None:
+        for r, c in enumerate(chunks.tolist()):
+            self.index[r, c % self.slots] = c
+
+    def read(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Views of one layer's history: k, v (B, kv_heads, slots * T, head_dim), slot-major."""
+        return self.k[layer].flatten(2, 3), self.v[layer].flatten(2, 3)
+
+    def token_chunks(self) -> torch.Tensor:
+        """(B, slots * T) chunk index of every history token (-1 for empty slots)."""
+        return self.index.repeat_interleave(self.k.shape[4], dim=1)
+
+    def unstack(self, caches: list[KVCache], chunks: torch.Tensor) -> None:
+        """Copy each row's newly written slot (chunk ``chunks[r]``) back into its own cache."""
+        for r, (cache, c) in enumerate(zip(caches, chunks.tolist(), strict=True)):
+            s = c % self.slots
+            cache.k[:, 0, :, s].copy_(self.k[:, r, :, s])
+            cache.v[:, 0, :, s].copy_(self.v[:, r, :, s])
+            cache.index[s] = c

@@ -16,12 +16,14 @@ The attention rule and the rotary positions live in ``world/core/attention.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as fn
 from torch import nn
 
 from world.core.attention import RoPE3D, additive_mask, chunk_mask, sinusoid, token_positions
-from world.core.cache import KVCache
+from world.core.cache import KVCache, RowCache
 from world.core.config import ModelConfig
 
 
@@ -101,7 +103,7 @@ class Block(nn.Module):
         text: torch.Tensor,  # (B * n, L, Dt)
         text_mask: torch.Tensor | None,  # (B * n, 1, 1, L) additive
         n: int,
-        write: tuple[KVCache, int, int] | None,  # (cache, layer, chunk index) for the cache pass
+        write: tuple[KVCache | RowCache, int, Any] | None,  # (cache, layer, chunk(s)): cache pass
     ) -> torch.Tensor:
         b, big_n, dim = x.shape
         frames = cond.shape[1]
@@ -247,7 +249,7 @@ class Denoiser(nn.Module):
         is_context: torch.Tensor | None = None,
         context: tuple[torch.Tensor, torch.Tensor] | None = None,
         step_size: torch.Tensor | None = None,
-        cache: KVCache | None = None,
+        cache: KVCache | RowCache | None = None,
         use_history: bool = True,
     ) -> torch.Tensor:
         """Denoise: the velocity of ``n`` chunks, against the clean history in ``cache``.
@@ -257,7 +259,8 @@ class Denoiser(nn.Module):
             levels: (B, n) noise level of each chunk (0 clean, 1 noise).
             actions: (B, n, F) action id of every frame.
             text: caption tokens (B, n, L, Dt) and mask (B, n, L) of each chunk.
-            chunk_index: (n,) absolute chunk indices (time positions and the mask).
+            chunk_index: (n,) absolute chunk indices (time positions and the mask), or (B, n)
+                each row's own (worlds at their own ticks, with a ``RowCache``).
             is_context: (B, n) True for clean history chunks run in this call (training's windows
                 and the no-cache path; they attend only to themselves). None: all noisy.
             context: the previous chunk's last latent frame (B, n, C, h, w) and whether there is
@@ -281,8 +284,8 @@ class Denoiser(nn.Module):
     @torch.no_grad()
     def encode_history(
         self,
-        cache: KVCache,
-        chunk: int,
+        cache: KVCache | RowCache,
+        chunk: int | torch.Tensor,
         x: torch.Tensor,
         level: float,
         actions: torch.Tensor,
@@ -302,10 +305,13 @@ class Denoiser(nn.Module):
         is_context = torch.ones(b, 1, dtype=torch.bool, device=x.device)
         levels = torch.full((b, 1), level, device=x.device)
         h, cond = self._embed(x[:, None], levels, actions[:, None], is_context, None, None)
-        index = torch.tensor([chunk], device=x.device)
+        if isinstance(chunk, int):
+            index = torch.tensor([chunk], device=x.device)
+        else:  # a RowCache: each row's own chunk (B,)
+            index = chunk.to(x.device)[:, None]
         captions = (text[0][:, None], text[1][:, None])
-        self._blocks(h, cond, captions, index, is_context, None, True, (cache, chunk))
-        cache.commit(chunk)
+        self._blocks(h, cond, captions, index, is_context, None, True, (cache, chunk))  # type: ignore[arg-type]
+        cache.commit(chunk)  # type: ignore[arg-type]
 
     # --- the parts, in the order data flows -------------------------------------------------
     def _embed(
@@ -356,18 +362,27 @@ class Denoiser(nn.Module):
         text: tuple[torch.Tensor, torch.Tensor],
         chunk_index: torch.Tensor,
         is_context: torch.Tensor,
-        history: KVCache | None,
+        history: KVCache | RowCache | None,
         use_history: bool,
-        write: tuple[KVCache, int] | None,
+        write: tuple[KVCache | RowCache, int | torch.Tensor] | None,
     ) -> torch.Tensor:
         """Run the blocks over the tokens; read ``history``'s keys/values, or ``write`` this
         call's (one chunk) into a cache."""
         cfg = self.cfg
         b = h.shape[0]
-        n = chunk_index.shape[0]
+        n = chunk_index.shape[-1]
         tl = cfg.latent_frames
         grid = cfg.codec.grid // cfg.denoiser.patch
         # positions and mask: history tokens (from the cache) first, then this call's tokens
+        if chunk_index.dim() == 2:  # per-row chunk indices (batched worlds at their own ticks)
+            assert history is None or isinstance(history, RowCache)
+            rows_write = None
+            if write is not None:
+                assert isinstance(write[0], RowCache) and isinstance(write[1], torch.Tensor)
+                rows_write = (write[0], write[1])
+            return self._rows(
+                h, cond, text, chunk_index, is_context, history, use_history, rows_write
+            )
         ref = int(chunk_index.min()) * tl
         cos_q, sin_q = self.rope.angles(token_positions(chunk_index, tl, grid, ref))
         cur_chunks = chunk_index.repeat_interleave(cfg.tokens_per_chunk)
@@ -386,6 +401,56 @@ class Denoiser(nn.Module):
         txt_mask = additive_mask(token_mask.reshape(b * n, 1, 1, -1))
         if write is not None:
             assert n == 1, "the cache pass encodes one chunk at a time"
+        for i, block in enumerate(self.blocks):
+            hist = None
+            if history is not None:
+                hk, hv = history.read(i)
+                hist = (hk, hv, cos_h, sin_h)
+            into = None if write is None else (write[0], i, write[1])
+            h = block(h, cond, self.rope, cos_q, sin_q, hist, mask, txt, txt_mask, n, into)
+        return h
+
+    def _rows(
+        self,
+        h: torch.Tensor,
+        cond: torch.Tensor,
+        text: tuple[torch.Tensor, torch.Tensor],
+        chunk_index: torch.Tensor,  # (B, n): each row's own chunk indices
+        is_context: torch.Tensor,
+        history: RowCache | None,  # index (B, slots): each row's own ring
+        use_history: bool,
+        write: tuple[RowCache, torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """``_blocks`` for rows at their own ticks: every row gets the positions, mask and
+        history it would get alone (same values, element for element), stacked on the batch."""
+        cfg = self.cfg
+        b, n = chunk_index.shape
+        tl, tpc = cfg.latent_frames, cfg.tokens_per_chunk
+        grid = cfg.codec.grid // cfg.denoiser.patch
+        refs = chunk_index.min(dim=1).values * tl  # (B,) each row's own reference time
+
+        def angles(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            pos = [token_positions(index[r], tl, grid, int(refs[r])) for r in range(b)]
+            cos, sin = self.rope.angles(torch.cat(pos))  # (B * N, rot/2)
+            return cos.view(b, 1, -1, cos.shape[-1]), sin.view(b, 1, -1, sin.shape[-1])
+
+        cos_q, sin_q = angles(chunk_index)
+        cur_chunks = chunk_index.repeat_interleave(tpc, dim=1)  # (B, N)
+        q_ctx = is_context.repeat_interleave(tpc, dim=1)
+        k_chunks = cur_chunks
+        if history is not None:
+            cos_h, sin_h = angles(history.index.clamp_min(0))
+            k_chunks = torch.cat([history.token_chunks(), cur_chunks], dim=1)
+        allowed = [
+            chunk_mask(
+                cur_chunks[r], q_ctx[r : r + 1], k_chunks[r], cfg.history_chunks, use_history
+            )
+            for r in range(b)
+        ]
+        mask = additive_mask(torch.cat(allowed)[:, None])  # (B, 1, N, M)
+        tokens, token_mask = text
+        txt = tokens.reshape(b * n, *tokens.shape[2:])
+        txt_mask = additive_mask(token_mask.reshape(b * n, 1, 1, -1))
         for i, block in enumerate(self.blocks):
             hist = None
             if history is not None:

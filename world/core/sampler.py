@@ -35,7 +35,7 @@ import copy
 import torch
 
 from world.core import inflight
-from world.core.cache import KVCache
+from world.core.cache import KVCache, RowCache
 from world.core.cpus import bf16_enabled
 from world.core.guidance import Guidance
 from world.core.model import WorldModel
@@ -110,6 +110,15 @@ class PipelinedSampler:
         other.steps = other.spacing = steps
         other.grid = sampling_grid(steps, self.shift)
         return other
+
+    def runner(self, state: RolloutState, prompted: bool) -> PipelinedSampler:
+        """The sampler that runs this state's next tick: the one taking ``start_steps`` for a
+        text start's first chunk, ``prompt_steps`` for a prompted chunk, else this one."""
+        if self._first is not None and not state.in_flight and state.next_chunk == 0:
+            return self._first
+        if self._start is not None and not state.in_flight and prompted:
+            return self._start
+        return self
 
     @property
     def prompt_steps(self) -> int:
@@ -218,10 +227,9 @@ class PipelinedSampler:
                 chunk gets text guidance at ``prompt_guidance`` (warm-up fillers do not) and,
                 with W = 1, ``prompt_steps`` Euler steps, as does a text start's first chunk.
         """
-        if self._first is not None and not state.in_flight and state.next_chunk == 0:
-            return self._first.tick(state, actions, text, prompted=prompted)
-        if self._start is not None and not state.in_flight and prompted:
-            return self._start.tick(state, actions, text, prompted=prompted)
+        runner = self.runner(state, prompted)
+        if runner is not self:
+            return runner.tick(state, actions, text, prompted=prompted)
         self._admit(state, actions, text, prompted)
         trace: list[tuple[tuple[int, float], ...]] = []
         forwards = 0
@@ -295,13 +303,18 @@ class PipelinedSampler:
         )
         return inflight.advance(state, x, self.grid)
 
-    def _velocity(self, state: RolloutState, batch: inflight.Batch) -> torch.Tensor:
+    def _velocity(
+        self, state: RolloutState | None, batch: inflight.Batch, cache: RowCache | None = None
+    ) -> torch.Tensor:
         """The velocity of the chunks in flight: the network against the cache (or, without
-        one, with the history recomputed), under guidance."""
+        one, with the history recomputed), under guidance. ``cache``: stacked worlds' caches
+        (``world/core/batched.py``), read instead of ``state``'s."""
         b, n = batch.x.shape[:2]
+        history_cache = cache if state is None else state.cache
 
         def run(text: tuple[torch.Tensor, torch.Tensor], history: bool) -> torch.Tensor:
             if not self.use_cache and history:
+                assert state is not None, "worlds stepped together read the cache"
                 return self._recompute(state, batch, text)
             with self._precision():
                 return self.model.denoiser(
@@ -311,7 +324,7 @@ class PipelinedSampler:
                     text,
                     batch.chunks,
                     context=batch.context,
-                    cache=state.cache if history else None,
+                    cache=history_cache if history else None,
                     use_history=history,
                 )
 

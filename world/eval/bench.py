@@ -4,6 +4,7 @@
     chunkworld bench --preset tiny --ticks 200
     chunkworld bench --steps 1 --codec temporal=2   # the play setting with another codec
     chunkworld bench --steps 1 --precision fp32     # without bf16 autocast
+    chunkworld bench --sessions 1,4,16,64           # many worlds in one pass (batch_bench.py)
 
 For W = 1 and W = 4 (in flight), with the ring cache and with the window recomputed without a
 cache, it reports the latency of tick 10 and of tick ``--ticks`` (1,000 by default). The two are
@@ -189,6 +190,11 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
+    if any(a == "--sessions" or a.startswith("--sessions=") for a in argv or []):
+        from world.eval import batch_bench  # many worlds stepped together
+
+        batch_bench.main(argv)
+        return
     p = argparse.ArgumentParser(
         prog="chunkworld bench",
         description=__doc__,

@@ -1,0 +1,105 @@
+"""An engine thread steps the sessions whose steps are queued together in one ``step_many`` call
+(the factory's, when it has one), keeps each session's jobs in order, answers each client on its
+own (one's bad action fails only its step), and falls back to one at a time without it."""
+
+from __future__ import annotations
+
+import itertools
+import queue
+from typing import Any
+
+import numpy as np
+import zmq
+
+from bridges.engine import Engine, Job, Result
+from bridges.fake import FakeSession
+from bridges.handlers import OPS, Context, Slot
+from bridges.limits import ServerLimits
+from bridges.wire import decode
+
+
+class Factory:
+    """Fake sessions; ``step_many`` steps them one by one and records each call's size."""
+
+    def __init__(self, batched: bool = True) -> None:
+        self.calls: list[int] = []
+        if not batched:
+            self.step_many = None
+
+    def __call__(self, options: dict[str, Any]) -> FakeSession:
+        return FakeSession()
+
+    def step_many(self, calls: list[tuple[Any, Any, Any]]) -> list[Any]:
+        self.calls.append(len(calls))
+        out: list[Any] = []
+        for session, action, prompt in calls:
+            try:
+                out.append(session.step(action, prompt=prompt))
+            except Exception as exc:  # noqa: BLE001: per call, as sdk.batch.step_together
+                out.append(exc)
+        return out
+
+
+def _engine(factory: Factory) -> Engine:
+    ctx = Context(factory, ServerLimits(), None, "inproc://frames")
+    return Engine(0, ctx, zmq_context=zmq.Context.instance(), wake_endpoint="inproc://wake",
+                  results=queue.SimpleQueue(), ids=itertools.count(), depth=16)  # fmt: skip
+
+
+def _slot(name: str) -> Slot:
+    session = FakeSession()
+    session.reset(seed=len(name))
+    return Slot(name, name + "-obs", None, 0, 0.0, session=session)  # type: ignore[arg-type]
+
+
+def _job(slot: Slot, kind: str, args: Any, msg_id: int) -> Job:
+    return Job(OPS[kind], slot, args, kind, msg_id, envelope=None)
+
+
+def _reply(result: Result) -> tuple[str, dict[str, Any]]:
+    msg = decode([f if isinstance(f, bytes) else bytes(f) for f in result.reply])
+    return msg.type, msg.body
+
+
+def test_queued_steps_of_other_sessions_join_one_call_and_keep_order() -> None:
+    factory = Factory()
+    engine = _engine(factory)
+    a, b, c = _slot("a"), _slot("bb"), _slot("ccc")
+    engine.jobs.put(_job(b, "step", ("left", None), 2))
+    engine.jobs.put(_job(a, "set_prompt", "night", 3))  # a waits: its step below comes after
+    engine.jobs.put(_job(a, "step", ("up", None), 4))
+    engine.jobs.put(_job(c, "step", ("jump!", None), 5))  # a bad action: only c's step fails
+    results = engine.execute_ready(_job(a, "step", ("right", None), 1))
+    assert factory.calls == [3]  # a, b and c in one call; a's second step waited
+    assert [r.job.msg_id for r in results] == [1, 2, 5, 3, 4]
+    kinds = [_reply(r)[0] for r in results]
+    assert kinds == ["step", "step", "error", "set_prompt", "step"]
+    assert _reply(results[2])[1]["code"] == "BAD_ACTION"
+    assert [_reply(r)[1]["tick"] for r in results if _reply(r)[0] == "step"] == [1, 1, 2]
+    assert results[0].publish is not None and results[2].publish is None
+
+
+def test_batched_frames_equal_each_session_stepped_alone() -> None:
+    together, alone = _engine(Factory()), _engine(Factory(batched=False))
+    for engine in (together, alone):
+        slots = [_slot("x" * (i + 1)) for i in range(3)]
+        for i, s in enumerate(slots[1:]):
+            engine.jobs.put(_job(s, "step", ("down", None), i + 2))
+        results = engine.execute_ready(_job(slots[0], "step", ("right", "day"), 1))
+        while not engine.jobs.empty():  # without step_many the rest wait their turn
+            job = engine.jobs.get_nowait()
+            assert job is not None
+            results += engine.execute_ready(job)
+        engine.frames = [r.reply[-1] for r in results]  # type: ignore[attr-defined]
+    assert together.ctx.factory.calls == [3]  # type: ignore[attr-defined]
+    for x, y in zip(together.frames, alone.frames, strict=True):  # type: ignore[attr-defined]
+        assert np.array_equal(np.frombuffer(x, np.uint8), np.frombuffer(y, np.uint8))
+
+
+def test_a_stop_drained_with_a_batch_ends_the_engine_after_it() -> None:
+    engine = _engine(Factory())
+    a, b = _slot("a"), _slot("b")
+    engine.jobs.put(_job(b, "step", (None, None), 2))
+    engine.jobs.put(None)
+    assert len(engine.execute_ready(_job(a, "step", (None, None), 1))) == 2
+    assert engine.stopping

@@ -1,0 +1,155 @@
+"""Benchmark of many worlds stepped together: prints JSON, asserts nothing.
+
+    chunkworld bench --sessions 1,4,16,64 --threads 1     # the shipped default, play setting
+    chunkworld bench --sessions 1,4 --preset tiny --ticks 5
+
+For each count N, N worlds (their own seeds and actions, the null caption) start from text and
+run ``--warm`` ticks (the cache ring fills), then ``--ticks`` timed ticks, each one batched tick
+(``world.core.batched.tick_rows``: what ``sdk.SessionBatch.step`` runs) plus one decode pass.
+Reported per N: aggregate generated fps (N * chunk_frames / mean tick), the per-session tick
+latency p50/p99 (a member's chunk arrives when the batched tick ends), the chunk's duration at the
+model's fps (the real-time bar), the FLOPs of one tick (``torch.utils.flop_counter``) over its
+median time as GFLOP/s, split into the sampler (denoiser, prior and cache passes) and the decode,
+and the sampler's share of the bfloat16 matmul peak measured in the same run. Also the process's
+peak RSS. Another load on the machine (a training run) slows every figure: say so beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from world.core.batched import Row, tick_rows
+from world.core.checkpoint import load_checkpoint
+from world.core.config import preset
+from world.core.cpus import warn_if_busy
+from world.core.model import WorldModel
+from world.core.sampler import PipelinedSampler
+from world.eval.bench import matmul_peak
+
+
+def _rows(sampler: PipelinedSampler, states: list[Any], gen: torch.Generator) -> list[Row]:
+    cfg = sampler.cfg
+    text = sampler.model.encode_text([None])
+    acts = torch.randint(0, len(cfg.actions), (len(states), 1), generator=gen)
+    return [
+        Row(st, a.expand(1, cfg.chunk_frames).contiguous(), text)
+        for st, a in zip(states, acts, strict=True)
+    ]
+
+
+def _tick(sampler: PipelinedSampler, rows: list[Row]) -> tuple[float, float]:
+    """One batched tick and every world's decode; (sampler seconds, decode seconds)."""
+    t0 = time.perf_counter()
+    results = tick_rows(sampler, rows)
+    t1 = time.perf_counter()
+    sampler.decode(torch.cat([r.latents for r in results]))  # one pass, as SessionBatch
+    return t1 - t0, time.perf_counter() - t1
+
+
+def run_one(sampler: PipelinedSampler, n: int, ticks: int, warm: int) -> dict[str, Any]:
+    """Measure ``n`` worlds stepped together (see the module docstring)."""
+    cfg = sampler.cfg
+    gen = torch.Generator().manual_seed(n)
+    states = [sampler.new_state(seed=i) for i in range(n)]
+    for _ in range(1 + warm):  # the text start, then fill the cache ring
+        _tick(sampler, _rows(sampler, states, gen))
+    rows = _rows(sampler, states, gen)
+    with FlopCounterMode(display=False) as counter:
+        tick_rows(sampler, rows)
+    flops_sampler = counter.get_total_flops()
+    with FlopCounterMode(display=False) as counter:
+        sampler.decode(torch.zeros(1, cfg.latent_frames, cfg.codec.latent_channels,
+                                   cfg.codec.grid, cfg.codec.grid))  # fmt: skip
+    flops_decode = counter.get_total_flops() * n  # linear in the batch
+    samp, dec = [], []
+    for _ in range(ticks):
+        s, d = _tick(sampler, _rows(sampler, states, gen))
+        samp.append(s)
+        dec.append(d)
+    total = sorted(s + d for s, d in zip(samp, dec, strict=True))
+    mean = statistics.fmean(total)
+    p99 = total[min(len(total) - 1, round(0.99 * (len(total) - 1)))]
+    med_s = statistics.median(samp)
+    return {
+        "sessions": n,
+        "aggregate_fps": round(n * cfg.chunk_frames / mean, 1),
+        "tick_ms_p50": round(statistics.median(total) * 1000, 1),
+        "tick_ms_p99": round(p99 * 1000, 1),
+        "sampler_ms_p50": round(med_s * 1000, 1),
+        "decode_ms_p50": round(statistics.median(dec) * 1000, 1),
+        "sampler_gflop_per_tick": round(flops_sampler / 1e9, 2),
+        "sampler_gflops": round(flops_sampler / med_s / 1e9, 1),
+        "decode_gflops": round(flops_decode / statistics.median(dec) / 1e9, 1),
+    }
+
+
+def run(model: WorldModel, sessions: list[int], ticks: int, warm: int) -> dict[str, Any]:
+    sampler = PipelinedSampler(model, precision="auto")
+    peak = matmul_peak()
+    chunk_ms = 1000.0 * model.cfg.chunk_frames / model.cfg.fps
+    out: list[dict[str, Any]] = []
+    for n in sessions:
+        r = run_one(sampler, n, ticks, warm)
+        r["sampler_share_of_bf16_peak"] = round(r["sampler_gflops"] / peak["bfloat16"], 3)
+        r["p99_below_chunk"] = r["tick_ms_p99"] < chunk_ms
+        out.append(r)
+        print(json.dumps(r), file=sys.stderr, flush=True)  # progress: one line per count
+    base = out[0]["aggregate_fps"]
+    for r in out:
+        r["fps_vs_first"] = round(r["aggregate_fps"] / base, 2)
+    real_time = [r["sessions"] for r in out if r["p99_below_chunk"]]
+    return {
+        "chunk_ms": round(chunk_ms, 1),
+        "matmul_peak_gflops": peak,
+        "precision": sampler.runs_at,
+        "threads": torch.get_num_threads(),
+        "runs": out,
+        "largest_real_time_sessions": max(real_time) if real_time else 0,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="chunkworld bench --sessions",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--sessions", required=True, help="comma-separated world counts: 1,4,16,64")
+    p.add_argument("--model", default="default", help="checkpoint (default: the shipped default)")
+    p.add_argument("--preset", default=None, help="random weights of a preset instead of --model")
+    p.add_argument("--ticks", type=int, default=30, help="timed ticks per count (default 30)")
+    p.add_argument("--warm", type=int, default=3, help="untimed ticks after the start (default 3)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    args = p.parse_args(argv)
+    try:
+        counts = [int(x) for x in args.sessions.split(",")]
+        assert counts and all(c >= 1 for c in counts)
+    except (ValueError, AssertionError):
+        p.error(f"--sessions takes positive ints separated by commas, got {args.sessions!r}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warn_if_busy(torch.get_num_threads())
+    if args.preset:
+        torch.manual_seed(0)
+        model = WorldModel(preset(args.preset)).eval()
+    else:
+        model, _ = load_checkpoint(args.model)
+        model.eval()
+    result = run(model, counts, args.ticks, args.warm)
+    result["model"] = args.preset or args.model
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
