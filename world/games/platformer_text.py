@@ -86,6 +86,7 @@ SPAWN = frozenset(
 )
 COIN = frozenset(("coin", "coins"))
 _WORD = re.compile(r"[a-z0-9]+")
+RIGHT = 0.6  # runs and hops go right this often, so play gets past the first screens
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def describe(night: bool, rain: bool, visible: dict[str, int], door_in_view: boo
 def plan(rng: np.random.Generator) -> list[str]:
     """The next segment of a play-like action stream, one of
 
-    - run (35%): left or right held 4..24 ticks;
+    - run (35%): left or right (right with probability ``RIGHT``) held 4..24 ticks;
     - hops (20%): left_jump or right_jump held 3..16 ticks (a jump at each landing);
     - jump (10%): jump held 1..4 ticks;
     - idle (15%): noop for 3..24 ticks;
@@ -147,9 +148,9 @@ def plan(rng: np.random.Generator) -> list[str]:
     """
     kind = int(rng.choice(6, p=[0.35, 0.20, 0.10, 0.15, 0.12, 0.08]))
     if kind == 0:
-        return [("left", "right")[int(rng.integers(2))]] * int(rng.integers(4, 25))
+        return [("left", "right")[int(rng.random() < RIGHT)]] * int(rng.integers(4, 25))
     if kind == 1:
-        return [("left_jump", "right_jump")[int(rng.integers(2))]] * int(rng.integers(3, 17))
+        return [("left_jump", "right_jump")[int(rng.random() < RIGHT)]] * int(rng.integers(3, 17))
     if kind == 2:
         return ["jump"] * int(rng.integers(1, 5))
     if kind == 3:
