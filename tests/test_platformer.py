@@ -267,6 +267,8 @@ def test_detectors_agree_with_the_game_over_policy_rollouts(size: int) -> None:
             frame = g.step(g.policy(rng))
             truth = g.visible()
             assert g.objects(frame) == truth, (seed, t)
+            assert ("a locked door" in g.describe()) == bool(truth["doors"])
+            assert ("a key," in g.describe() + ",") == bool(truth["keys"])
             px, py = g.player(frame) or (np.nan, np.nan)
             assert (px, py) == g.true_player(), (seed, t)
             if size == 64 and t % 5 == 0:  # the same on a blurred, noisy frame

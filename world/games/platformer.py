@@ -280,24 +280,13 @@ class Platformer:
     def visible(self) -> dict[str, int]:
         """The true counts that :meth:`objects` reads from a frame: coins, keys and closed doors
         of which at least half the pixels are in view, and the key icon (``held_keys``)."""
-        T, px = self.T, self.cam * self.T // TILE
-        area = {k: int(m.sum()) for k, m in self._sprites.items()}
-        cols = {k: m.sum(0) for k, m in self._sprites.items()}
-
-        def shown(kind: str, c: int) -> bool:
-            left = c * T - px  # the tile's first pixel column on screen
-            inside = sum(
-                int(n) for j, n in enumerate(cols[kind]) if 0 <= left + j < self.config.size
-            )
-            return 2 * inside >= area[kind]
-
         coins = sum(
-            shown("coin", c)
+            self._shown("coin", c)
             for (_, c), got in zip(self.coins, self.collected, strict=True)
             if not got
         )
-        key = int(not self.key_taken and shown("key", self.key[1]))
-        door = int(not self.key_taken and shown("door", self.door_col))
+        key = int(not self.key_taken and self._shown("key", self.key[1]))
+        door = int(not self.key_taken and self._shown("door", self.door_col))
         return {"coins": coins, "keys": key, "doors": door, "held_keys": int(self.key_taken)}
 
     def describe(self) -> str:
@@ -305,7 +294,15 @@ class Platformer:
         return text.describe(self.night, self.rain, self.visible(), self._door_in_view())
 
     def _door_in_view(self) -> bool:
-        return self.cam - TILE < self.door_col * TILE < self.cam + SCREEN
+        """Whether at least half the door's place is in view (open or closed)."""
+        return self._shown("door", self.door_col)
+
+    def _shown(self, kind: str, c: int) -> bool:
+        """Whether at least half the pixels of sprite ``kind`` in tile column ``c`` are in view."""
+        m = self._sprites[kind]
+        left = c * self.T - self.cam * self.T // TILE  # the tile's first pixel column on screen
+        inside = m[:, max(0, -left) : max(0, self.config.size - left)].sum()
+        return 2 * int(inside) >= int(m.sum())
 
     def policy(self, rng: np.random.Generator) -> str:
         """The next action of a play-like stream (held runs, hops, idles, alternation)."""
