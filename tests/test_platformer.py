@@ -69,6 +69,18 @@ def test_bad_calls_say_how_to_fix() -> None:
         g.apply_prompt(3)  # type: ignore[arg-type]
 
 
+def test_clone_continues_identically() -> None:
+    g = Platformer()
+    g.reset(4)
+    for a in ["right"] * 10 + ["right_jump"] * 5:
+        g.step(a)
+    twin = g.clone()
+    for a in ["left", "jump", "noop", "right_jump"] * 10:
+        np.testing.assert_array_equal(g.step(a), twin.step(a))
+    assert g.apply_prompt("add a coin") == twin.apply_prompt("add a coin") == ["coin"]
+    assert g.state() == twin.state()
+
+
 def test_level_is_the_seeds() -> None:
     levels = {Platformer().reset(s).tobytes() for s in range(8)}
     assert len(levels) == 8

@@ -20,6 +20,7 @@ detectors ``player(frame)`` and ``objects(frame)`` in :mod:`world.games.platform
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,6 +158,10 @@ class Platformer:
         if caption:
             self.apply_prompt(caption)
         return self.render()
+
+    def clone(self) -> Platformer:
+        """An independent copy (random generator and policy plan included): a snapshot."""
+        return copy.deepcopy(self)
 
     # -- dynamics ------------------------------------------------------------------------------
     def solid(self, x: int, y: int, w: int = PLAYER_W, h: int = PLAYER_H) -> bool:
