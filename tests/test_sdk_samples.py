@@ -358,3 +358,17 @@ def test_agent_finds_the_player_where_the_game_put_it() -> None:
         assert agent.find_player(frame) == pytest.approx(
             (game.state().player_x, game.state().player_y), abs=1
         )
+
+
+def test_catch_game_sample_follows_the_protocol() -> None:
+    """The example game of docs/your-game.md; tests/test_your_game.py trains it end to end."""
+    from world.games.protocol import validate_game
+
+    path = ROOT / "samples" / "catch_game.py"
+    assert path.name == "catch_game.py"
+    spec = importlib.util.spec_from_file_location("catch_sample", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    summary = validate_game(module.Catch())
+    assert summary["actions"] == ["noop", "left", "right"] and summary["frame_size"] == (32, 32)
