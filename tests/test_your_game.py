@@ -68,9 +68,37 @@ def test_the_example_trains_end_to_end_and_plays(catch_world):
             s.step("fire")  # the arcade's key is not this world's
     assert chunk.frames.shape == first.frames.shape == (s.info.chunk_frames, 32, 32, 3)
     card = json.loads((Path(rc.out) / "scorecard.json").read_text())
-    assert set(card["lines"]) == {"psnr_tick1", "beats_copy_last", "following", "long_objects"}
+    assert set(card["lines"]) == {
+        "psnr_tick1",
+        "beats_copy_last",
+        "following",
+        "idle",
+        "alternating",
+        "long_objects",
+    }
     assert len(card["psnr_per_tick"]) == len(card["copy_last_per_tick"]) == 4
     assert set(card["objects_per_100_ticks"]) == {"balls"}
     assert (Path(rc.out) / "long_rollout.png").exists()
     assert "samples.catch_game:Catch" in (model / "MODEL_CARD.md").read_text()
     assert np.isfinite(card["psnr_per_tick"]).all()
+
+
+def test_chunkworld_eval_scores_any_game(catch_world, tmp_path, capsys):
+    from sdk.evaluate import main
+
+    _, model = catch_world
+    argv = ["--model", str(model), "--out", str(tmp_path), "--episodes", "1", "--horizon", "2"]
+    assert main([*argv, "--long-ticks", "0", "--game", GAME, "--quiet"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in printed[:-1]] == [
+        "psnr_tick1",
+        "beats_copy_last",
+        "following",
+        "idle",
+        "alternating",
+    ]
+    assert printed[-1].endswith(f"lines met; {tmp_path / 'scorecard.json'}")
+    card = json.loads((tmp_path / "scorecard.json").read_text())
+    assert card["game"] == "samples.catch_game.Catch" and len(card["psnr_per_tick"]) == 2
+    assert main([*argv, "--game", "samples.catch_game:Nope"]) == 2
+    assert "has no class 'Nope'" in capsys.readouterr().err
