@@ -135,10 +135,10 @@ def game_scorecard(
             iio.imwrite(Path(out) / "long_rollout.png", _strip(shown))
     held = getattr(game, "held_out_prompts", None)
     if held and callable(getattr(game, "apply_prompt", None)):
-        hits = _prompts(session, game, held, f, k, trials=max(2, episodes))
-        if hits:
-            lines["prompts_heldout"] = _line(float(np.mean(list(hits.values()))), 0.85)
-            result["prompts_heldout_by_kind"] = hits
+        by_kind = _prompts(session, game, held, f, k, trials=max(2, episodes))
+        if by_kind:
+            lines["prompts_heldout"] = _line(float(np.mean(list(by_kind.values()))), 0.85)
+            result["prompts_heldout_by_kind"] = by_kind
     result["lines"] = lines
     result["met"] = sum(bool(x["met"]) for x in lines.values())
     return result
