@@ -178,6 +178,12 @@ def test_a_step_that_raises_names_seed_and_tick(tick, seed):
         (["noop", 3], r"holds \[3\]"),
         (["noop", ""], r"holds \[''\]"),
         (["noop", "left", "left"], r"names \['left'\] more than once"),
+        (
+            ["stay", "left"],
+            r"starts with 'stay'; the first action is the no-op and is named 'noop'",
+        ),
+        (["noop", "Left"], r"has \['Left'\]; names are lower case"),
+        (["noop", " up"], r"has \[' up'\]"),
     ],
 )
 def test_bad_action_lists(actions, match):

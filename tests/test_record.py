@@ -102,6 +102,12 @@ def test_a_crashed_game_loop_keeps_whole_clips_only(tmp_path):
     assert [len(c) for c in ds] == [8] and rec.dropped == 3
 
 
+@pytest.mark.parametrize("actions", [[], ["left", "noop"], ["noop", "Left"], ["noop", "a", "a"]])
+def test_refuses_bad_action_names(tmp_path, actions):
+    with pytest.raises(RecordingError, match="distinct lower-case key names, 'noop' first"):
+        Recorder(tmp_path / "d", actions=actions)
+
+
 def test_refuses_an_existing_directory_and_an_empty_recording(tmp_path):
     with pytest.raises(FileExistsError):
         Recorder(tmp_path, actions=ACTIONS)

@@ -3,7 +3,7 @@ checker that says exactly what is wrong with one before any training starts.
 
 A game is a plain Python object, numpy only (no torch, nothing of the model)::
 
-    actions: list[str]                 key names; actions[0] is the no-op
+    actions: list[str]                 key names, lower case; actions[0] is the no-op, "noop"
     reset(seed: int) -> frame          the first frame; the same seed gives the same frame
     step(action: str) -> frame         the next frame, the first that shows the action's effect
 
@@ -100,6 +100,17 @@ def check_actions(game: object) -> list[str]:
     bad = [a for a in actions if not isinstance(a, str) or not a.strip()]
     if bad:
         raise GameError(f"{_name(game)}.actions holds {bad!r}; every action is a non-empty str")
+    if actions[0] != "noop":
+        raise GameError(
+            f"{_name(game)}.actions starts with {actions[0]!r}; the first action is the no-op and "
+            "is named 'noop' (the SDK, the play window and the bridge send it by that name)"
+        )
+    odd = [a for a in actions if a != a.strip().lower()]
+    if odd:
+        raise GameError(
+            f"{_name(game)}.actions has {odd}; names are lower case without spaces around them "
+            "(the SDK matches keys case-insensitively)"
+        )
     dup = sorted({a for a in actions if list(actions).count(a) > 1})
     if dup:
         raise GameError(f"{_name(game)}.actions names {dup} more than once; names are unique")

@@ -53,8 +53,15 @@ class Recorder:
         self.path = Path(path)
         if self.path.exists():
             raise FileExistsError(f"{self.path} exists: record into a new directory")
-        if not actions or not all(isinstance(a, str) and a for a in actions):
-            raise RecordingError(f"actions={actions!r}: give the key names, the no-op first")
+        if (
+            not actions
+            or actions[0] != "noop"
+            or not all(isinstance(a, str) and a and a == a.strip().lower() for a in actions)
+            or len(set(actions)) != len(actions)
+        ):
+            raise RecordingError(
+                f"actions={actions!r}: give distinct lower-case key names, 'noop' first"
+            )
         if chunk_frames < 1 or clip_frames < chunk_frames or clip_frames % chunk_frames:
             raise RecordingError(
                 f"clip_frames={clip_frames} must be a positive multiple of "
