@@ -79,7 +79,12 @@ def test_the_example_trains_end_to_end_and_plays(catch_world):
     assert len(card["psnr_per_tick"]) == len(card["copy_last_per_tick"]) == 4
     assert set(card["objects_per_100_ticks"]) == {"balls"}
     assert (Path(rc.out) / "long_rollout.png").exists()
-    assert "samples.catch_game:Catch" in (model / "MODEL_CARD.md").read_text()
+    text = (model / "MODEL_CARD.md").read_text()
+    assert "--game samples.catch_game:Catch" in text
+    assert (
+        "Learned from the game samples.catch_game:Catch: 32x32 frames, keys noop, left, right."
+        in text
+    )
     assert np.isfinite(card["psnr_per_tick"]).all()
 
 

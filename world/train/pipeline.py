@@ -345,6 +345,7 @@ def write_card(model_dir: Path, doc: dict[str, Any], out: Path) -> Path:
         f"Machine: {platform.machine()}, {_cores()} CPU cores; "
         f"finished {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC.",
         "",
+        *_game_lines(rc, doc, out),
         "| stage | minutes | steps |",
         "| --- | --- | --- |",
     ]
@@ -362,6 +363,25 @@ def write_card(model_dir: Path, doc: dict[str, Any], out: Path) -> Path:
     if model_dir.exists():
         path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _game_lines(rc: dict[str, Any], doc: dict[str, Any], out: Path) -> list[str]:
+    """The world's frames, keys and pace per step: the recipe's budget is minutes, so a larger
+    frame (tokens grow with the side squared) buys fewer steps, not a longer run."""
+    data = Path(rc.get("data") or out / "data")
+    if not (data / "meta.json").exists():
+        return []
+    meta = Dataset(data).meta
+    h, w = meta.frame_size
+    pace = ", ".join(f"{k} {v:.2f} s" for k, v in doc.get("pace_s", {}).items())
+    source = f"recordings in {data}" if rc.get("data") else f"the game {rc['game']}"
+    return [
+        f"Learned from {source}: {h}x{w} frames, keys {', '.join(meta.actions)}.",
+        f"Seconds per training step at this size: {pace or 'not planned yet'}; the budget is "
+        "wall-clock minutes, so larger frames (tokens grow with the side squared) buy fewer "
+        "steps in the same time.",
+        "",
+    ]
 
 
 def _cores() -> int:
