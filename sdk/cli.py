@@ -221,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--idle-ttl", type=float, default=None, help="close sessions idle this many seconds"
     )
     s.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
+    s.add_argument(
+        "--record", metavar="DIR", help="keep clients' record requests in a dataset (train --data)"
+    )
     s.set_defaults(func=cmd_serve)
 
     k = sub.add_parser(
@@ -532,6 +535,7 @@ def session_factory(args: argparse.Namespace) -> Callable[[dict[str, Any]], Any]
         )
 
     factory.option_bounds = bounds  # type: ignore[attr-defined]
+    factory.model_config = loaded.model.cfg  # type: ignore[attr-defined]
     return factory
 
 
@@ -562,9 +566,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if v is not None
     }
     limits = dataclasses.replace(limits, **changes)
+    factory = session_factory(args)
+    sink = None
+    if args.record:
+        from sdk.record_sink import DatasetSink
+
+        try:
+            sink = DatasetSink(args.record, factory.model_config, args.model)  # type: ignore[attr-defined]
+        except (ValueError, OSError) as e:
+            print(f"chunkworld serve: error: --record {args.record}: {e}", file=sys.stderr)
+            return 2
     try:
         serve(
-            session_factory(args),
+            factory,
+            record_sink=sink,
             control=args.control,
             frames=args.frames,
             curve_keys_dir=args.keys,
