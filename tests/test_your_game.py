@@ -107,3 +107,30 @@ def test_chunkworld_eval_scores_any_game(catch_world, tmp_path, capsys):
     assert card["game"] == "samples.catch_game.Catch" and len(card["psnr_per_tick"]) == 2
     assert main([*argv, "--game", "samples.catch_game:Nope"]) == 2
     assert "has no class 'Nope'" in capsys.readouterr().err
+
+
+def test_a_broken_or_non_square_game_fails_before_any_work(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from samples.catch_game import Catch
+    from world.games.protocol import GameError
+
+    class Wide(Catch):
+        def render(self):
+            return np.zeros((32, 48, 3), np.uint8)
+
+    class Breaks(Catch):
+        def step(self, action):
+            if self.ball[1] == 6:
+                raise IndexError("ball fell off")
+            return super().step(action)
+
+    module = types.ModuleType("bad_games_for_test")
+    module.Wide, module.Breaks = Wide, Breaks  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bad_games_for_test", module)
+    with pytest.raises(ValueError, match="frames of 32x48; the recipe trains square frames"):
+        make_world(RecipeConfig(game="bad_games_for_test:Wide", out=str(tmp_path / "a")))
+    with pytest.raises(GameError, match=r"raised IndexError: ball fell off \(reproduce: reset"):
+        make_world(RecipeConfig(game="bad_games_for_test:Breaks", out=str(tmp_path / "b")))
+    assert not list(tmp_path.iterdir())  # nothing written

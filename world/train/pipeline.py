@@ -52,6 +52,7 @@ from world.core.config import preset
 from world.games import load_game
 from world.games.actions import training_actions
 from world.games.arcade import Game as Arcade
+from world.games.protocol import validate_game
 from world.train.data import Dataset
 from world.train.datagen import generate_dataset
 from world.train.gamedata import generate_game_dataset
@@ -101,8 +102,13 @@ def _check(rc: RecipeConfig) -> None:
                 f"{rc.preset!r} preset's model makes chunks of {chunk}: record with "
                 f"Recorder(..., chunk_frames={chunk})"
             )
-    else:
-        load_game(rc.game)  # raises GameLoadError (a ValueError) naming what to give
+    else:  # GameLoadError or GameError (both ValueError) say what is wrong before any work
+        h, w = validate_game(load_game(rc.game))["frame_size"]
+        if h != w:
+            raise ValueError(
+                f"--game {rc.game}: frames of {h}x{w}; the recipe trains square frames (pad "
+                "or crop them to a square side, a multiple of 16 up to 128)"
+            )
 
 
 class Plan:
