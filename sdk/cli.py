@@ -231,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
         "started here); needs chunkworld[cluster]",
     )
     s.add_argument("--ray-workers", type=int, default=None, help="with --ray: actors (one a node)")
+    s.add_argument(
+        "--record", metavar="DIR", help="keep clients' record requests in a dataset (train --data)"
+    )
     s.set_defaults(func=cmd_serve)
 
     k = sub.add_parser(
@@ -545,6 +548,7 @@ def session_factory(args: argparse.Namespace) -> Callable[[dict[str, Any]], Any]
     from sdk.batch import step_together  # clients ready together step in one pass
 
     factory.step_many = step_together  # type: ignore[attr-defined]
+    factory.model_config = loaded.model.cfg  # type: ignore[attr-defined]
     return factory
 
 
@@ -581,6 +585,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     limits = dataclasses.replace(limits, **changes)
     if args.ray is not None:  # calls wait on their actors: as many engine threads as sessions
         limits = dataclasses.replace(limits, engine_threads=limits.max_sessions)
+    if args.ray is not None and args.record:
+        print(
+            "chunkworld serve: error: --record keeps a local model's sessions; drop --ray or --record",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if args.ray is None:
             factory = session_factory(args)
@@ -591,9 +601,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (ImportError, RuntimeError, ConnectionError) as e:  # no ray; no cluster; no actors
         print(f"chunkworld serve: error: {e}", file=sys.stderr)
         return 2
+    sink = None
+    if args.record:
+        from sdk.record_sink import DatasetSink
+
+        try:
+            sink = DatasetSink(args.record, factory.model_config, args.model)  # type: ignore[attr-defined]
+        except (ValueError, OSError) as e:
+            print(f"chunkworld serve: error: --record {args.record}: {e}", file=sys.stderr)
+            return 2
     try:
         serve(
             factory,
+            record_sink=sink,
             control=args.control,
             frames=args.frames,
             curve_keys_dir=args.keys,

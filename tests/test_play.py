@@ -17,6 +17,7 @@ from sdk import Session
 from sdk.cli import main
 from sdk.play import Engine, PlayOptions, PlayWindow, Start, replay
 from sdk.play.log import ActionLog
+from world.train.data import Dataset
 
 pygame = pytest.importorskip("pygame")
 
@@ -218,6 +219,15 @@ def test_scale_screenshot_and_recording_keys(tmp_path: Path) -> None:
     log = ActionLog.load(video.with_name(video.name + ".log.json"))
     assert log.events == window.engine.log.events[: len(log.events)]  # the run up to the stop
     assert len(iio.imread(video, index=None)) % 2 == 0  # whole chunks
+    data = Dataset(video.with_name(video.name + ".data"))  # V also writes a dataset
+    assert data.meta.actions == s.info.actions and data.meta.chunk_frames == 2
+    (clip,) = list(data)
+    shaped = {c.action_tick: c.actions for c in chunks.values()}
+    pairs = [(c.frames, shaped[t]) for t, c in sorted(chunks.items()) if t in shaped]
+    first = next(i for i, (f, _) in enumerate(pairs) if np.array_equal(f, clip.frames[:2]))
+    got = pairs[first : first + len(clip) // 2]
+    assert np.array_equal(np.concatenate([f for f, _ in got]), clip.frames)
+    assert np.concatenate([a for _, a in got]).tolist() == clip.actions.tolist()
 
 
 def test_hud_says_what_is_going_on(monkeypatch: pytest.MonkeyPatch) -> None:

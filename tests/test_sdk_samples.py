@@ -374,3 +374,17 @@ def test_many_worlds_sample_evaluates_every_world() -> None:
     source = (ROOT / "samples" / "many_worlds.py").read_text()
     imports = re.findall(r"^(?:from|import) (\w+)", source, flags=re.M)
     assert set(imports) <= {"__future__", "argparse", "time", "typing", "numpy", "sdk"}
+
+
+def test_catch_game_sample_follows_the_protocol() -> None:
+    """The example game of docs/your-game.md; tests/test_your_game.py trains it end to end."""
+    from world.games.protocol import validate_game
+
+    path = ROOT / "samples" / "catch_game.py"
+    assert path.name == "catch_game.py"
+    spec = importlib.util.spec_from_file_location("catch_sample", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    summary = validate_game(module.Catch())
+    assert summary["actions"] == ["noop", "left", "right"] and summary["frame_size"] == (32, 32)

@@ -180,7 +180,7 @@ def test_train_with_a_frozen_text_encoder(
 def test_mismatched_dataset_is_a_clear_error(tmp_path):
     data = tmp_path / "d64"
     generate_dataset(data, n_clips=2, clip_frames=8, chunk_frames=4, size=64, progress=False)
-    with pytest.raises(ValueError, match="--size 32 --chunk 2"):
+    with pytest.raises(ValueError, match="--size 64 --chunk 2"):
         run(_config(data, tmp_path / "run"))
 
 

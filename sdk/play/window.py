@@ -7,7 +7,7 @@ Keys (also shown at the bottom of the window)::
     Enter          type a prompt (Enter applies it from the next tick, Esc cancels)
     P  pause       N  one tick while paused           R  reset
     F5 save the world to a file   F9 load it back     + / -  window scale
-    F12 screenshot (PNG)          V  start / stop recording (video + action log)
+    F12 screenshot (PNG)          V  start / stop recording (video + action log + dataset)
     Esc / Q  quit
 
 The HUD under the picture: the tick, the frames per second the model generates and the window
@@ -87,14 +87,35 @@ class PlayOptions:
 
 
 class Recorder:
-    """Every chunk made while on; ``finish`` writes the video and the run's action log."""
+    """Every chunk made while on; ``finish`` writes the video, the run's action log and a
+    dataset of the frames with the keys that made them (``<video>.data/``, the format
+    ``chunkworld train --data`` learns)."""
 
     def __init__(self, path: Path, fps: float) -> None:
         self.path, self.fps = path, fps
         self.chunks: list[np.ndarray] = []
+        self.frames_at: dict[int, np.ndarray] = {}  # tick -> the frames emitted then
+        self.keys_for: dict[int, np.ndarray] = {}  # tick -> the action ids that shaped them
 
     def add(self, chunk: Chunk) -> None:
         self.chunks.append(chunk.frames)
+        self.frames_at[chunk.tick] = chunk.frames
+        self.keys_for[chunk.action_tick] = chunk.actions
+
+    def write_dataset(self, names: tuple[str, ...], chunk_frames: int) -> str:
+        """The recorded ticks whose keys are known, as a dataset beside the video."""
+        from world.train.record import Recorder as DataRecorder
+
+        ticks = sorted(t for t in self.frames_at if t in self.keys_for)
+        if not ticks:
+            return ""
+        path = self.path.with_name(self.path.name + ".data")
+        clip = len(ticks) * chunk_frames
+        with DataRecorder(path, actions=names, chunk_frames=chunk_frames, clip_frames=clip) as rec:
+            for t in ticks:
+                for frame, key in zip(self.frames_at[t], self.keys_for[t], strict=True):
+                    rec.add(frame, int(key))
+        return f", dataset {path}"
 
     def finish(self, log: ActionLog) -> str:
         from sdk.media import write_video
@@ -368,7 +389,8 @@ class PlayWindow:
             recorder, self.recorder = self.recorder, None
             try:
                 self.notice = recorder.finish(self.engine.log)
-            except (ChunkworldError, OSError) as e:
+                self.notice += recorder.write_dataset(self.info.actions, self.info.chunk_frames)
+            except (ChunkworldError, OSError, ValueError) as e:
                 self.notice = f"recording failed: {e}"
 
 

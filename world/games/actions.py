@@ -114,3 +114,38 @@ def training_actions(rng: np.random.Generator, n: int) -> np.ndarray:
             span[:] = rng.integers(0, len(ACTIONS), len(span))
         i += length
     return out
+
+
+def held_key_actions(rng: np.random.Generator, n: int, n_actions: int) -> np.ndarray:
+    """``n`` action ids over a game's ``n_actions`` keys (id 0 the no-op), for games without a
+    policy of their own: :func:`training_actions`' mix for any key set. Segments of
+
+    - hold (55%): one key other than the no-op held for 2..24 frames,
+    - pause (15%): the no-op for 8..48 frames, so a still world learns to stay put,
+    - alternate (20%): two keys switching every frame for 4..16 frames,
+    - random (10%): an independent key per frame for 4..16 frames.
+
+    Deterministic for a given generator state.
+    """
+    if n < 0 or n_actions < 1:
+        raise ValueError(f"n must be >= 0 and n_actions >= 1, got n={n}, n_actions={n_actions}")
+    out = np.zeros(n, dtype=np.int64)
+    keys = max(n_actions - 1, 1)  # ids 1.. (or only the no-op)
+    i = 0
+    while i < n:
+        kind = int(rng.choice(4, p=[0.55, 0.15, 0.2, 0.1]))
+        if kind == 0:
+            length = int(rng.integers(2, 25))
+            out[i : i + length] = 1 + int(rng.integers(keys)) if n_actions > 1 else 0
+        elif kind == 1:
+            length = int(rng.integers(8, 49))
+            out[i : i + length] = 0
+        elif kind == 2:
+            length = int(rng.integers(4, 17))
+            a, b = (1 + rng.permutation(keys)[:2]) if keys > 1 else (0, min(1, n_actions - 1))
+            out[i : i + length] = np.resize([a, b], len(out[i : i + length]))
+        else:
+            length = int(rng.integers(4, 17))
+            out[i : i + length] = rng.integers(0, n_actions, len(out[i : i + length]))
+        i += length
+    return out

@@ -205,7 +205,12 @@ _WEATHER_MOTION = {"rain": (-1, 2), "snow": (0, 1)}  # (dx, dy) per frame: rain 
 
 
 class Game:
-    """The game: ``reset(seed)``, then ``step(action)`` per frame; ``apply_prompt(text)`` at will."""
+    """The game: ``reset(seed)``, then ``step(action)`` per frame; ``apply_prompt(text)`` at will.
+
+    It follows the game protocol (:mod:`world.games.protocol`): ``actions``, ``reset``, ``step``,
+    ``describe`` and ``apply_prompt``."""
+
+    actions: list[str] = list(ACTIONS)  # the protocol's key names; the index is the action id
 
     def __init__(self, config: GameConfig | None = None) -> None:
         self.config = config or GameConfig()

@@ -347,6 +347,12 @@ class Dataset:
             raise ValueError(
                 f"clip file {file}: actions are {actions.dtype} {actions.shape}, expected ({t},) ints"
             )
+        bad = np.flatnonzero((actions < 0) | (actions >= len(m.actions)))
+        if len(bad):
+            raise ValueError(
+                f"clip file {file}: frame {int(bad[0])} has action id {int(actions[bad[0]])}, "
+                f"meta.json names {len(m.actions)} actions {list(m.actions)}"
+            )
         parsed: dict[str, Any] = {}
         for key in _JSON_KEYS:
             if key in data:

@@ -54,11 +54,26 @@ from world.train.trainkit import (
 )
 
 
+def data_shape(cfg: ModelConfig, data: str) -> ModelConfig:
+    """``cfg`` with the frame size and action names of the dataset at ``data``: the model learns
+    whatever game the data shows, with no per-game code."""
+    from world.train.data import Dataset
+
+    meta = Dataset(data).meta
+    h, w = meta.frame_size
+    if h != w or h % 16 or not 16 <= h <= 128:
+        raise ValueError(
+            f"{data}: frames of {h}x{w}; the model trains square frames whose side is a "
+            "multiple of 16 from 16 to 128"
+        )
+    return cfg.replace(codec=replace(cfg.codec, frame_size=h), actions=tuple(meta.actions))
+
+
 def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, str]:
     """The run's model config from the preset, ``--init-from``'s codec setting, ``--codec``,
     ``--depth`` and ``--local-conv``, and its codec as text; raises ValueError when a resumed run (``progress``) started with another codec or
     shape."""
-    cfg = preset(tc.preset)
+    cfg = data_shape(preset(tc.preset), tc.data)
     base = cfg.codec
     if tc.init_from:  # fine-tuning keeps the source's codec setting, at the preset's frame size
         source = read_config(tc.init_from)[0].codec
