@@ -246,3 +246,26 @@ def test_hud_says_what_is_going_on(monkeypatch: pytest.MonkeyPatch) -> None:
         assert [line for line, _ in window.hud_lines()][1] == "PAUSED: N one tick, P resume"
         window.typing = "snow"
         assert [line for line, _ in window.hud_lines()][3].startswith("prompt> snow_")
+
+
+@pytest.mark.parametrize(
+    "actions, want",
+    [
+        (("noop", "up", "down", "left", "right", "fire"), {"K_SPACE": 5, "K_UP": 1, "K_w": 1}),
+        (("noop", "left", "right", "jump", "left_jump"), {"K_SPACE": 3, "K_UP": 3, "K_w": 3}),
+        (("noop", "up", "jump"), {"K_SPACE": 2, "K_UP": 1, "K_w": 1}),
+    ],
+)
+def test_named_keys_reach_the_games_own_actions(actions, want):
+    """Space fires in the arcade and jumps in the platformer; a game with both up and jump keeps
+    the arrows for up. Digits reach every action by id."""
+    import types
+
+    import pygame
+
+    fake = types.SimpleNamespace(pg=pygame, info=types.SimpleNamespace(actions=actions))
+    keymap = PlayWindow._keymap(fake)  # type: ignore[arg-type]
+    assert {k: keymap[getattr(pygame, k)] for k in want} == want
+    assert [keymap[getattr(pygame, f"K_{i}")] for i in range(len(actions))] == list(
+        range(len(actions))
+    )

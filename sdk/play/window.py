@@ -40,9 +40,10 @@ KEY_NAMES = {  # action name -> pygame key constant names
     "left": ("K_LEFT", "K_a"),
     "right": ("K_RIGHT", "K_d"),
     "fire": ("K_SPACE",),
+    "jump": ("K_SPACE", "K_UP", "K_w"),  # a game with both up and jump keeps up on the arrows
 }
 HELP = (
-    "arrows/WASD move  space fire  Enter prompt  P pause  N step  R reset",
+    "arrows/WASD move  space fire/jump  Enter prompt  P pause  N step  R reset",
     "F5/F9 save/load  +/- scale  F12 shot  V record  Esc quit",
 )
 HUD_LINE = 16  # pixels per HUD line
@@ -179,7 +180,7 @@ class PlayWindow:
         for name, keys in KEY_NAMES.items():
             if name in names:
                 for k in keys:
-                    out[getattr(pg, k)] = names.index(name)
+                    out.setdefault(getattr(pg, k), names.index(name))
         return out
 
     def _on_chunk(self, chunk: Chunk) -> None:
