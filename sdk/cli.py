@@ -7,10 +7,11 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sdk import cli_common
 from sdk.cli_help import (
     GENERATE_HELP,
     INFO_HELP,
@@ -20,6 +21,8 @@ from sdk.cli_help import (
     REPLAY_HELP,
     SERVE_HELP,
 )
+from sdk.cli_play import cmd_play, cmd_replay
+from sdk.cli_serve import cmd_keys, cmd_serve
 from sdk.errors import ArgumentError, ChunkworldError
 
 # Subcommands owned by other packages: argv after the name is handed to their main(argv).
@@ -252,60 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- commands ---------------------------------------------------------------------------------
-VIDEO_SUFFIXES = (".gif", ".mp4", ".webm", ".mkv", ".npy")
-
-
-def check_output_path(path: str, what: str) -> None:
-    """Refuse an output path that cannot be written, before any work: an unknown extension, a
-    folder that does not exist or is not writable, or a video type whose writer is missing."""
-    import importlib.util
-    import os
-
-    out = Path(path)
-    if out.is_dir():
-        raise ArgumentError(
-            f"{what} {path} is a folder; give a file name such as {out / 'run.gif'}"
-        )
-    suffix = out.suffix.lower()
-    if suffix not in VIDEO_SUFFIXES:
-        raise ArgumentError(
-            f"{what} {path}: unknown output type {suffix or '(none)'!r}; end the name in "
-            + ", ".join(VIDEO_SUFFIXES)
-        )
-    folder = out.parent if str(out.parent) else Path(".")
-    if not folder.is_dir():
-        raise ArgumentError(f"{what} {path}: folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise ArgumentError(f"{what} {path}: folder {folder} is not writable; pick another")
-    if suffix in (".mp4", ".webm", ".mkv") and importlib.util.find_spec("imageio_ffmpeg") is None:
-        raise ArgumentError(
-            f"{what} {path}: writing {suffix} needs imageio-ffmpeg, which the play extra "
-            f"installs (pip install 'chunkworld[play]', or bash scripts/setup.sh); or write a .gif"
-        )
-
-
-def _session(args: argparse.Namespace, seed: int = 0) -> Any:
-    import torch
-
-    from sdk.session import Session
-    from world.core.cpus import warn_if_busy
-
-    session = Session.load(
-        args.model,
-        device=args.device,
-        seed=seed,
-        steps=args.steps,
-        in_flight=args.in_flight,
-        threads=args.threads,
-        precision=args.precision,
-        prior_level=args.prior_level,
-    )
-    warn_if_busy(torch.get_num_threads())
-    return session
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
-    check_output_path(args.out, "generate --out")  # before the rollout, not after it
+    cli_common.check_output_path(args.out, "generate --out")  # before the rollout, not after it
     if args.save_snapshot:
         folder = Path(args.save_snapshot).parent
         if not folder.is_dir():
@@ -323,7 +274,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     ticks = args.ticks if args.ticks is not None else (len(script) or 32)
     if ticks < 0:
         raise SystemExit("chunkworld generate: error: --ticks must be >= 0")
-    with _session(args, args.seed) as s:
+    with cli_common.open_session(args, args.seed) as s:
         if args.restore:
             s.restore(Snapshot.load(args.restore))
             first = None
@@ -415,233 +366,6 @@ def info_summary(info: Any, model: str) -> list[str]:
         lines.append(f"model card     {where / 'MODEL_CARD.md'}")
     lines.append(f"full record    chunkworld info --model {model} --json")
     return lines
-
-
-def cmd_play(args: argparse.Namespace) -> int:
-    import os
-
-    from sdk.media import read_image, read_video
-    from sdk.play import LoggedSession, PlayOptions, Start, check_display, play
-
-    if args.headless:
-        os.environ["SDL_VIDEODRIVER"] = "dummy"
-        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    check_display()  # before loading the model: say at once when there is no window to open
-    if args.record:
-        check_output_path(args.record, "play --record")
-    image = read_image(args.image) if args.image else None
-    video = read_video(args.video) if args.video else None
-    with _session(args, args.seed) as s:
-        start: Start | None = Start(prompt=args.prompt, seed=args.seed, image=image, video=video)
-        log = None
-        if args.restore:  # play on from the snapshot; the log starts with loading it
-            run = LoggedSession(s)
-            run.load(args.restore)
-            if args.prompt:
-                run.set_prompt(args.prompt)
-            start, log = None, run.log
-        ticks = play(
-            s,
-            PlayOptions(
-                start=start,
-                scale=args.scale,
-                max_ticks=args.max_ticks,
-                record=args.record,
-                save=args.save,
-                log=log,
-                paced=not args.unpaced,
-            ),
-        )
-    print(f"played {ticks} ticks", file=sys.stderr)
-    return 0
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    import os
-
-    import numpy as np
-
-    from sdk.media import write_video
-    from sdk.play import ActionLog, PlayOptions, check_display, play, replay
-    from sdk.session import Session
-
-    if args.out:
-        check_output_path(args.out, "replay --out")
-    if args.play:
-        if args.headless:
-            os.environ["SDL_VIDEODRIVER"] = "dummy"
-        check_display()
-    log = ActionLog.load(args.log)
-    with Session.load(
-        log.model,
-        device=args.device,
-        steps=log.steps,
-        in_flight=log.in_flight,
-        precision=log.precision,
-        prior_level=log.prior_level,
-    ) as s:
-        chunks = list(replay(s, log, until=args.until))
-        frames = np.concatenate([c.frames for c in chunks]) if chunks else None
-        last = chunks[-1].tick if chunks else None
-        print(f"replayed {len(chunks)} chunks of {args.log}, last tick {last}", file=sys.stderr)
-        if args.out and frames is not None:
-            write_video(args.out, frames, fps=s.info.fps, scale=args.scale)
-            print(f"wrote {args.out}", file=sys.stderr)
-        if args.check:
-            want = np.load(args.check, allow_pickle=False)
-            if frames is None or want.shape != frames.shape:
-                got = None if frames is None else frames.shape
-                print(f"replay differs: {got} frames against {want.shape}", file=sys.stderr)
-                return 1
-            bad = np.flatnonzero((want != frames).reshape(len(want), -1).any(axis=1))
-            if len(bad):
-                print(f"replay differs from frame {bad[0]} on ({len(bad)} frames)", file=sys.stderr)
-                return 1
-            print(f"identical: {len(want)} frames, bit for bit", file=sys.stderr)
-        if args.play:
-            if args.until is not None:  # the branch: the log up to the tick, then the player's
-                log.events = log.events[: _events_until(log, args.until)]
-            play(s, PlayOptions(start=None, log=log, max_ticks=args.max_ticks))
-    return 0
-
-
-def _events_until(log: Any, tick: int) -> int:
-    """How many of the log's events a replay ``until`` ``tick`` runs (that step included)."""
-    current = -1
-    for n, event in enumerate(log.events):
-        if event["op"] == "reset":
-            current = 0
-        elif event["op"] == "step":
-            current += 1
-            if current >= tick:
-                return n + 1
-    return len(log.events)
-
-
-def session_factory(args: argparse.Namespace) -> Callable[[dict[str, Any]], Any]:
-    """One model loaded once; each client's ``hello`` options make a Session on it."""
-    from sdk.models import load_model
-    from sdk.session import Session
-
-    loaded = load_model(args.model, device=args.device)
-    # every hello option is an int in these bounds (advertised in the hello reply's limits)
-    bounds = {"seed": (0, 2**63 - 1), "steps": (1, 64), "in_flight": (1, 8)}
-
-    def factory(options: dict[str, Any]) -> Session:
-        unknown = sorted(set(options) - set(bounds))
-        if unknown:
-            raise ValueError(f"unknown session options {unknown}; allowed: {sorted(bounds)}")
-        for key, value in options.items():
-            low, high = bounds[key]
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ValueError(f"option {key!r} must be an int in {low}..{high}, got {value!r}")
-        return Session(
-            loaded,
-            seed=options.get("seed", 0),
-            steps=options.get("steps", args.steps),
-            in_flight=options.get("in_flight", args.in_flight),
-            precision=args.precision,
-            prior_level=args.prior_level,
-        )
-
-    factory.option_bounds = bounds  # type: ignore[attr-defined]
-    from sdk.batch import step_together  # clients ready together step in one pass
-
-    factory.step_many = step_together  # type: ignore[attr-defined]
-    factory.model_config = loaded.model.cfg  # type: ignore[attr-defined]
-    return factory
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    import dataclasses
-    import logging
-
-    import torch
-    import zmq
-
-    from bridges.limits import ServerLimits
-    from bridges.server import BindError, check_bind, serve
-    from sdk.serve_threads import apply_serve_threads
-    from world.core.cpus import warn_if_busy
-
-    try:  # a refused bind is one line, before the model loads
-        check_bind(args.control, args.frames, curve_keys_dir=args.keys, insecure=args.insecure)
-    except BindError as exc:
-        print(f"chunkworld serve: error: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    try:
-        apply_serve_threads(args.threads)  # 1 unless --threads: the server's threads need a core
-    except ArgumentError as exc:
-        print(f"chunkworld serve: error: {exc}", file=sys.stderr)
-        return 2
-    warn_if_busy(torch.get_num_threads())
-    limits = ServerLimits()
-    changes = {
-        k: v
-        for k, v in (("max_sessions", args.max_sessions), ("idle_ttl_s", args.idle_ttl))
-        if v is not None
-    }
-    limits = dataclasses.replace(limits, **changes)
-    if args.ray is not None:  # calls wait on their actors: as many engine threads as sessions
-        limits = dataclasses.replace(limits, engine_threads=limits.max_sessions)
-    if args.ray is not None and args.record:
-        print(
-            "chunkworld serve: error: --record keeps a local model's sessions; drop --ray or --record",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        if args.ray is None:
-            factory = session_factory(args)
-        else:
-            from sdk.cluster import serve_factory
-
-            factory = serve_factory(args)
-    except (ImportError, RuntimeError, ConnectionError) as e:  # no ray; no cluster; no actors
-        print(f"chunkworld serve: error: {e}", file=sys.stderr)
-        return 2
-    sink = None
-    if args.record:
-        from sdk.record_sink import DatasetSink
-
-        try:
-            sink = DatasetSink(args.record, factory.model_config, args.model)  # type: ignore[attr-defined]
-        except (ValueError, OSError) as e:
-            print(f"chunkworld serve: error: --record {args.record}: {e}", file=sys.stderr)
-            return 2
-    try:
-        serve(
-            factory,
-            record_sink=sink,
-            control=args.control,
-            frames=args.frames,
-            curve_keys_dir=args.keys,
-            insecure=args.insecure,
-            limits=limits,
-        )
-    except zmq.ZMQError as e:  # a busy port or an address this machine does not have
-        reason = zmq.strerror(e.errno) if e.errno is not None else str(e)
-        print(
-            f"chunkworld serve: error: cannot bind {args.control} / {args.frames} ({reason}); "
-            f"stop the program using it or pick free ports with --control and --frames",
-            file=sys.stderr,
-        )
-        return 2
-    except ValueError as e:  # a non-loopback endpoint without keys or --insecure
-        print(f"chunkworld serve: error: {e}", file=sys.stderr)
-        return 2
-    finally:
-        getattr(factory, "shutdown", lambda: None)()  # Ray's actors
-    return 0
-
-
-def cmd_keys(args: argparse.Namespace) -> int:
-    from bridges.keys import generate_keys
-
-    for role, path in generate_keys(args.dir, client_name=args.client_name).items():
-        print(f"{role:<14} {path}")
-    return 0
 
 
 def _delegate(command: str, rest: list[str]) -> int:

@@ -4,9 +4,9 @@ cluster (``pip install chunkworld[cluster]``; ``chunkworld serve --ray``).
 :class:`RayWorlds` is a session factory for :class:`bridges.server.Server`, the interface the
 server already reaches sessions through: each ``hello`` makes a :class:`RaySession`, a proxy
 that forwards every call to a :class:`WorldHost` actor. Each actor loads the model once and
-holds many sessions (made by ``sdk.cli.session_factory``, as a local ``chunkworld serve`` makes
-them), running their calls one at a time, as one engine thread owns the model on one machine.
-A new session goes to the live actor with the fewest sessions; actors are spread over the
+holds many sessions (made by ``sdk.cli_serve.session_factory``, as a local ``chunkworld serve``
+makes them), running their calls one at a time, as one engine thread owns the model on one
+machine. A new session goes to the live actor with the fewest sessions; actors are spread over the
 cluster's nodes. Clients see the same protocol and the same frames as from a local server.
 
 An actor that dies (its process killed, its machine gone) takes its sessions with it: their next
@@ -32,7 +32,8 @@ from sdk.errors import ChunkworldError, ClosedError
 
 INSTALL_HINT = "install the cluster extra: pip install 'chunkworld[cluster]'"
 CALLS = frozenset({"reset", "step", "set_prompt", "snapshot", "restore", "close"})
-# what WorldHost takes from `chunkworld serve`'s arguments to make sessions (sdk.cli.session_factory)
+# what WorldHost takes from `chunkworld serve`'s arguments to make sessions
+# (sdk.cli_serve.session_factory)
 SETTINGS = ("model", "device", "steps", "in_flight", "precision", "prior_level")
 
 
@@ -71,7 +72,7 @@ class WorldHost:
 
         if threads:
             torch.set_num_threads(threads)
-        from sdk.cli import session_factory
+        from sdk.cli_serve import session_factory
 
         self.factory = session_factory(argparse.Namespace(**settings))
         self.sessions: dict[int, Any] = {}

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from sdk import ArgumentError, Session
-from sdk.cli import DELEGATES, build_parser, main, session_factory
+from sdk.cli import DELEGATES, build_parser, main
+from sdk.cli_serve import session_factory
 from sdk.media import parse_actions, parse_prompt_at
 from world.core.checkpoint import DEFAULT_DIR
 

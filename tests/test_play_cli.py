@@ -11,7 +11,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import pytest
 
-import sdk.cli
+import sdk.cli_common
 from sdk.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model was loaded before the output path was checked")
 
-    monkeypatch.setattr(sdk.cli, "_session", fail)
+    monkeypatch.setattr(sdk.cli_common, "open_session", fail)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import pytest
 from bridges.fake import FakeSession
 from bridges.testing import local_server
 from sdk import Session
-from sdk.cli import session_factory
+from sdk.cli_serve import session_factory
 from sdk.play import ActionLog, replay
 
 ROOT = Path(__file__).resolve().parents[1]

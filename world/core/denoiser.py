@@ -11,7 +11,8 @@ and text by cross-attention to the chunk's own caption. The condition (noise lev
 actions, the step size, a context flag) modulates every block with shift and scale (adaptive
 norm), which is what makes actions followed rather than merely gated.
 
-The attention rule and the rotary positions live in ``world/core/attention.py``.
+The attention rule and the rotary positions live in ``world/core/attention.py``; the blocks for
+batched worlds at their own ticks (per-row positions and masks) in ``world/core/rows.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from torch import nn
 from world.core.attention import RoPE3D, additive_mask, chunk_mask, sinusoid, token_positions
 from world.core.cache import KVCache, RowCache
 from world.core.config import ModelConfig
+from world.core.rows import run_rows
 
 
 def _as(mask: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor | None:
@@ -380,8 +382,8 @@ class Denoiser(nn.Module):
             if write is not None:
                 assert isinstance(write[0], RowCache) and isinstance(write[1], torch.Tensor)
                 rows_write = (write[0], write[1])
-            return self._rows(
-                h, cond, text, chunk_index, is_context, history, use_history, rows_write
+            return run_rows(
+                self, h, cond, text, chunk_index, is_context, history, use_history, rows_write
             )
         ref = int(chunk_index.min()) * tl
         cos_q, sin_q = self.rope.angles(token_positions(chunk_index, tl, grid, ref))
@@ -401,56 +403,6 @@ class Denoiser(nn.Module):
         txt_mask = additive_mask(token_mask.reshape(b * n, 1, 1, -1))
         if write is not None:
             assert n == 1, "the cache pass encodes one chunk at a time"
-        for i, block in enumerate(self.blocks):
-            hist = None
-            if history is not None:
-                hk, hv = history.read(i)
-                hist = (hk, hv, cos_h, sin_h)
-            into = None if write is None else (write[0], i, write[1])
-            h = block(h, cond, self.rope, cos_q, sin_q, hist, mask, txt, txt_mask, n, into)
-        return h
-
-    def _rows(
-        self,
-        h: torch.Tensor,
-        cond: torch.Tensor,
-        text: tuple[torch.Tensor, torch.Tensor],
-        chunk_index: torch.Tensor,  # (B, n): each row's own chunk indices
-        is_context: torch.Tensor,
-        history: RowCache | None,  # index (B, slots): each row's own ring
-        use_history: bool,
-        write: tuple[RowCache, torch.Tensor] | None,
-    ) -> torch.Tensor:
-        """``_blocks`` for rows at their own ticks: every row gets the positions, mask and
-        history it would get alone (same values, element for element), stacked on the batch."""
-        cfg = self.cfg
-        b, n = chunk_index.shape
-        tl, tpc = cfg.latent_frames, cfg.tokens_per_chunk
-        grid = cfg.codec.grid // cfg.denoiser.patch
-        refs = chunk_index.min(dim=1).values * tl  # (B,) each row's own reference time
-
-        def angles(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            pos = [token_positions(index[r], tl, grid, int(refs[r])) for r in range(b)]
-            cos, sin = self.rope.angles(torch.cat(pos))  # (B * N, rot/2)
-            return cos.view(b, 1, -1, cos.shape[-1]), sin.view(b, 1, -1, sin.shape[-1])
-
-        cos_q, sin_q = angles(chunk_index)
-        cur_chunks = chunk_index.repeat_interleave(tpc, dim=1)  # (B, N)
-        q_ctx = is_context.repeat_interleave(tpc, dim=1)
-        k_chunks = cur_chunks
-        if history is not None:
-            cos_h, sin_h = angles(history.index.clamp_min(0))
-            k_chunks = torch.cat([history.token_chunks(), cur_chunks], dim=1)
-        allowed = [
-            chunk_mask(
-                cur_chunks[r], q_ctx[r : r + 1], k_chunks[r], cfg.history_chunks, use_history
-            )
-            for r in range(b)
-        ]
-        mask = additive_mask(torch.cat(allowed)[:, None])  # (B, 1, N, M)
-        tokens, token_mask = text
-        txt = tokens.reshape(b * n, *tokens.shape[2:])
-        txt_mask = additive_mask(token_mask.reshape(b * n, 1, 1, -1))
         for i, block in enumerate(self.blocks):
             hist = None
             if history is not None:
