@@ -247,8 +247,8 @@ def test_load_game_builtin_and_by_path():
 @pytest.mark.parametrize(
     "spec, match",
     [
-        ("chess", r"not a built-in game \('arcade'\) nor an import path"),
-        ("", "give 'arcade'"),
+        ("chess", r"not a built-in game \('arcade', 'platformer'\) nor an import path"),
+        ("", "give 'arcade', 'platformer'"),
         ("no_such_module_xyz:Game", "cannot import 'no_such_module_xyz'"),
         ("world.games.arcade:Nope", r"has no class 'Nope'; classes there: \[.*'Game'"),
         ("world.games.arcade:GameConfig.bad", "has no class"),
@@ -281,3 +281,16 @@ def test_held_key_actions_refuse_no_keys():
 
     with pytest.raises(ValueError, match="n_actions >= 1"):
         held_key_actions(np.random.default_rng(0), 10, 0)
+
+
+def test_every_built_in_game_loads_by_name_and_passes_the_checker():
+
+    from world.games.platformer import Platformer
+
+    assert set(BUILTIN) == {"arcade", "platformer"}
+    game = load_game("platformer")
+    assert isinstance(game, Platformer)
+    summary = validate_game(game)
+    assert summary["actions"][0] == "noop" and summary["frame_size"] == (64, 64)
+    assert {"player", "objects", "held_out_prompts"} <= set(summary["optional"])
+    assert validate_game(load_game("arcade"))["frame_size"] == (64, 64)
