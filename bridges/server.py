@@ -17,99 +17,30 @@ from __future__ import annotations
 import hmac
 import itertools
 import logging
-import os
 import queue
 import secrets
 import signal
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import zmq
-import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
-from zmq.utils.monitor import recv_monitor_message
 
+from bridges.binding import bind_failed, check_secure, listening_socket, start_auth
+from bridges.connections import Connections, RequestQuota
 from bridges.engine import Engine, Job, Result, reply_frames
 from bridges.handlers import OPS, Connection, Context, Outcome, SessionFactory, Slot
 from bridges.limits import ServerLimits
+from bridges.reply_cache import ReplyCache
 from bridges.session_api import RecordSink
-from bridges.wire import MAX_ID, Message, WireError, decode, encode, error_body
+from bridges.wire import Message, WireError, decode, encode, error_body, peek_id
 
 DEFAULT_CONTROL = "tcp://127.0.0.1:5555"
 DEFAULT_FRAMES = "tcp://127.0.0.1:5556"
 POLL_MS = 100  # how often the socket thread looks at the clock (idle expiry, stop)
 BATCH = 64  # requests taken from ROUTER before looking at finished results again
 log = logging.getLogger(__name__)
-
-
-def is_loopback(endpoint: str) -> bool:
-    """True for ipc://, inproc:// and tcp:// on 127.x.x.x, localhost or ::1."""
-    scheme, _, rest = endpoint.partition("://")
-    if scheme in ("ipc", "inproc"):
-        return True
-    host = rest.rpartition(":")[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
-class BindError(ValueError):
-    """The server cannot listen where it was asked to; the message says what to change."""
-
-
-def check_bind(
-    control: str, frames: str, *, curve_keys_dir: str | Path | None = None, insecure: bool = False
-) -> None:
-    """Check that a server could bind both endpoints (loopback or keys or `insecure`, free ports)
-    without starting it; `chunkworld serve` calls this before loading a model.
-
-    Raises:
-        BindError: one line saying what to change.
-    """
-    for endpoint in (control, frames):
-        if not (is_loopback(endpoint) or curve_keys_dir is not None or insecure):
-            raise BindError(
-                f"{endpoint} is not loopback: pass curve_keys_dir (make keys with "
-                "`chunkworld keys DIR`, then --keys DIR) or insecure=True (--insecure) to serve on it"
-            )
-    ctx = zmq.Context()
-    try:
-        for endpoint in (control, frames):
-            sock = ctx.socket(zmq.ROUTER)
-            try:
-                sock.bind(endpoint)
-            except zmq.ZMQError as exc:
-                raise BindError(
-                    f"cannot listen on {endpoint}: {os.strerror(exc.errno or 0)}"
-                ) from None
-            finally:
-                sock.close(linger=0)
-    finally:
-        ctx.term()
-
-
-class ReplyCache:
-    """Replies by (session token or connection, request id), bounded in count and bytes, oldest out first."""
-
-    def __init__(self, max_entries: int, max_bytes: int) -> None:
-        self.max_entries, self.max_bytes = max_entries, max_bytes
-        self._items: OrderedDict[tuple[Any, ...], list[Any]] = OrderedDict()
-        self._bytes = 0
-
-    def get(self, key: tuple[Any, ...]) -> list[Any] | None:
-        return self._items.get(key)
-
-    def put(self, key: tuple[Any, ...], frames: list[Any]) -> None:
-        size = sum(len(f) for f in frames)
-        if key in self._items or size > self.max_bytes:
-            return
-        self._items[key] = frames
-        self._bytes += size
-        while len(self._items) > self.max_entries or self._bytes > self.max_bytes:
-            _, old = self._items.popitem(last=False)
-            self._bytes -= sum(len(f) for f in old)
 
 
 class Server:
@@ -138,13 +69,7 @@ class Server:
         record_sink: RecordSink | None = None,
         limits: ServerLimits | None = None,
     ) -> None:
-        for endpoint in (control, frames):
-            if not (is_loopback(endpoint) or curve_keys_dir is not None or insecure):
-                raise BindError(
-                    f"{endpoint} is not loopback: pass curve_keys_dir (make keys with "
-                    "`chunkworld keys DIR`, then --keys DIR) or insecure=True (--insecure) to "
-                    "serve on it"
-                )
+        check_secure(control, frames, curve_keys_dir=curve_keys_dir, insecure=insecure)
         self.factory, self.record_sink = session_factory, record_sink
         self.limits = limits or ServerLimits()
         self._control, self._frames_bind = control, frames
@@ -156,11 +81,7 @@ class Server:
         self._slots: dict[str, Slot] = {}
         self._pending: set[tuple[Any, ...]] = set()  # cache keys of requests in flight
         self._observers: dict[str, Slot] = {}  # observer token -> its session
-        self._live: set[int] = set()  # descriptors of open control connections
-        self._generations: dict[int, int] = {}  # descriptor -> bumps on connect and disconnect
-        self._window_start = 0.0  # requests per connection in the current second
-        self._counts: dict[Connection, int] = {}
-        self._dropped: dict[Connection, int] = {}
+        self._quota = RequestQuota(self.limits.max_requests_per_s)
         self._cache = ReplyCache(self.limits.reply_cache_entries, self.limits.reply_cache_bytes)
         self._wake_endpoint = f"inproc://bridge-wake-{secrets.token_hex(6)}"
         self.control_endpoint = self.frames_endpoint = ""
@@ -171,12 +92,13 @@ class Server:
         """Bind the sockets and start the threads. Returns self."""
         assert self._thread is None, "start() once"
         self._zmq = zmq.Context()
-        self._auth: Any = None
+        self._auth = start_auth(self._zmq, self._keys) if self._keys is not None else None
         # No ROUTER_HANDOVER: a second connection that claims a routing id in use is ignored
         # until the first one is gone, so it can never receive the first one's replies.
         self._router = self._socket(zmq.ROUTER, self.limits.snd_hwm)
         self._router.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes)
         self._monitor = self._router.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self._conns = Connections(self._monitor, self._orphan)
         # XPUB in manual mode: the socket thread sees every subscription and applies only those
         # that name a live observer token, so an empty or guessed prefix receives nothing.
         self._pub = self._socket(zmq.XPUB, self.limits.pub_hwm)
@@ -189,9 +111,7 @@ class Server:
             except zmq.ZMQError as exc:
                 for other in (self._monitor, self._router, self._pub, self._wake):
                     other.close(linger=0)
-                raise BindError(
-                    f"cannot listen on {endpoint}: {os.strerror(exc.errno or 0)}"
-                ) from None
+                raise bind_failed(endpoint, exc) from None
         self.control_endpoint = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.frames_endpoint = self._pub.getsockopt_string(zmq.LAST_ENDPOINT)
         self._ctx = Context(self.factory, self.limits, self.record_sink, self.frames_endpoint)
@@ -210,28 +130,7 @@ class Server:
         return self
 
     def _socket(self, kind: int, snd_hwm: int) -> zmq.Socket[Any]:
-        sock = self._zmq.socket(kind)
-        sock.setsockopt(zmq.SNDHWM, snd_hwm)
-        # No receive high-water mark, on purpose. When a peer's inbound pipe reaches RCVHWM,
-        # libzmq 4.3.5 stops reading that connection; if the peer then resets the connection
-        # while replies to it are still queued, the I/O thread aborts the whole process
-        # (`Assertion failed: !_io_error (src/stream_engine_base.cpp:310)`, zeromq/libzmq#4841;
-        # no released libzmq fixes it). The socket thread drains both sockets on every turn
-        # instead, so nothing piles up there; tests/test_bridge_flood.py floods and vanishes.
-        sock.setsockopt(zmq.RCVHWM, 0)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, self.limits.heartbeat_ms)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * self.limits.heartbeat_ms)
-        sock.setsockopt(zmq.HEARTBEAT_TTL, 3 * self.limits.heartbeat_ms)
-        if self._keys is not None:
-            if self._auth is None:
-                self._auth = ThreadAuthenticator(self._zmq)
-                self._auth.start()
-                self._auth.configure_curve(domain="*", location=str(self._keys))
-            public, secret = zmq.auth.load_certificate(self._keys / "server.key_secret")
-            sock.curve_secretkey, sock.curve_publickey = secret, public  # type: ignore[assignment]
-            sock.curve_server = True
-        return sock
+        return listening_socket(self._zmq, kind, snd_hwm, self.limits.heartbeat_ms, self._keys)
 
     def request_stop(self) -> None:
         """Ask the server to stop (safe from a signal handler); `stop()` also waits."""
@@ -274,7 +173,7 @@ class Server:
                 if self._wake in events:
                     while self._wake.poll(0):
                         self._wake.recv()
-                self._connection_events()
+                self._conns.poll()
                 self._collect()
                 if self._router in events:
                     for _ in range(BATCH):
@@ -306,36 +205,12 @@ class Server:
                 return
             self._on_request(parts, stopping=True)
 
-    def _connection_events(self) -> None:
-        """Track connections: a descriptor's generation changes when it connects or disconnects;
-        the sessions last used from a connection that dropped become orphans."""
-        while self._monitor.poll(0):
-            event = recv_monitor_message(self._monitor)
-            fd = int(event["value"])
-            self._generations[fd] = self._generations.get(fd, 0) + 1
-            if event["event"] == zmq.EVENT_ACCEPTED:
-                self._live.add(fd)
-                continue
-            self._live.discard(fd)
-            now = time.monotonic()
-            for slot in self._slots.values():
-                if slot.home.fd == fd and slot.orphaned_since is None:
-                    slot.orphaned_since = now
-
-    def _connection(self, frame: zmq.Frame) -> Connection:
-        fd = int(frame.get(zmq.SRCFD))
-        if fd not in self._live:  # its ACCEPTED event may still be on its way: wait a little
-            until = time.monotonic() + 0.1
-            while fd not in self._live and (left := until - time.monotonic()) > 0:
-                if self._monitor.poll(max(1, int(left * 1000))):
-                    self._connection_events()
-            if fd not in self._live:
-                self._live.add(fd)
-                self._generations[fd] = self._generations.get(fd, 0) + 1
-        return Connection(fd, self._generations[fd])
-
-    def _is_live(self, conn: Connection) -> bool:
-        return conn.fd in self._live and self._generations.get(conn.fd) == conn.generation
+    def _orphan(self, fd: int) -> None:
+        """The connection on `fd` dropped: the sessions last used from it become orphans."""
+        now = time.monotonic()
+        for slot in self._slots.values():
+            if slot.home.fd == fd and slot.orphaned_since is None:
+                slot.orphaned_since = now
 
     def _subscriptions(self) -> None:
         """Apply subscriptions to live observer tokens; ignore every other one."""
@@ -369,7 +244,7 @@ class Server:
             self._pending.discard(job.key)
             if result.cacheable:
                 self._cache.put(job.key, result.reply)
-            if job.conn is not None and self._is_live(job.conn):
+            if job.conn is not None and self._conns.is_live(job.conn):
                 self._router.send_multipart(job.envelope + result.reply, copy=False)
             else:  # whoever asked is gone; a resend with the token gets the cached reply
                 log.debug("reply to %s id %d kept: its connection closed", job.msg_type, job.msg_id)
@@ -379,23 +254,9 @@ class Server:
                 except zmq.Again:
                     log.debug("frames of a session dropped")
 
-    def _over_quota(self, conn: Connection) -> bool:
-        """Count a request against its connection's `max_requests_per_s`; True: drop it."""
-        now = time.monotonic()
-        if now - self._window_start >= 1.0:
-            if self._dropped:
-                log.warning("dropped %d requests over max_requests_per_s from %d connection(s)",
-                            sum(self._dropped.values()), len(self._dropped))  # fmt: skip
-            self._window_start, self._counts, self._dropped = now, {}, {}
-        count = self._counts[conn] = self._counts.get(conn, 0) + 1
-        if count <= self.limits.max_requests_per_s:
-            return False
-        self._dropped[conn] = self._dropped.get(conn, 0) + 1
-        return True
-
     def _on_request(self, zframes: list[zmq.Frame], *, stopping: bool) -> None:
-        conn = self._connection(zframes[-1])
-        if self._over_quota(conn):
+        conn = self._conns.of(zframes[-1])
+        if self._quota.over(conn):
             return
         parts = [f.bytes for f in zframes]
         identity = parts[0]
@@ -407,7 +268,7 @@ class Server:
                          max_message_bytes=lim.max_message_bytes, max_buffers=lim.max_buffers)  # fmt: skip
         except WireError as exc:
             log.info("bad message from %s: %s", identity.hex(), exc)
-            re = _peek_id(frames, lim.max_header_bytes, lim.max_depth)
+            re = peek_id(frames)
             self._send_error(envelope, re, exc.code, exc.message, exc.retryable)
             return
         # Replies are cached under the session token (only its holder can ask for them again)
@@ -559,29 +420,6 @@ class Server:
         else:
             self._zmq.term()
         log.info("bridge stopped")
-
-
-def _peek_id(frames: list[bytes], max_header_bytes: int, max_depth: int) -> int | None:
-    """The request id of a message that failed to decode, if its header frame says one among its
-    first entries (read from the frame's first 4 KiB only, so a header too large to decode, or a
-    message over a size limit, still gets a reply naming the request)."""
-    if len(frames) < 2:
-        return None
-    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=4096, strict_map_key=False)
-    unpacker.feed(bytes(frames[1][:4096]))
-    try:
-        for _ in range(unpacker.read_map_header()):
-            key = unpacker.unpack()
-            if key != "id":
-                unpacker.skip()
-                continue
-            value = unpacker.unpack()
-            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
-                return value
-            return None
-    except Exception:  # not msgpack, not a map, or the id lies past the first 4 KiB
-        return None
-    return None
 
 
 def serve(session_factory: SessionFactory, **kwargs: Any) -> None:

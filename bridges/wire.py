@@ -187,6 +187,29 @@ def decode(
     )
 
 
+def peek_id(frames: list[bytes]) -> int | None:
+    """The request id of a message that failed to decode, if its header frame says one among its
+    first entries (read from the frame's first 4 KiB only, so a header too large to decode, or a
+    message over a size limit, still gets a reply naming the request)."""
+    if len(frames) < 2:
+        return None
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=4096, strict_map_key=False)
+    unpacker.feed(bytes(frames[1][:4096]))
+    try:
+        for _ in range(unpacker.read_map_header()):
+            key = unpacker.unpack()
+            if key != "id":
+                unpacker.skip()
+                continue
+            value = unpacker.unpack()
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
+                return value
+            return None
+    except Exception:  # not msgpack, not a map, or the id lies past the first 4 KiB
+        return None
+    return None
+
+
 def check_tag(tag: bytes) -> None:
     """Raise VERSION for another version of this protocol, BAD_MESSAGE for anything else."""
     if tag == TAG:

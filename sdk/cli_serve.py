@@ -53,8 +53,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import torch
     import zmq
 
+    from bridges.binding import BindError, check_bind
     from bridges.limits import ServerLimits
-    from bridges.server import BindError, check_bind, serve
+    from bridges.server import serve
     from sdk.serve_threads import apply_serve_threads
     from world.core.cpus import warn_if_busy
 

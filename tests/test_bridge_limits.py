@@ -11,8 +11,8 @@ import pytest
 import zmq
 
 from bridges import Client, RemoteError, ServerLimits
+from bridges.binding import BindError, check_bind
 from bridges.fake import FAKE_OPTION_BOUNDS
-from bridges.server import BindError, check_bind
 from bridges.testing import RawPeer, local_server
 from bridges.wire import encode
 

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from bridges import Client, RemoteError, ServerLimits, connect
+from bridges.binding import is_loopback
 from bridges.fake import FakeSession, MemoryRecordSink, fake_factory
 from bridges.keys import generate_keys
-from bridges.server import Server, is_loopback
+from bridges.server import Server
 from bridges.testing import RawPeer, local_server
 
 
