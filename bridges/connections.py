@@ -29,12 +29,20 @@ class Connections:
         self._monitor, self._on_drop = monitor, on_drop
         self._live: set[int] = set()  # descriptors of open control connections
         self._generations: dict[int, int] = {}  # descriptor -> bumps on connect and disconnect
+        # descriptors taken as live before their ACCEPTED event came (a loaded machine can hold
+        # it back past `of`'s wait): that late event must not start a new generation, or the
+        # replies to the requests already read from the connection would be dropped
+        self._assumed: set[int] = set()
 
     def poll(self) -> None:
         """Apply the monitor events that have arrived."""
         while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)
             fd = int(event["value"])
+            if event["event"] == zmq.EVENT_ACCEPTED and fd in self._assumed:
+                self._assumed.discard(fd)
+                continue
+            self._assumed.discard(fd)
             self._generations[fd] = self._generations.get(fd, 0) + 1
             if event["event"] == zmq.EVENT_ACCEPTED:
                 self._live.add(fd)
@@ -52,6 +60,7 @@ class Connections:
                     self.poll()
             if fd not in self._live:
                 self._live.add(fd)
+                self._assumed.add(fd)
                 self._generations[fd] = self._generations.get(fd, 0) + 1
         return Connection(fd, self._generations[fd])
 

@@ -142,3 +142,50 @@ def test_a_connected_client_keeps_its_sessions_past_the_orphan_ttl() -> None:
         token, _ = hello(peer)
         time.sleep(0.6)
         assert peer.call("reset", 2, token).body["tick"] == 0
+
+
+class _Monitor:
+    """A stand-in for the ROUTER's monitor socket: events are queued by the test."""
+
+    def __init__(self) -> None:
+        self.events: list[list[bytes]] = []
+
+    def poll(self, timeout: int = 0) -> bool:
+        return bool(self.events)
+
+    def recv_multipart(self, flags: int = 0) -> list[bytes]:
+        return self.events.pop(0)
+
+    def push(self, event: int, fd: int) -> None:
+        import struct
+
+        self.events.append([struct.pack("=hi", event, fd), b"tcp://127.0.0.1:1"])
+
+
+class _Frame:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def get(self, option: int) -> int:
+        assert option == zmq.SRCFD
+        return self.fd
+
+
+def test_a_late_accepted_event_keeps_the_connection_that_already_asked() -> None:
+    # under load the monitor's ACCEPTED can come after the connection's first request: the
+    # replies to that request must still go out (they were dropped, and a client timed out)
+    from bridges.connections import Connections
+
+    monitor, dropped = _Monitor(), []
+    conns = Connections(monitor, dropped.append)  # type: ignore[arg-type]
+    asked = conns.of(_Frame(7))  # type: ignore[arg-type]
+    monitor.push(zmq.EVENT_ACCEPTED, 7)
+    conns.poll()
+    assert conns.is_live(asked) and conns.of(_Frame(7)) == asked and dropped == []
+    monitor.push(zmq.EVENT_DISCONNECTED, 7)
+    conns.poll()
+    assert not conns.is_live(asked) and dropped == [7]
+    monitor.push(zmq.EVENT_ACCEPTED, 7)  # a new client on the same descriptor
+    conns.poll()
+    later = conns.of(_Frame(7))  # type: ignore[arg-type]
+    assert conns.is_live(later) and later != asked and not conns.is_live(asked)
