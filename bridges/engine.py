@@ -24,6 +24,10 @@ from bridges.wire import WireError, encode, error_body
 
 log = logging.getLogger(__name__)
 
+# how long a batched step waits for the last batch's other sessions, as a share of that
+# batch's time (see `Engine.execute_ready`)
+BATCH_GRACE = 0.25
+
 
 @dataclass
 class Job:
@@ -87,6 +91,8 @@ class Engine(threading.Thread):
         self.ctx, self.results, self.ids = ctx, results, ids
         self._zmq, self._wake_endpoint = zmq_context, wake_endpoint
         self.jobs: queue.Queue[Job | None] = queue.Queue(maxsize=depth)  # None: stop
+        self._last_batch: list[Slot] = []  # the sessions the last batched step ran
+        self._last_batch_s = 0.0  # and how long it took
 
     def run(self) -> None:
         wake = self._zmq.socket(zmq.PUSH)
@@ -107,17 +113,26 @@ class Engine(threading.Thread):
     def execute_ready(self, job: Job) -> list[Result]:
         """Run ``job``; if it is a step and the factory can step many sessions in one pass
         (``step_many``, bridges/session_api.py), the steps of other sessions already queued
-        join it. Nothing waits for a step that has not arrived: a client waits on another's
-        at most for the one batched tick. Other queued jobs, and any later job of a session
-        with one of those, run after the batch in queue order."""
+        join it, and so do those of the last batch's sessions that arrive within
+        ``BATCH_GRACE`` of the last batch's time. Other queued jobs, and any later job of a
+        session with one of those, run after the batch in queue order.
+
+        Why the grace: a client stepping in lockstep sends its next step a millisecond after
+        its reply, while a client that floods already has one queued. Without a wait, each
+        batch started without the lockstep client, which then waited a whole tick for the
+        next: twice its quiet round trip (docs/many-worlds.md). A client that stops stepping
+        costs the batch after its last at most the grace, once."""
         step_many = getattr(self.ctx.factory, "step_many", None)
         if step_many is None or job.msg_type != "step" or job.slot.session is None:
             return [self.execute(job)]
         batch: list[Job] = [job]
         later: list[Job] = []
+        expected = {id(s) for s in self._last_batch if s is not job.slot and s.session is not None}
+        until = time.monotonic() + BATCH_GRACE * self._last_batch_s
         while True:
             try:
-                nxt = self.jobs.get_nowait()
+                left = until - time.monotonic() if expected else 0.0
+                nxt = self.jobs.get(timeout=left) if left > 0 else self.jobs.get_nowait()
             except queue.Empty:
                 break
             if nxt is None:
@@ -128,9 +143,12 @@ class Engine(threading.Thread):
             )
             if nxt.msg_type == "step" and nxt.slot.session is not None and not waiting:
                 batch.append(nxt)
+                expected.discard(id(nxt.slot))
             else:
                 later.append(nxt)
+        started = time.monotonic()
         results = self.execute_steps(batch, step_many) if len(batch) > 1 else [self.execute(job)]
+        self._last_batch, self._last_batch_s = [j.slot for j in batch], time.monotonic() - started
         return results + [self.execute(j) for j in later]
 
     def execute_steps(self, batch: list[Job], step_many: Any) -> list[Result]:

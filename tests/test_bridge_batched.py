@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import queue
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -21,8 +23,9 @@ from bridges.wire import decode
 class Factory:
     """Fake sessions; ``step_many`` steps them one by one and records each call's size."""
 
-    def __init__(self, batched: bool = True) -> None:
+    def __init__(self, batched: bool = True, delay_s: float = 0.0) -> None:
         self.calls: list[int] = []
+        self.delay_s = delay_s  # a batch's time, as a model's pass
         if not batched:
             self.step_many = None
 
@@ -31,11 +34,12 @@ class Factory:
 
     def step_many(self, calls: list[tuple[Any, Any, Any]]) -> list[Any]:
         self.calls.append(len(calls))
+        time.sleep(self.delay_s)
         out: list[Any] = []
         for session, action, prompt in calls:
             try:
                 out.append(session.step(action, prompt=prompt))
-            except Exception as exc:  # noqa: BLE001: per call, as sdk.batch.step_together
+            except Exception as exc:  # noqa: BLE001 (per call, as sdk.batch.step_together)
                 out.append(exc)
         return out
 
@@ -103,3 +107,37 @@ def test_a_stop_drained_with_a_batch_ends_the_engine_after_it() -> None:
     engine.jobs.put(None)
     assert len(engine.execute_ready(_job(a, "step", (None, None), 1))) == 2
     assert engine.stopping
+
+
+def test_a_lockstep_client_whose_step_comes_just_after_the_batch_starts_joins_it() -> None:
+    # a client sends its next step a moment after its reply, when a flooder's is already
+    # queued: the engine waits a share of the last batch's time for it instead of running the
+    # next batch without it (which made it wait a whole tick: twice its quiet round trip)
+    factory = Factory(delay_s=0.2)
+    engine = _engine(factory)
+    a, b = _slot("a"), _slot("b")
+    engine.jobs.put(_job(b, "step", (None, None), 2))
+    engine.execute_ready(_job(a, "step", (None, None), 1))
+    late = threading.Timer(0.01, lambda: engine.jobs.put(_job(b, "step", (None, None), 4)))
+    late.start()
+    engine.execute_ready(_job(a, "step", (None, None), 3))
+    late.join()
+    assert factory.calls == [2, 2]
+
+
+def test_a_client_that_stops_stepping_delays_one_batch_by_at_most_the_grace() -> None:
+    from bridges.engine import BATCH_GRACE
+
+    factory = Factory(delay_s=0.2)
+    engine = _engine(factory)
+    a, b = _slot("a"), _slot("b")
+    engine.jobs.put(_job(b, "step", (None, None), 2))
+    engine.execute_ready(_job(a, "step", (None, None), 1))  # b steps no more
+    waits = []
+    for n in (3, 4):
+        started = time.monotonic()
+        engine.execute_ready(_job(a, "step", (None, None), n))
+        waits.append(time.monotonic() - started)  # a alone: no step_many, no sleep
+    assert factory.calls == [2]  # then a alone, without step_many
+    assert 0.5 * BATCH_GRACE * 0.2 < waits[0] < BATCH_GRACE * 0.2 + 0.04  # waited for b once
+    assert waits[1] < 0.5 * BATCH_GRACE * 0.2  # then no more
