@@ -33,6 +33,8 @@ def test_recipe_makes_a_model_that_plays(made):
     assert set(plan["steps"]) == {"codec", "denoiser", "prior"}
     card = (model / "MODEL_CARD.md").read_text()
     assert "chunkworld train" in card and "--preset tiny" in card and "| following |" in card
+    codec, denoiser = plan["steps"]["codec"], plan["steps"]["denoiser"]
+    assert "| codec, then denoiser | " in card and f"| {codec}, {denoiser} |" in card
     lines = json.loads((model.parent / "scorecard.json").read_text())["lines"]
     assert {"following", "balls_mean16", "long_wall_kept", "text_start_player"} <= set(lines)
     assert (model.parent / "long_rollout.png").exists()

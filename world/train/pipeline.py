@@ -383,8 +383,12 @@ def write_card(model_dir: Path, doc: dict[str, Any], out: Path) -> Path:
         "| stage | minutes | steps |",
         "| --- | --- | --- |",
     ]
+    steps = doc["steps"]
     for name, sec in doc["seconds"].items():
-        lines.append(f"| {name} | {sec / 60:.1f} | {doc['steps'].get(name, '')} |")
+        label, count = name, steps.get(name, "")
+        if name == "denoiser" and "codec" in steps:  # one stage trains the codec, then it
+            label, count = "codec, then denoiser", f"{steps['codec']}, {count}"
+        lines.append(f"| {label} | {sec / 60:.1f} | {count} |")
     lines.append(f"| all | {sum(doc['seconds'].values()) / 60:.1f} | |")
     card_file = out / "scorecard.json"
     if card_file.exists():
