@@ -359,9 +359,9 @@ def info_summary(info: Any, model: str) -> list[str]:
         )
         if "evaluation_command" in card:
             lines.append(f"               ({card['evaluation_command']})")
-    from sdk.models import DEFAULT_DIR  # imports torch: not at the parser's import
+    from world.core.checkpoint import checkpoint_dir  # imports torch: not at the parser's import
 
-    where = DEFAULT_DIR if model == "default" else Path(model)
+    where = checkpoint_dir(model)
     if (where / "MODEL_CARD.md").is_file():
         lines.append(f"model card     {where / 'MODEL_CARD.md'}")
     lines.append(f"full record    chunkworld info --model {model} --json")

@@ -3,7 +3,10 @@
 - a preset name from ``world.core.config.PRESETS`` (``"tiny"``, ``"small"``, ...): random weights,
   seeded and deterministic (the same name always gives the same weights). Only ``"tiny"`` is
   meant for this: other presets warn that their weights are untrained.
-- ``"default"``: the checkpoint shipped in ``world/models/default/``.
+- ``"default"``: the arcade world's checkpoint shipped in ``world/models/default/``; the other
+  shipped worlds by their names (``"platformer"``: ``world/models/platformer/``), listed by
+  ``model_names()``. A shipped name wins over a directory of that name here: write
+  ``"./platformer"`` for that.
 - anything else: a checkpoint directory (``config.json`` + ``model.safetensors``).
 """
 
@@ -20,7 +23,13 @@ import torch
 
 from sdk.errors import ArgumentError, CheckpointLoadError, UnknownModelError
 from sdk.types import SessionInfo
-from world.core.checkpoint import DEFAULT_DIR, CheckpointError, load_checkpoint
+from world.core.checkpoint import (
+    DEFAULT_DIR,
+    CheckpointError,
+    checkpoint_dir,
+    load_checkpoint,
+    shipped_models,
+)
 from world.core.config import PRESETS
 from world.core.model import WorldModel
 from world.core.sampler import PipelinedSampler
@@ -41,7 +50,7 @@ class LoadedModel:
 
 def model_names() -> list[str]:
     """Names ``load_model`` accepts besides checkpoint paths."""
-    return ["default", *sorted(PRESETS)]
+    return ["default", *(n for n in shipped_models() if n != "default"), *sorted(PRESETS)]
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -132,6 +141,8 @@ def load_model(
                 f"the default model is not installed (expected a checkpoint in {path}); train or "
                 f"copy one there, or use Session.load('tiny') for a random-weight test world"
             )
+    elif name in shipped_models():
+        path = checkpoint_dir(name)
     else:
         path = Path(name).expanduser()
         if not path.is_dir():

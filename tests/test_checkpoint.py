@@ -158,3 +158,23 @@ def test_default_names_the_shipped_model_from_any_directory(tmp_path, monkeypatc
     assert (DEFAULT_DIR / "config.json").is_file()
     with pytest.raises(CheckpointError, match="config.json: missing"):
         load_checkpoint("./default")  # a path is taken as a path
+
+
+def test_a_shipped_world_loads_by_its_name_and_a_path_stays_a_path(tmp_path, monkeypatch, saved):
+    import shutil
+
+    import world.core.checkpoint as ck
+
+    shipped = tmp_path / "models"
+    shutil.copytree(saved, shipped / "cave")
+    (shipped / "empty").mkdir()  # a directory without a checkpoint is not a shipped world
+    monkeypatch.setattr(ck, "MODELS_DIR", shipped)
+    monkeypatch.chdir(tmp_path)
+    assert ck.shipped_models() == ["cave"]
+    assert ck.checkpoint_dir("cave") == shipped / "cave"
+    assert ck.checkpoint_dir("./cave") == tmp_path.joinpath("cave").relative_to(tmp_path)
+    assert sdk.models.model_names()[:2] == ["default", "cave"]
+    loaded = sdk.models.load_model("cave")
+    assert loaded.trained and loaded.model.cfg == load_checkpoint(saved)[0].cfg
+    with pytest.raises(sdk.models.UnknownModelError, match="'./cave'"):
+        sdk.models.load_model("./cave")  # no ./cave here

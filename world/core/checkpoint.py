@@ -22,7 +22,8 @@ from world.core.model import WorldModel
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-DEFAULT_DIR = Path(__file__).resolve().parents[1] / "models" / "default"  # the shipped model
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"  # the shipped models, one per world
+DEFAULT_DIR = MODELS_DIR / "default"  # the shipped arcade model
 
 
 class CheckpointError(ValueError):
@@ -46,10 +47,21 @@ def save_checkpoint(
     return path
 
 
+def shipped_models() -> list[str]:
+    """Names of the shipped models (``"default"``, the arcade; ``"platformer"``; ...): the
+    directories of ``world/models`` that hold a checkpoint."""
+    if not MODELS_DIR.is_dir():
+        return []
+    return sorted(d.name for d in MODELS_DIR.iterdir() if (d / CONFIG_FILE).is_file())
+
+
 def checkpoint_dir(path: str | Path) -> Path:
-    """The string ``"default"`` -> the shipped model's directory; any other path as it is (a
-    ``Path("default")`` is a directory of that name)."""
-    return DEFAULT_DIR if isinstance(path, str) and path == "default" else Path(path)
+    """A shipped model's name as a string (``"default"``, see `shipped_models`) -> its
+    directory; any other path as it is (a ``Path("default")`` is a directory of that name)."""
+    if isinstance(path, str) and "/" not in path and "\\" not in path:
+        if path == "default" or (MODELS_DIR / path / CONFIG_FILE).is_file():
+            return MODELS_DIR / path
+    return Path(path)
 
 
 def read_config(path: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
