@@ -8,6 +8,7 @@ one thread owns the model.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import queue
@@ -93,12 +94,13 @@ class Engine(threading.Thread):
         self.jobs: queue.Queue[Job | None] = queue.Queue(maxsize=depth)  # None: stop
         self._last_batch: list[Slot] = []  # the sessions the last batched step ran
         self._last_batch_s = 0.0  # and how long it took
+        self._carried: collections.deque[Job] = collections.deque()  # drained, not yet run
 
     def run(self) -> None:
         wake = self._zmq.socket(zmq.PUSH)
         wake.connect(self._wake_endpoint)
         try:
-            while not self.stopping and (job := self.jobs.get()) is not None:
+            while (job := self.next_job()) is not None:
                 for result in self.execute_ready(job):
                     self.results.put(result)
                     try:
@@ -110,12 +112,26 @@ class Engine(threading.Thread):
 
     stopping = False  # a stop (None) was drained with a batch: finish it, then stop
 
+    def next_job(self) -> Job | None:
+        """The next job to run: those a batch drained but left out first, in queue order."""
+        if self._carried:
+            return self._carried.popleft()
+        return None if self.stopping else self.jobs.get()
+
+    def _pull(self, timeout: float) -> Job | None:
+        """The next drained-but-not-run job, else one from the queue (raises `queue.Empty`)."""
+        if self._carried:
+            return self._carried.popleft()
+        return self.jobs.get(timeout=timeout) if timeout > 0 else self.jobs.get_nowait()
+
     def execute_ready(self, job: Job) -> list[Result]:
         """Run ``job``; if it is a step and the factory can step many sessions in one pass
         (``step_many``, bridges/session_api.py), the steps of other sessions already queued
         join it, and so do those of the last batch's sessions that arrive within
-        ``BATCH_GRACE`` of the last batch's time. Other queued jobs, and any later job of a
-        session with one of those, run after the batch in queue order.
+        ``BATCH_GRACE`` of the last batch's time. Other drained jobs, and any later job of a
+        session already in the batch, are carried: they come next, in queue order, so a
+        session's second queued step heads the next batch rather than running alone while
+        the other sessions wait for their replies.
 
         Why the grace: a client stepping in lockstep sends its next step a millisecond after
         its reply, while a client that floods already has one queued. Without a wait, each
@@ -132,7 +148,7 @@ class Engine(threading.Thread):
         while True:
             try:
                 left = until - time.monotonic() if expected else 0.0
-                nxt = self.jobs.get(timeout=left) if left > 0 else self.jobs.get_nowait()
+                nxt = self._pull(left)
             except queue.Empty:
                 break
             if nxt is None:
@@ -149,7 +165,8 @@ class Engine(threading.Thread):
         started = time.monotonic()
         results = self.execute_steps(batch, step_many) if len(batch) > 1 else [self.execute(job)]
         self._last_batch, self._last_batch_s = [j.slot for j in batch], time.monotonic() - started
-        return results + [self.execute(j) for j in later]
+        self._carried.extendleft(reversed(later))
+        return results
 
     def execute_steps(self, batch: list[Job], step_many: Any) -> list[Result]:
         """Step the jobs' sessions in one ``step_many`` call; each gets its own reply."""

@@ -65,6 +65,15 @@ def _reply(result: Result) -> tuple[str, dict[str, Any]]:
     return msg.type, msg.body
 
 
+def _run_all(engine: Engine, first: Job) -> list[Result]:
+    """Run ``first`` and every job queued after it, as the engine thread would, then stop."""
+    engine.jobs.put(None)
+    results = engine.execute_ready(first)
+    while (job := engine.next_job()) is not None:
+        results += engine.execute_ready(job)
+    return results
+
+
 def test_queued_steps_of_other_sessions_join_one_call_and_keep_order() -> None:
     factory = Factory()
     engine = _engine(factory)
@@ -73,7 +82,7 @@ def test_queued_steps_of_other_sessions_join_one_call_and_keep_order() -> None:
     engine.jobs.put(_job(a, "set_prompt", "night", 3))  # a waits: its step below comes after
     engine.jobs.put(_job(a, "step", ("up", None), 4))
     engine.jobs.put(_job(c, "step", ("jump!", None), 5))  # a bad action: only c's step fails
-    results = engine.execute_ready(_job(a, "step", ("right", None), 1))
+    results = _run_all(engine, _job(a, "step", ("right", None), 1))
     assert factory.calls == [3]  # a, b and c in one call; a's second step waited
     assert [r.job.msg_id for r in results] == [1, 2, 5, 3, 4]
     kinds = [_reply(r)[0] for r in results]
@@ -81,6 +90,23 @@ def test_queued_steps_of_other_sessions_join_one_call_and_keep_order() -> None:
     assert _reply(results[2])[1]["code"] == "BAD_ACTION"
     assert [_reply(r)[1]["tick"] for r in results if _reply(r)[0] == "step"] == [1, 1, 2]
     assert results[0].publish is not None and results[2].publish is None
+
+
+def test_a_sessions_second_queued_step_heads_the_next_batch() -> None:
+    # two clients each with two steps queued: two calls of two, and the first batch's
+    # replies go out before the second batch runs (one at a time, the first pair waited)
+    factory = Factory()
+    engine = _engine(factory)
+    a, b = _slot("a"), _slot("bb")
+    for job in (_job(b, "step", ("left", None), 2), _job(a, "step", ("up", None), 3),
+                _job(b, "step", ("down", None), 4)):  # fmt: skip
+        engine.jobs.put(job)
+    first = engine.execute_ready(_job(a, "step", ("right", None), 1))
+    assert [r.job.msg_id for r in first] == [1, 2]
+    second = engine.execute_ready(engine.next_job())  # type: ignore[arg-type]
+    assert [r.job.msg_id for r in second] == [3, 4]
+    assert factory.calls == [2, 2]
+    assert [_reply(r)[1]["tick"] for r in first + second] == [1, 1, 2, 2]
 
 
 def test_batched_frames_equal_each_session_stepped_alone() -> None:
