@@ -5,6 +5,7 @@ redone), and a run directory refuses other settings."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -40,17 +41,21 @@ def test_recipe_makes_a_model_that_plays(made):
     assert (model.parent / "long_rollout.png").exists()
 
 
-def test_the_same_command_resumes_and_redoes_nothing(made):
+def test_the_same_command_resumes_and_redoes_nothing(made, monkeypatch):
     rc, model = made
     before = (model / "model.safetensors").read_bytes()
-    spent = json.loads((model.parent / "plan.json").read_text())["seconds"]
+    card = (model / "MODEL_CARD.md").read_text()
+    plan = json.loads((model.parent / "plan.json").read_text())
+    assert f"finished {plan['finished']} UTC." in card
 
     def never(m, o):
         raise AssertionError("the evaluation ran again")
 
-    assert make_world(rc, never) == model
+    monkeypatch.setattr("time.gmtime", lambda *_: time.struct_time((2031, 1, 2, 3, 4, 5, 3, 2, 0)))
+    assert make_world(rc, never) == model  # the card is written again, a year later
     assert (model / "model.safetensors").read_bytes() == before
-    assert json.loads((model.parent / "plan.json").read_text())["seconds"] == spent
+    assert json.loads((model.parent / "plan.json").read_text()) == plan
+    assert (model / "MODEL_CARD.md").read_text() == card  # it says when the run finished
 
 
 def test_a_run_refuses_other_settings(made):

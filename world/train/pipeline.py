@@ -220,6 +220,7 @@ def make_world(
         with plan.clock(name):
             work()
         plan.doc["done"].append(name)
+        plan.doc["finished"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
         plan.save()
 
     data = Path(rc.data) if rc.data else out / "data"
@@ -377,7 +378,7 @@ def write_card(model_dir: Path, doc: dict[str, Any], out: Path) -> Path:
         f"    chunkworld train {flags}",
         "",
         f"Machine: {platform.machine()}, {_cores()} CPU cores; "
-        f"finished {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC.",
+        f"finished {doc.get('finished') or time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC.",
         "",
         *_game_lines(rc, doc, out),
         "| stage | minutes | steps |",
