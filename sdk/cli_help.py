@@ -52,7 +52,8 @@ scripts/setup.sh installs). The model generates on a thread of its own while the
 the newest chunk at the world's fps; the HUD shows both rates and says when the model is slower
 than real time.
 
-Keys (shown in the window): arrows/WASD move, space fire, 0-9 an action by id, Enter types a
+Keys (shown in the window): arrows/WASD move, space fire (or jump; held with an arrow, the
+action named for both, as the platformer's left_jump), 0-9 an action by id, Enter types a
 prompt (Enter again applies it from the next tick, Esc cancels), P pause, N single tick while
 paused, R reset, F5 save the world to a snapshot file (--save), F9 load it back, +/- window
 scale, F12 screenshot, V start/stop recording, Esc or Q quit. Held keys are read once per chunk;

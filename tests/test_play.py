@@ -17,6 +17,7 @@ from sdk import Session
 from sdk.cli import main
 from sdk.play import Engine, PlayOptions, PlayWindow, Start, replay
 from sdk.play.log import ActionLog
+from sdk.play.window import chord
 from world.train.data import Dataset
 
 pygame = pytest.importorskip("pygame")
@@ -269,3 +270,14 @@ def test_named_keys_reach_the_games_own_actions(actions, want):
     assert [keymap[getattr(pygame, f"K_{i}")] for i in range(len(actions))] == list(
         range(len(actions))
     )
+
+
+def test_held_keys_play_the_action_named_for_them_together() -> None:
+    platformer = ["noop", "left", "right", "jump", "left_jump", "right_jump"]
+    assert chord(platformer, [1, 3]) == 4  # left held, then jump: left_jump
+    assert chord(platformer, [3, 2]) == 5  # either order
+    assert chord(platformer, [1, 2]) == 2  # no action names both: the newest key
+    assert chord(platformer, [2, 1, 3]) == 4  # right, left, jump held: the later arrow's
+    assert chord(platformer, [1, 2, 3]) == 5
+    arcade = ["noop", "up", "down", "left", "right", "fire"]
+    assert chord(arcade, [3, 5]) == 5 and chord(arcade, [5, 3]) == 3

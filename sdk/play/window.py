@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,22 @@ HELP = (
 )
 HUD_LINE = 16  # pixels per HUD line
 HUD_LINES = 6
+
+
+def chord(names: Sequence[str], held: list[int]) -> int:
+    """The action that held actions (ids, oldest first) mean together: the newest one, or an
+    action named for it and other held ones joined by ``_`` (left held, then jump: ``left_jump``);
+    the one naming the most keys, then the one whose keys were pressed most recently."""
+    newest = held[-1]
+    pressed = {names[i]: at for at, i in enumerate(held)}  # action name -> when, the last time
+    best, rank = newest, (1, len(held) - 1)
+    for i, name in enumerate(names):
+        parts = name.split("_")
+        if len(parts) > 1 and names[newest] in parts and set(parts) <= pressed.keys():
+            mine = (len(parts), min(pressed[p] for p in parts))
+            if mine > rank:
+                best, rank = i, mine
+    return best
 
 
 class NoDisplayError(ChunkworldError, RuntimeError):
@@ -258,9 +274,9 @@ class PlayWindow:
         return bool(events)
 
     def _hold(self) -> None:
-        """The newest held key that means an action is the action held."""
+        """The held keys' action (``chord``) is the action held."""
         mapped = [self.keymap[k] for k in self.held if k in self.keymap]
-        self.engine.hold(mapped[-1] if mapped and self.typing is None else 0)
+        self.engine.hold(chord(self.info.actions, mapped) if mapped and self.typing is None else 0)
 
     def _key_down(self, event: Any) -> None:
         pg, key = self.pg, event.key
@@ -276,7 +292,7 @@ class PlayWindow:
             return
         if key in self.keymap:
             self.held.append(key)
-            self.engine.tap(self.keymap[key])
+            self.engine.tap(chord(self.info.actions, [self.keymap[k] for k in self.held]))
             self._hold()
         elif key in (pg.K_ESCAPE, pg.K_q):
             self.quit = True
