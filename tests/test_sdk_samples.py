@@ -388,3 +388,23 @@ def test_catch_game_sample_follows_the_protocol() -> None:
     spec.loader.exec_module(module)
     summary = validate_game(module.Catch())
     assert summary["actions"] == ["noop", "left", "right"] and summary["frame_size"] == (32, 32)
+
+
+def test_dodge_game_sample_counts_what_it_draws() -> None:
+    """The game a stranger wrote from docs/your-game.md alone: valid, and its pixel detectors
+    agree with its own state over a policy rollout (the evaluation reads them)."""
+    from world.games.protocol import validate_game
+
+    path = ROOT / "samples" / "dodge_game.py"
+    spec = importlib.util.spec_from_file_location("dodge_sample", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    game = module.Dodge()
+    assert validate_game(game)["optional"] == ["describe", "policy", "player", "objects"]
+    frame, rng = game.reset(11), np.random.default_rng(11)
+    for _ in range(300):
+        frame = game.step(game.policy(rng))
+        assert game.objects(frame) == {"rocks": len(game.rocks)}
+        x, y = game.player(frame)
+        assert (x, y) == (game.x + (module.SHIP_W - 1) / 2, module.SIZE - 3)
