@@ -183,6 +183,9 @@ def _run_hello(ctx: Context, slot: Slot, options: dict[str, Any]) -> Outcome:
         session.close()
         raise
     slot.session, slot.facts = session, facts
+    engine_for = getattr(ctx.factory, "engine_for", None)
+    if callable(engine_for):  # sessions sharing a resource share an engine thread and batch
+        slot.worker = int(engine_for(session)) % max(1, ctx.limits.engine_threads)
     limits = ctx.limits.advertised()
     limits["max_prompt_chars"] = max_prompt_chars(ctx, slot)
     limits["options"] = option_bounds(ctx.factory)

@@ -7,7 +7,10 @@ checks the `describe()` map that every session must return.
 Batched stepping (optional): a session factory with a `step_many` attribute,
 `step_many([(session, action, prompt), ...]) -> [chunk or exception, ...]` (one result per call,
 in order; `sdk.batch.step_together` is one), lets an engine thread step the sessions of several
-clients whose steps are queued at once in one call (`bridges/engine.py`).
+clients whose steps are queued at once in one call (`bridges/engine.py`). A factory may also
+have `engine_for(session) -> int`: the engine thread (modulo their number) that runs that
+session's calls from hello on, so sessions that share a resource (`sdk/cluster.py`: a Ray actor)
+share a thread and batch; without it sessions are dealt to the threads in turn.
 """
 
 from __future__ import annotations

@@ -78,8 +78,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if v is not None
     }
     limits = dataclasses.replace(limits, **changes)
-    if args.ray is not None:  # calls wait on their actors: as many engine threads as sessions
-        limits = dataclasses.replace(limits, engine_threads=limits.max_sessions)
     if args.ray is not None and args.record:
         print(
             "chunkworld serve: error: --record keeps a local model's sessions; drop --ray or --record",
@@ -93,6 +91,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             from sdk.cluster import serve_factory
 
             factory = serve_factory(args)
+            # calls wait on their actors: an engine thread per actor, its sessions' steps batched
+            limits = dataclasses.replace(limits, engine_threads=len(factory.workers))
     except (ImportError, RuntimeError, ConnectionError) as e:  # no ray; no cluster; no actors
         print(f"chunkworld serve: error: {e}", file=sys.stderr)
         return 2

@@ -6,7 +6,8 @@ server already reaches sessions through: each ``hello`` makes a :class:`RaySessi
 that forwards every call to a :class:`WorldHost` actor. Each actor loads the model once and
 holds many sessions (made by ``sdk.cli_serve.session_factory``, as a local ``chunkworld serve``
 makes them), running their calls one at a time, as one engine thread owns the model on one
-machine. A new session goes to the live actor with the fewest sessions; actors are spread over the
+machine; the steps of an actor's sessions that arrive together run in one forward pass
+(``step_many``: the server gives each actor an engine thread, ``engine_for``). A new session goes to the live actor with the fewest sessions; actors are spread over the
 cluster's nodes. Clients see the same protocol and the same frames as from a local server.
 
 An actor that dies (its process killed, its machine gone) takes its sessions with it: their next
@@ -77,6 +78,7 @@ class WorldHost:
         self.factory = session_factory(argparse.Namespace(**settings))
         self.sessions: dict[int, Any] = {}
         self.ids = itertools.count()
+        self.batches: list[int] = []
 
     def ready(self) -> dict[str, Any]:
         """Where this actor runs and the hello options its sessions take."""
@@ -109,8 +111,43 @@ class WorldHost:
                 self.sessions.pop(sid, None)
         return "ok", result
 
+    def step_many(self, calls: list[tuple[int, Any, str | None]]) -> list[tuple[str, Any]]:
+        """Step several of this actor's sessions, in one forward pass when the factory can
+        (``step_many``, as a local ``chunkworld serve``); one ``("ok", chunk)`` or
+        ``("err", exc)`` per call, in order."""
+        self.batches.append(len(calls))
+        found = [self.sessions.get(sid) for sid, _, _ in calls]
+        live = [(s, a, p) for s, (_, a, p) in zip(found, calls, strict=True) if s is not None]
+        step_many = getattr(self.factory, "step_many", None)
+        if step_many is not None and len(live) > 1:
+            done = iter(step_many(live))
+        else:
+            done = iter(_one(s, a, p) for s, a, p in live)
+        out: list[tuple[str, Any]] = []
+        for session in found:
+            if session is None:
+                out.append(("err", ClosedError("the session was closed; send hello for a new one")))
+                continue
+            result = next(done)
+            out.append(
+                ("err", _portable(result)) if isinstance(result, Exception) else ("ok", result)
+            )
+        return out
+
     def count(self) -> int:
         return len(self.sessions)
+
+    def batch_sizes(self) -> list[int]:
+        """The size of every ``step_many`` call so far (the tests read it)."""
+        return list(self.batches)
+
+
+def _one(session: Any, action: Any, prompt: str | None) -> Any:
+    """One session's step: its chunk, or the exception it raised."""
+    try:
+        return session.step(action, prompt=prompt)
+    except Exception as exc:
+        return exc
 
 
 @dataclass
@@ -219,6 +256,42 @@ class RayWorlds:
                 self.release(worker)
                 raise
             return RaySession(self, worker, sid, facts)
+
+    def engine_for(self, session: RaySession) -> int:
+        """The bridge engine thread a session's calls run on: its actor's, so that the steps
+        of one actor's sessions meet on one thread and go to the actor together
+        (``step_many``). ``chunkworld serve --ray`` starts one engine thread per actor."""
+        return session.worker.index
+
+    def step_many(self, calls: list[tuple[RaySession, Any, str | None]]) -> list[Any]:
+        """Step several sessions: one ``WorldHost.step_many`` call per actor (the actors run at
+        once), each session's chunk or exception in the order of ``calls``."""
+        out: list[Any] = [None] * len(calls)
+        groups: dict[int, list[int]] = {}
+        for i, (session, _, _) in enumerate(calls):
+            if session._closed:
+                out[i] = ClosedError("the session was closed; send hello for a new one")
+            elif not session.worker.alive:
+                out[i] = self.lost(session.worker)
+            else:
+                groups.setdefault(session.worker.index, []).append(i)
+        refs = {
+            w: self.workers[w].actor.step_many.remote(
+                [(calls[i][0]._sid, calls[i][1], calls[i][2]) for i in idx]
+            )
+            for w, idx in groups.items()
+        }
+        for w, idx in groups.items():
+            worker = self.workers[w]
+            try:
+                results = self._ray.get(refs[w])
+            except self._ray.exceptions.RayActorError as exc:
+                with self._lock:
+                    worker.alive = False
+                results = [("err", self.lost(worker, type(exc).__name__))] * len(idx)
+            for i, (_, value) in zip(idx, results, strict=True):
+                out[i] = value
+        return out
 
     def ask(self, worker: Worker, ref: Any) -> Any:
         """The result of an actor call: its value, the session's own error raised, or

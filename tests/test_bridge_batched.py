@@ -167,3 +167,21 @@ def test_a_client_that_stops_stepping_delays_one_batch_by_at_most_the_grace() ->
     assert factory.calls == [2]  # then a alone, without step_many
     assert 0.5 * BATCH_GRACE * 0.2 < waits[0] < BATCH_GRACE * 0.2 + 0.04  # waited for b once
     assert waits[1] < 0.5 * BATCH_GRACE * 0.2  # then no more
+
+
+def test_a_factory_can_home_a_session_on_an_engine_thread() -> None:
+    # sdk/cluster.py homes each session on its Ray actor's thread, so they batch
+    from bridges.handlers import OPS as ops
+
+    class Homed(Factory):
+        def engine_for(self, session: FakeSession) -> int:
+            return 5
+
+    ctx = Context(Homed(), ServerLimits(engine_threads=3), None, "inproc://frames")
+    slot = Slot("s", "s-obs", None, 0, 0.0)  # type: ignore[arg-type]
+    assert ops["hello"].run is not None
+    ops["hello"].run(ctx, slot, {})
+    assert slot.session is not None and slot.worker == 5 % 3
+    plain = Slot("t", "t-obs", None, 1, 0.0)  # type: ignore[arg-type]
+    ops["hello"].run(Context(Factory(), ServerLimits(engine_threads=3), None, "x"), plain, {})
+    assert plain.worker == 1  # without engine_for a session stays where it was dealt

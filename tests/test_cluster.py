@@ -123,6 +123,40 @@ def test_sessions_spread_over_two_actors_and_survive_one_of_them(worlds):
         worlds({})
 
 
+def assert_close(a: np.ndarray, b: np.ndarray, where: str) -> None:
+    """tests/test_batch.py's tolerance: a batched frame is within one level of the frame alone
+    in at most 0.1% of its values (CPU kernels at batch B do not always give batch 1's bits)."""
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    assert diff.max() <= 1 and np.mean(diff > 0) <= 1e-3, (where, diff.max(), np.mean(diff > 0))
+
+
+def test_an_actors_sessions_step_together_and_a_lost_actor_fails_only_its_own(worlds):
+    sessions = [worlds({"seed": seed}) for seed in range(4)]  # actors 0, 1, 0, 1
+    try:
+        assert [worlds.engine_for(s) for s in sessions] == [0, 1, 0, 1]
+        for s in sessions:
+            s.reset(prompt="night")
+        chunks = worlds.step_many([(s, "right", None) for s in sessions])
+        assert [c.tick for c in chunks] == [1, 1, 1, 1]
+        sizes = [worlds._ray.get(w.actor.batch_sizes.remote()) for w in worlds.workers]
+        assert sizes == [[2], [2]]  # one pass per actor, both actors at once
+        assert_close(chunks[2].frames, _reference(2)[1], "batched on its actor")
+        bad = worlds.step_many([(sessions[0], "fly", None), (sessions[2], 0, None)])
+        assert getattr(bad[0], "code", None) == "BAD_ACTION" and bad[1].tick == 2
+        os.kill(worlds.placement()[1]["pid"], signal.SIGKILL)
+        mixed = worlds.step_many([(s, "left", None) for s in sessions])
+        assert [getattr(c, "code", None) for c in mixed] == [
+            None,
+            "WORKER_LOST",
+            None,
+            "WORKER_LOST",
+        ]
+        assert [c.tick for c in mixed[::2]] == [2, 3]
+    finally:
+        for s in sessions:
+            s.close()
+
+
 def test_serve_ray_builds_the_factory_from_its_flags(ray_cluster):
     args = build_parser().parse_args(["serve", "--model", "tiny", "--ray", "--ray-workers", "1"])
     assert args.ray == "" and build_parser().parse_args(["serve"]).ray is None
