@@ -293,7 +293,8 @@ def test_close_twice_and_use_after_close() -> None:
 
 def test_unknown_model_and_missing_default(tmp_path, monkeypatch) -> None:
     with pytest.raises(
-        UnknownModelError, match=r"'no-such'.*\['default', 'platformer', 'base', 'large', 'small', 'tiny'\]"
+        UnknownModelError,
+        match=r"'no-such'.*\['default', 'platformer', 'base', 'large', 'small', 'tiny'\]",
     ) as e:
         Session.load("no-such")
     assert e.value.code == "UNKNOWN_MODEL"
