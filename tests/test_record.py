@@ -39,6 +39,17 @@ def frame(i: int, size: int = 16) -> np.ndarray:
 def test_recorded_frames_and_actions_read_back_exactly(tmp_path_factory, n, clip, cut_at):
     path = tmp_path_factory.mktemp("rec") / "data"
     ids = [(i * 7) % 3 for i in range(n)]
+    segments = [cut_at, n - cut_at] if 0 < cut_at < n else [n]  # the frames between cuts
+    pieces = [min(clip, seg - k) for seg in segments for k in range(0, seg, clip)]
+    if all(p < 4 for p in pieces):  # not one whole chunk: refused, and nothing written
+        with pytest.raises(RecordingError, match="nothing recorded"):
+            with Recorder(path, actions=ACTIONS, chunk_frames=4, clip_frames=clip) as rec:
+                for i in range(n):
+                    rec.add(frame(i), ids[i])
+                    if i + 1 == cut_at:
+                        rec.cut()
+        assert not path.exists()
+        return
     with Recorder(path, actions=ACTIONS, chunk_frames=4, clip_frames=clip) as rec:
         for i in range(n):
             rec.add(frame(i), ACTIONS[ids[i]] if i % 2 else ids[i])  # names and ids alike
