@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
 from sdk import Session
 from sdk.train import evaluate
-from world.train.pipeline import RecipeConfig, make_world
+from world.train.pipeline import RecipeConfig, make_world, write_card
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +105,12 @@ def test_a_run_recorded_before_a_setting_existed_resumes_at_its_default(tmp_path
     assert Plan(tmp_path / "run", rc).doc["recipe"] == doc["recipe"] | {"init": ""}
     with pytest.raises(ValueError, match="same settings"):
         Plan(tmp_path / "run", RecipeConfig(out=rc.out, init="default"))
+
+
+def test_a_card_from_recordings_names_them_not_a_game(tmp_path):
+    rc = {**asdict(RecipeConfig()), "data": "recs/run1", "out": str(tmp_path), "minutes": 40.0}
+    doc = {"recipe": rc, "steps": {}, "seconds": {"data": 1.0}, "done": ["data"]}
+    (tmp_path / "model").mkdir()
+    card = write_card(tmp_path / "model", doc, tmp_path).read_text()
+    assert card.startswith("# world of the recordings in recs/run1 (small preset)")
+    assert "chunkworld train --data recs/run1 --out" in card and "--game" not in card

@@ -369,9 +369,13 @@ def write_card(model_dir: Path, doc: dict[str, Any], out: Path) -> Path:
     """``<model_dir>/MODEL_CARD.md``: the command, the minutes per stage, the machine, the
     plan and the scorecard (when there is one)."""
     rc = doc["recipe"]
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in rc.items() if v not in ("", None))
+    shown = {
+        k: v for k, v in rc.items() if v not in ("", None) and not (k == "game" and rc["data"])
+    }
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in shown.items())
+    title = f"world of the recordings in {rc['data']}" if rc["data"] else f"{rc['game']} world"
     lines = [
-        f"# {rc['game']} world ({rc['preset']} preset)",
+        f"# {title} ({rc['preset']} preset)",
         "",
         "Made by one command, with no other input:",
         "",
