@@ -7,8 +7,8 @@ that forwards every call to a :class:`WorldHost` actor. Each actor loads the mod
 holds many sessions (made by ``sdk.cli_serve.session_factory``, as a local ``chunkworld serve``
 makes them), running their calls one at a time, as one engine thread owns the model on one
 machine; the steps of an actor's sessions that arrive together run in one forward pass
-(``step_many``: the server gives each actor an engine thread, ``engine_for``). A new session goes to the live actor with the fewest sessions; actors are spread over the
-cluster's nodes. Clients see the same protocol and the same frames as from a local server.
+(``step_many``: the server gives each actor an engine thread, ``engine_for``). A new session
+goes to the live actor with the fewest sessions; actors are spread over the cluster's nodes. Clients see the same protocol and the same frames as from a local server.
 
 An actor that dies (its process killed, its machine gone) takes its sessions with it: their next
 call, and every call after, fails with :class:`WorkerLostError` (code ``WORKER_LOST``, which the
@@ -21,6 +21,7 @@ restarted: a session's state lives in its actor's memory only.
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import os
 import pickle
@@ -32,6 +33,7 @@ from typing import Any
 from sdk.errors import ChunkworldError, ClosedError
 
 INSTALL_HINT = "install the cluster extra: pip install 'chunkworld[cluster]'"
+CLOSED = "the session was closed; send hello for a new one"
 CALLS = frozenset({"reset", "step", "set_prompt", "snapshot", "restore", "close"})
 # what WorldHost takes from `chunkworld serve`'s arguments to make sessions
 # (sdk.cli_serve.session_factory)
@@ -78,7 +80,9 @@ class WorldHost:
         self.factory = session_factory(argparse.Namespace(**settings))
         self.sessions: dict[int, Any] = {}
         self.ids = itertools.count()
-        self.batches: list[int] = []
+        self.batches: collections.deque[int] = collections.deque(
+            maxlen=256
+        )  # bounded: actors live long
 
     def ready(self) -> dict[str, Any]:
         """Where this actor runs and the hello options its sessions take."""
@@ -101,7 +105,7 @@ class WorldHost:
     def call(self, sid: int, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         session = self.sessions.get(sid)
         if session is None or method not in CALLS:
-            return "err", ClosedError("the session was closed; send hello for a new one")
+            return "err", ClosedError(CLOSED)
         try:
             result = getattr(session, method)(*args, **kwargs)
         except Exception as exc:
@@ -126,7 +130,7 @@ class WorldHost:
         out: list[tuple[str, Any]] = []
         for session in found:
             if session is None:
-                out.append(("err", ClosedError("the session was closed; send hello for a new one")))
+                out.append(("err", ClosedError(CLOSED)))
                 continue
             result = next(done)
             out.append(
@@ -138,7 +142,7 @@ class WorldHost:
         return len(self.sessions)
 
     def batch_sizes(self) -> list[int]:
-        """The size of every ``step_many`` call so far (the tests read it)."""
+        """The sizes of the last 256 ``step_many`` calls (the tests read them)."""
         return list(self.batches)
 
 
@@ -270,7 +274,7 @@ class RayWorlds:
         groups: dict[int, list[int]] = {}
         for i, (session, _, _) in enumerate(calls):
             if session._closed:
-                out[i] = ClosedError("the session was closed; send hello for a new one")
+                out[i] = ClosedError(CLOSED)
             elif not session.worker.alive:
                 out[i] = self.lost(session.worker)
             else:
