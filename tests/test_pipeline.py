@@ -114,3 +114,31 @@ def test_a_card_from_recordings_names_them_not_a_game(tmp_path):
     card = write_card(tmp_path / "model", doc, tmp_path).read_text()
     assert card.startswith("# world of the recordings in recs/run1 (small preset)")
     assert "chunkworld train --data recs/run1 --out" in card and "--game" not in card
+
+
+def test_a_fine_tune_goes_on_training_the_codec_it_starts_from(made, tmp_path):
+    from safetensors.torch import load_file
+
+    from world.core.checkpoint import read_config
+    from world.core.config import preset
+    from world.core.model import WorldModel
+
+    _, source = made
+    rc = RecipeConfig(out=str(tmp_path / "tuned"), preset="tiny", minutes=0.3, seed=2)
+    tuned = make_world(RecipeConfig(**{**asdict(rc), "init": str(source)}))
+    plan = json.loads((tmp_path / "tuned" / "plan.json").read_text())
+    assert plan["steps"]["codec"] > 0  # a variant's new colours need a codec that saw them
+    # the denoiser it goes on from knows the source's latent scale
+    scale = read_config(tuned)[0].codec.latent_scale
+    assert scale == read_config(source)[0].codec.latent_scale
+
+    def codec(path) -> dict:
+        t = load_file(str(path / "model.safetensors"))
+        return {n: v.float() for n, v in t.items() if n.startswith("codec.")}
+
+    before, after = codec(source), codec(tuned)
+    fresh = {"codec." + n: v for n, v in WorldModel(preset("tiny")).codec.state_dict().items()}
+    moved = sum(float((after[n] - before[n]).norm()) for n in before)
+    assert moved > 0  # trained on the new data
+    # from the source's codec, not from a fresh one: it stays far closer to where it started
+    assert moved < 0.5 * sum(float((fresh[n] - before[n]).norm()) for n in before)
