@@ -73,3 +73,14 @@ def test_a_spinning_process_is_seen_and_warned_of(monkeypatch, capsys):
     finally:
         spin.kill()
         spin.wait()
+
+
+@pytest.mark.parametrize(
+    "flags, native",
+    [("avx512f avx512_bf16", "avx512_bf16"), ("amx_bf16 amx_tile avx512_bf16", "amx_bf16, avx512_bf16"),
+     ("avx2 fma", "no native bf16")],
+)  # fmt: skip
+def test_cpu_name_says_the_model_and_its_native_bf16(monkeypatch, flags, native):
+    info = f"processor\t: 0\nmodel name\t: Some CPU 9000\nflags\t\t: fpu {flags} sse\n"
+    monkeypatch.setattr(cpus.Path, "read_text", lambda self: info)
+    assert cpus.cpu_name() == f"Some CPU 9000 ({native})"

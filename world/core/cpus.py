@@ -78,6 +78,21 @@ def others_busy(window_s: float = 0.2) -> float | None:
     return max(0.0, used / wall)
 
 
+def cpu_name() -> str:
+    """This machine's CPU model and its native bf16 (``"AMD EPYC (avx512_bf16)"``): figures
+    measured on one CPU do not carry to another (the bf16 matmul peak of two cores with AMX is
+    several times that of two with AVX512-BF16 only: docs/many-worlds.md)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        import platform
+
+        return platform.processor() or platform.machine()
+    names = [ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")]
+    native = [f for f in ("amx_bf16", "avx512_bf16") if f in info.split()]
+    return f"{names[0] if names else 'unknown CPU'} ({', '.join(native) or 'no native bf16'})"
+
+
 def usable_cores() -> int:
     """The cores this process may run on."""
     if hasattr(os, "sched_getaffinity"):

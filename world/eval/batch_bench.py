@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from world.core.batched import Row, tick_rows
 from world.core.checkpoint import load_checkpoint
 from world.core.config import preset
-from world.core.cpus import warn_if_busy
+from world.core.cpus import cpu_name, warn_if_busy
 from world.core.model import WorldModel
 from world.core.sampler import PipelinedSampler
 from world.eval.bench import matmul_peak
@@ -108,6 +108,7 @@ def run(model: WorldModel, sessions: list[int], ticks: int, warm: int) -> dict[s
         r["fps_vs_first"] = round(r["aggregate_fps"] / base, 2)
     real_time = [r["sessions"] for r in out if r["p99_below_chunk"]]
     return {
+        "machine": cpu_name(),
         "chunk_ms": round(chunk_ms, 1),
         "matmul_peak_gflops": peak,
         "precision": sampler.runs_at,

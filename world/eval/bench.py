@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import time
@@ -32,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from world.core.codec import codec_setting
 from world.core.config import preset
-from world.core.cpus import PRECISIONS, warn_if_busy
+from world.core.cpus import PRECISIONS, cpu_name, warn_if_busy
 from world.core.model import WorldModel
 from world.core.rollout_state import RolloutState
 from world.core.sampler import PipelinedSampler
@@ -156,7 +155,7 @@ def run(
         "preset": preset_name,
         "codec": codec or None,
         "date": time.strftime("%Y-%m-%d"),
-        "machine": platform.processor() or platform.machine(),
+        "machine": cpu_name(),
         "torch_threads": torch.get_num_threads(),
         "tokens_per_chunk": cfg.tokens_per_chunk,
         "chunk_frames": cfg.chunk_frames,

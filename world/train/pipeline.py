@@ -51,6 +51,7 @@ from typing import Any
 from tqdm import tqdm
 
 from world.core.config import preset
+from world.core.cpus import cpu_name
 from world.games import load_game
 from world.games.actions import training_actions
 from world.games.arcade import Game as Arcade
@@ -134,7 +135,13 @@ class Plan:
                 )
         else:
             out.mkdir(parents=True, exist_ok=True)
-            self.doc = {"recipe": asdict(rc), "steps": {}, "seconds": {}, "done": []}
+            self.doc = {
+                "recipe": asdict(rc),
+                "steps": {},
+                "seconds": {},
+                "done": [],
+                "cpu": cpu_name(),
+            }
             self.save()
 
     def save(self) -> None:
@@ -384,7 +391,7 @@ def write_card(model_dir: Path, doc: dict[str, Any], out: Path) -> Path:
         "",
         f"    chunkworld train {flags}",
         "",
-        f"Machine: {platform.machine()}, {_cores()} CPU cores; "
+        f"Machine: {doc.get('cpu') or platform.machine()}, {_cores()} CPU cores; "
         f"finished {doc.get('finished') or time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC.",
         "",
         *_game_lines(rc, doc, out),
