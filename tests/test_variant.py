@@ -32,7 +32,7 @@ def test_the_player_stops_at_the_block() -> None:
             frame = game.step("right")
             x, y = game.player(frame)
             assert x + game.game.config.player_size / 2 <= c0 + 0.5
-        assert abs(game.game._px + 3 - c0) <= 2  # it got there and stopped
+        assert abs(game.game.player_position[0] + 3 - c0) <= 2  # it got there and stopped
 
 
 def test_a_recording_loads_as_a_dataset(tmp_path) -> None:

@@ -35,13 +35,14 @@ class ArcadeVariant:
 
     def __init__(self) -> None:
         self.game = Game(GameConfig(random_scene=False))
-        self.disc = int(self.game._disc.sum())  # pixels of one ball
+        self.disc = self.game.ball_area
 
     def reset(self, seed: int) -> np.ndarray:
         g = self.game
         g.reset(seed)
-        while self._inside(g._px, g._py):  # a start inside the block: the nearest free column
-            g.place_player(g._px - 2, g._py)
+        while self._inside(*g.player_position):  # a start inside the block: a free column
+            x, y = g.player_position
+            g.place_player(x - 2, y)
         return self.render()
 
     def _inside(self, x: int, y: int) -> bool:
@@ -50,9 +51,9 @@ class ArcadeVariant:
 
     def step(self, action: str) -> np.ndarray:
         g = self.game
-        x, y = g._px, g._py
+        x, y = g.player_position
         g.step(action)
-        if self._inside(g._px, g._py):  # blocked: it stays where it was
+        if self._inside(*g.player_position):  # blocked: it stays where it was
             g.place_player(x, y)
         return self.render()
 

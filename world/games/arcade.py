@@ -273,6 +273,16 @@ class Game:
         self._px, self._py = (min(max(int(round(v)), lo), hi) for v in (x, y))
         return self._px, self._py
 
+    @property
+    def player_position(self) -> tuple[int, int]:
+        """The player's centre, (x, y) in pixels."""
+        return self._px, self._py
+
+    @property
+    def ball_area(self) -> int:
+        """Pixels of one ball's disc (a detector counts balls by coloured area over this)."""
+        return int(self._disc.sum())
+
     def clone(self) -> Game:
         """An independent copy (random generator included): a snapshot to fork or restore."""
         return copy.deepcopy(self)
