@@ -315,7 +315,7 @@ def fake_step_many(calls: Sequence[tuple[FakeSession, Any, str | None]]) -> list
         saved, session.delay_s = session.delay_s, 0.0
         try:
             out.append(session.step(action, prompt=prompt))
-        except Exception as exc:  # noqa: BLE001: handed back to that caller
+        except Exception as exc:  # noqa: BLE001 (handed back to that caller)
             out.append(exc)
         finally:
             session.delay_s = saved

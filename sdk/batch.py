@@ -282,7 +282,7 @@ def step_together(
                 raise ArgumentError("step_together() takes each session at most once per call")
             seen.add(id(session))
             row = session._begin_step(action, prompt)
-        except Exception as exc:  # noqa: BLE001: handed back to that caller
+        except Exception as exc:  # noqa: BLE001 (handed back to that caller)
             out[k] = exc
             continue
         sm = session._sampler

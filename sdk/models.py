@@ -83,6 +83,7 @@ def random_model(name: str) -> WorldModel:
 # models were: at that value a field is left out of the hash, so their fingerprints do not change.
 ADDED_LATER = {
     ("codec", "decoder_blocks"): 0,
+    ("codec", "frame_width"): 0,
     ("denoiser", "local_conv"): 0,
     ("sampler", "prior_level"): 0.0,
     ("sampler", "start_steps"): 0,
@@ -165,7 +166,7 @@ def session_info(loaded: LoadedModel, sampler: PipelinedSampler) -> SessionInfo:
         model=loaded.name,
         fingerprint=loaded.fingerprint,
         frame_height=cfg.codec.frame_size,
-        frame_width=cfg.codec.frame_size,
+        frame_width=cfg.codec.width,
         chunk_frames=cfg.chunk_frames,
         fps=float(cfg.fps),
         actions=tuple(cfg.actions),

@@ -22,9 +22,9 @@ class DatasetSink:
     """A :class:`bridges.RecordSink` writing clips into one dataset; safe from several threads."""
 
     def __init__(self, path: str | Path, cfg: ModelConfig, model: str) -> None:
-        side = cfg.codec.frame_size
+        h, w, _ = cfg.frame_shape
         meta = DatasetMeta(
-            frame_size=(side, side),
+            frame_size=(h, w),
             chunk_frames=cfg.chunk_frames,
             fps=cfg.fps,
             actions=cfg.actions,

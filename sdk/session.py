@@ -391,7 +391,8 @@ class Session:
         model = self._require_open()
         caption = check_prompt(prompt, self._cfg.max_prompt_chars)
         use_seed = self._seed if seed is None else check_seed(seed)
-        clip = start_clip(image, video, self._cfg.codec.frame_size, self._cfg.chunk_frames)
+        h, w, _ = self._cfg.frame_shape
+        clip = start_clip(image, video, (h, w), self._cfg.chunk_frames)
         state = self._sampler.new_state(seed=use_seed)
         self._captions = {}
         self._prompt = caption

@@ -41,8 +41,10 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def check_frames(array: Any, name: str, ndim: int, size: int) -> np.ndarray:
-    """``array`` as uint8 (size, size, 3) when ``ndim`` is 3, (T >= 1, size, size, 3) when 4."""
+def check_frames(array: Any, name: str, ndim: int, size: tuple[int, int]) -> np.ndarray:
+    """``array`` as uint8 (H, W, 3) when ``ndim`` is 3, (T >= 1, H, W, 3) when 4; ``size`` is
+    (H, W)."""
+    h, w = size
     want = "(H, W, 3)" if ndim == 3 else "(T, H, W, 3)"
     if not isinstance(array, np.ndarray):
         raise ImageError(f"{name} must be a numpy uint8 array {want}, got {type(array).__name__}")
@@ -51,16 +53,18 @@ def check_frames(array: Any, name: str, ndim: int, size: int) -> np.ndarray:
             f"{name} must be uint8 (0..255), got {array.dtype}; convert floats in [0, 1] with "
             f"(x * 255).round().astype(np.uint8)"
         )
-    if array.ndim != ndim or array.shape[-3:] != (size, size, 3) or (ndim == 4 and not len(array)):
+    if array.ndim != ndim or array.shape[-3:] != (h, w, 3) or (ndim == 4 and not len(array)):
         raise ImageError(
-            f"{name} has shape {array.shape}; this model needs {want} with H = {size}, "
-            f"W = {size}{', T >= 1' if ndim == 4 else ''} (frames are not resized: resize to "
-            f"{size}x{size} RGB first)"
+            f"{name} has shape {array.shape}; this model needs {want} with H = {h}, "
+            f"W = {w}{', T >= 1' if ndim == 4 else ''} (frames are not resized: resize to "
+            f"{h}x{w} RGB first)"
         )
     return array
 
 
-def start_clip(image: Any, video: Any, size: int, chunk_frames: int) -> np.ndarray | None:
+def start_clip(
+    image: Any, video: Any, size: tuple[int, int], chunk_frames: int
+) -> np.ndarray | None:
     """The frames a world starts from, (T, H, W, 3) uint8, or None to start from the caption.
 
     An image is repeated over one chunk; a video is taken as it is.

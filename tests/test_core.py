@@ -3,6 +3,8 @@ sampler, guidance and sampler state."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -18,7 +20,7 @@ def _inputs(model: WorldModel, n: int, seed: int = 0, batch: int = 1):
     cfg = model.cfg
     g = torch.Generator().manual_seed(seed)
     c = cfg.codec
-    x = torch.randn(batch, n, cfg.latent_frames, c.latent_channels, c.grid, c.grid, generator=g)
+    x = torch.randn(batch, n, cfg.latent_frames, c.latent_channels, *c.grid, generator=g)
     actions = torch.randint(0, len(cfg.actions), (batch, n, cfg.chunk_frames), generator=g)
     tokens, mask = model.encode_text(["day, two balls"] * batch)
     text = tokens[:, None].expand(-1, n, -1, -1)
@@ -56,29 +58,43 @@ def test_cache_equals_single_masked_forward(tiny_model, history, seed):
 
 
 @settings(max_examples=4, deadline=None)
-@given(history=st.integers(1, 4), seed=st.integers(0, 1000))
-def test_cache_equals_single_masked_forward_with_a_local_branch(tiny_local_model, history, seed):
-    _assert_cache_equals_masked(tiny_local_model, history, seed)
+@given(history=st.integers(1, 4), seed=st.integers(0, 1000), width=st.sampled_from([0, 48]))
+def test_cache_equals_single_masked_forward_with_a_local_branch(
+    tiny_local_model, history, seed, width
+):
+    _assert_cache_equals_masked(_wide(tiny_local_model, width), history, seed)
 
 
-def test_a_local_branch_reads_the_neighbours_in_its_own_frame_only(tiny_local_model):
+@pytest.mark.parametrize("width", [0, 48])  # a square frame, and one 32 high and 48 wide
+def test_a_local_branch_reads_the_neighbours_in_its_own_frame_only(tiny_local_model, width):
     """The branch reads a token's 3x3 neighbourhood in its latent frame: a change to one token
     moves the branch's output on that square and nowhere else, in no other frame."""
-    model = tiny_local_model
+    model = _wide(tiny_local_model, width)
     block = model.denoiser.blocks[0]
-    g = model.cfg.codec.grid
-    x = torch.randn(1, 2 * g * g, model.cfg.denoiser.dim)  # two latent frames of tokens
+    gh, gw = model.cfg.token_grid
+    x = torch.randn(1, 2 * gh * gw, model.cfg.denoiser.dim)  # two latent frames of tokens
     y = x.clone()
-    y[0, 3 * g + 3] += 1.0  # one token of the first frame, at row 3, column 3
+    y[0, 2 * gw + 3] += 1.0  # one token of the first frame, at row 2, column 3
     with torch.no_grad():
-        d = (block.local(y) - block.local(x)).abs().sum(-1).view(2, g, g)
-    assert torch.equal(d[0] > 0, _square(g, 3, 3))
+        d = (block.local(y) - block.local(x)).abs().sum(-1).view(2, gh, gw)
+    assert torch.equal(d[0] > 0, _square(gh, gw, 2, 3))
     assert d[1].abs().max() == 0
 
 
-def _square(g, r, c):
-    """(g, g) True on the 3x3 square around (r, c)."""
-    m = torch.zeros(g, g, dtype=torch.bool)
+def _wide(model: WorldModel, width: int) -> WorldModel:
+    """``model``'s weights in a model of frames ``width`` wide (0: ``model`` itself)."""
+    if not width:
+        return model
+    cfg = model.cfg
+    wide = WorldModel(cfg.replace(codec=dataclasses.replace(cfg.codec, frame_width=width))).eval()
+    state = {n: v for n, v in model.state_dict().items() if n != "denoiser.pos_bias"}
+    wide.load_state_dict(state, strict=False)  # a bias per token place: the wide one is its own
+    return wide
+
+
+def _square(gh, gw, r, c):
+    """(gh, gw) True on the 3x3 square around (r, c)."""
+    m = torch.zeros(gh, gw, dtype=torch.bool)
     m[r - 1 : r + 2, c - 1 : c + 2] = True
     return m
 
@@ -254,9 +270,7 @@ def test_guidance_with_zero_scales_ignores_history_and_text(tiny_model):
         state = sampler.new_state(seed=0)
         g = torch.Generator().manual_seed(history_seed)
         c = tiny_model.cfg.codec
-        hist = torch.randn(
-            1, tiny_model.cfg.latent_frames, c.latent_channels, c.grid, c.grid, generator=g
-        )
+        hist = torch.randn(1, tiny_model.cfg.latent_frames, c.latent_channels, *c.grid, generator=g)
         sampler.add_history(state, hist)
         state.generator.manual_seed(5)  # same noise for the new chunk in both runs
         outs.append(sampler.tick(state, a, tiny_model.encode_text([caption])).latents)

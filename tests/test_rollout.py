@@ -14,7 +14,7 @@ def _loaded(model, b: int, extra: int):
     c = cfg.codec
     n = cfg.history_chunks + 2
     total = n + extra
-    z = torch.randn(b, total, cfg.latent_frames, c.latent_channels, c.grid, c.grid)
+    z = torch.randn(b, total, cfg.latent_frames, c.latent_channels, *c.grid)
     # every chunk's actions and caption name its own (item, chunk), so slices can be traced
     a = torch.arange(b * total).view(b, total, 1).expand(-1, -1, cfg.chunk_frames) % 6
     caps: list[str | None] = [f"item {i} chunk {j}" for i in range(b) for j in range(total)]
@@ -66,13 +66,13 @@ def test_generate_after_is_the_play_sampler_and_is_seeded(tiny_model):
     c = cfg.codec
     h = cfg.history_chunks
     g = torch.Generator().manual_seed(3)
-    hist = torch.randn(2, h, cfg.latent_frames, c.latent_channels, c.grid, c.grid, generator=g)
+    hist = torch.randn(2, h, cfg.latent_frames, c.latent_channels, *c.grid, generator=g)
     acts = torch.randint(0, 6, (2, h, cfg.chunk_frames), generator=g)
     caps = [["night falls", None], [None, "it starts to rain"]]
     one = generate_after(tiny_model, hist, acts, acts, caps, seed=5)
     two = generate_after(tiny_model, hist, acts, acts, caps, seed=5)
     other = generate_after(tiny_model, hist, acts, acts, caps, seed=6)
-    assert one.shape == (2, h, cfg.latent_frames, c.latent_channels, c.grid, c.grid)
+    assert one.shape == (2, h, cfg.latent_frames, c.latent_channels, *c.grid)
     assert torch.equal(one, two) and not torch.equal(one, other)
 
 
@@ -80,7 +80,7 @@ def test_generate_after_takes_the_play_steps_or_those_asked_for(tiny_model):
     cfg = tiny_model.cfg
     c = cfg.codec
     g = torch.Generator().manual_seed(4)
-    hist = torch.randn(1, 1, cfg.latent_frames, c.latent_channels, c.grid, c.grid, generator=g)
+    hist = torch.randn(1, 1, cfg.latent_frames, c.latent_channels, *c.grid, generator=g)
     acts = torch.zeros(1, 1, cfg.chunk_frames, dtype=torch.long)
     default = generate_after(tiny_model, hist, acts, acts, [[None]], seed=2)
     same = generate_after(tiny_model, hist, acts, acts, [[None]], seed=2, steps=cfg.sampler.steps)
@@ -95,7 +95,7 @@ def _streams(model, clips: int, chunks: int, count: int, depth: int, seed: int =
     # chunk j of clip i holds the constant i * 100 + j, so every true chunk can be traced
     marks = np.arange(clips)[:, None] * 100 + np.arange(chunks)[None]
     lat = np.repeat(marks, tl, axis=1)[..., None, None, None].astype(np.float32)
-    lat = np.broadcast_to(lat, (clips, chunks * tl, c.latent_channels, c.grid, c.grid)).copy()
+    lat = np.broadcast_to(lat, (clips, chunks * tl, c.latent_channels, *c.grid)).copy()
     acts = (np.arange(clips * chunks * f).reshape(clips, chunks * f) % 6).astype(np.int64)
     caps = [[f"clip {i} chunk {j}" for j in range(chunks)] for i in range(clips)]
     n = cfg.history_chunks + 2
@@ -201,7 +201,7 @@ def test_player_on_track_judges_the_player_against_the_true_frame(tiny_model):
     f, size = cfg.chunk_frames, cfg.codec.frame_size
     ep = true_episode(7, 3, f, size)
     frames = np.stack([ep.frames, np.zeros_like(ep.frames)])  # clip 1: no player anywhere
-    z = torch.zeros(2, cfg.latent_frames, cfg.codec.latent_channels, cfg.codec.grid, cfg.codec.grid)
+    z = torch.zeros(2, cfg.latent_frames, cfg.codec.latent_channels, *cfg.codec.grid)
     blank = player_on_track(tiny_model, frames, tolerance=2.0)
     # the untrained codec draws no player: off track where the truth has one, unjudged elsewhere
     assert list(blank(np.array([0, 1]), np.array([1, 1]), z)) == [False, True]
@@ -217,7 +217,7 @@ def test_player_on_track_tolerates_drift_up_to_its_tolerance(tiny_model, monkeyp
     drawn = np.roll(ep.frames[f : 2 * f], shift, axis=2)  # chunk 1, the player moved right
     monkeypatch.setattr(tiny_model.codec, "decode", lambda z: torch.from_numpy(drawn[None]))
     check = player_on_track(tiny_model, ep.frames[None], tolerance=2.0)
-    z = torch.zeros(1, cfg.latent_frames, cfg.codec.latent_channels, cfg.codec.grid, cfg.codec.grid)
+    z = torch.zeros(1, cfg.latent_frames, cfg.codec.latent_channels, *cfg.codec.grid)
     assert list(check(np.array([0]), np.array([1]), z)) == [ok]
 
 

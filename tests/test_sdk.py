@@ -313,6 +313,11 @@ def test_a_field_added_to_the_config_keeps_old_fingerprints() -> None:
     grown = WorldModel(model.cfg.replace(codec=codec))
     grown.load_state_dict(model.state_dict(), strict=False)
     assert sdk.models.fingerprint(grown) != "3d9051afa0560610"
+    # and for frames of another width (frame_width, 0 = square, added after)
+    wide = WorldModel(model.cfg.replace(codec=dataclasses.replace(model.cfg.codec, frame_width=48)))
+    same = {n: v for n, v in model.state_dict().items() if n != "denoiser.pos_bias"}
+    wide.load_state_dict(same, strict=False)
+    assert sdk.models.fingerprint(wide) != "3d9051afa0560610"
     # the same for the denoiser's local branch (local_conv, 0 before it existed)
     denoiser = dataclasses.replace(model.cfg.denoiser, local_conv=8)
     local = WorldModel(model.cfg.replace(denoiser=denoiser))

@@ -127,7 +127,7 @@ def test_a_grown_decoder_starts_as_the_trained_one_and_the_tuning_trains_its_new
     grown = td.grow_decoder(original, 2)
     assert grown.cfg.codec.decoder_blocks == 2 and len(grown.codec.decoder.refine) == 2
     c = original.cfg.codec
-    latents = torch.randn(2, 2, c.latent_channels, c.grid, c.grid)
+    latents = torch.randn(2, 2, c.latent_channels, *c.grid)
     assert torch.equal(grown.codec.decode(latents), original.codec.decode(latents))
     path = td.tune_decoder(_tuning(source, tmp_path / "run", decoder_blocks=2))
     tuned, doc = load_checkpoint(path)  # the config records the blocks, so it loads as saved

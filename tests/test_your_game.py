@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -109,16 +111,9 @@ def test_chunkworld_eval_scores_any_game(catch_world, tmp_path, capsys):
     assert "has no class 'Nope'" in capsys.readouterr().err
 
 
-def test_a_broken_or_non_square_game_fails_before_any_work(tmp_path, monkeypatch):
-    import sys
-    import types
-
+def test_a_broken_game_fails_before_any_work(tmp_path, monkeypatch):
     from samples.catch_game import Catch
     from world.games.protocol import GameError
-
-    class Wide(Catch):
-        def render(self):
-            return np.zeros((32, 48, 3), np.uint8)
 
     class Breaks(Catch):
         def step(self, action):
@@ -127,10 +122,49 @@ def test_a_broken_or_non_square_game_fails_before_any_work(tmp_path, monkeypatch
             return super().step(action)
 
     module = types.ModuleType("bad_games_for_test")
-    module.Wide, module.Breaks = Wide, Breaks  # type: ignore[attr-defined]
+    module.Breaks = Breaks  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "bad_games_for_test", module)
-    with pytest.raises(ValueError, match="frames of 32x48; the recipe trains square frames"):
-        make_world(RecipeConfig(game="bad_games_for_test:Wide", out=str(tmp_path / "a")))
     with pytest.raises(GameError, match=r"raised IndexError: ball fell off \(reproduce: reset"):
         make_world(RecipeConfig(game="bad_games_for_test:Breaks", out=str(tmp_path / "b")))
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+class WideCatch:
+    """Catch on a 32x48 screen: frames need not be square."""
+
+    actions = ["noop", "left", "right"]
+
+    def reset(self, seed: int) -> np.ndarray:
+        self.rng = np.random.default_rng(seed)
+        self.x, self.ball = 24, [int(self.rng.integers(2, 46)), 0]
+        return self.render()
+
+    def step(self, action: str) -> np.ndarray:
+        self.x = int(np.clip(self.x + {"noop": 0, "left": -2, "right": 2}[action], 4, 44))
+        self.ball[1] = (self.ball[1] + 1) % 28
+        return self.render()
+
+    def render(self) -> np.ndarray:
+        f = np.full((32, 48, 3), 30, np.uint8)
+        f[-3:-1, self.x - 4 : self.x + 4] = (255, 220, 0)
+        f[self.ball[1] : self.ball[1] + 2, self.ball[0] - 1 : self.ball[0] + 1] = (230, 50, 50)
+        return f
+
+
+def test_a_game_of_wide_frames_trains_and_plays_at_its_own_shape(tmp_path, monkeypatch):
+    module = types.ModuleType("wide_catch")
+    module.WideCatch = WideCatch  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "wide_catch", module)
+    rc = RecipeConfig(game="wide_catch:WideCatch", out=str(tmp_path / "run"), preset="tiny",
+                      minutes=0.3, seed=0)  # fmt: skip
+    model = make_world(rc)
+    assert Dataset(tmp_path / "run" / "data").meta.frame_size == (32, 48)
+    with Session.load(str(model), seed=1) as s:
+        assert (s.info.frame_height, s.info.frame_width) == (32, 48)
+        first = s.reset()
+        chunk = s.step("right")
+        again = s.reset(image=first.frames[-1])  # an image start at the model's shape
+        with pytest.raises(ValueError, match="H = 32, W = 48"):
+            s.reset(image=np.zeros((48, 32, 3), np.uint8))  # the sides swapped
+    assert first.frames.shape == chunk.frames.shape == (s.info.chunk_frames, 32, 48, 3)
+    assert again.frames.shape == first.frames.shape

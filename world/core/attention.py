@@ -64,11 +64,11 @@ class RoPE3D(nn.Module):
 
 
 def token_positions(
-    chunk_index: torch.Tensor, latent_frames: int, grid: int, ref: int
+    chunk_index: torch.Tensor, latent_frames: int, grid: tuple[int, int], ref: int
 ) -> torch.Tensor:
     """(time, row, col) of every token of the given chunks, time relative to ``ref``.
 
-    chunk_index (n,) -> (n * latent_frames * grid * grid, 3). Time of latent frame j of chunk c is
+    chunk_index (n,) -> (n * latent_frames * rows * cols, 3), ``grid`` = (rows, cols). Time of latent frame j of chunk c is
     ``c * latent_frames + j - ref``; RoPE depends only on differences, so any ``ref`` gives the
     same attention, and a small one keeps angles small after 10,000 ticks.
     """
@@ -76,10 +76,12 @@ def token_positions(
         latent_frames, device=chunk_index.device
     )
     t = (t - ref).float()  # (n, Tl)
-    r = torch.arange(grid, device=chunk_index.device).float()
-    tt = t[:, :, None, None].expand(-1, -1, grid, grid)
+    rows, cols = grid
+    r = torch.arange(rows, device=chunk_index.device).float()
+    c = torch.arange(cols, device=chunk_index.device).float()
+    tt = t[:, :, None, None].expand(-1, -1, rows, cols)
     rr = r[None, None, :, None].expand_as(tt)
-    cc = r[None, None, None, :].expand_as(tt)
+    cc = c[None, None, None, :].expand_as(tt)
     return torch.stack([tt, rr, cc], dim=-1).reshape(-1, 3)
 
 

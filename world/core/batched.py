@@ -91,7 +91,7 @@ def _tick_group(sampler: PipelinedSampler, rows: list[Row]) -> list[TickResult]:
 def _admit(sampler: PipelinedSampler, rows: list[Row]) -> None:
     """``PipelinedSampler._admit`` for every row, the dynamics prior's guesses in one pass."""
     cfg, c = sampler.cfg, sampler.cfg.codec
-    shape = (1, cfg.latent_frames, c.latent_channels, c.grid, c.grid)
+    shape = (1, cfg.latent_frames, c.latent_channels, *c.grid)
     noise = [sampler._randn(r.state, shape) for r in rows]  # each world's own RNG, first draw
     top = [1.0] * len(rows)
     if sampler.prior_level:

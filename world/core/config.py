@@ -30,7 +30,8 @@ FORMAT_VERSION = 1  # version of the checkpoint layout (world/core/checkpoint.py
 class CodecConfig:
     """Learned autoencoder frames <-> latents. Each latent frame stands for ``temporal`` frames."""
 
-    frame_size: int = 64  # H = W of a frame, pixels
+    frame_size: int = 64  # H of a frame, pixels (and W, unless frame_width says otherwise)
+    frame_width: int = 0  # W of a frame, pixels; 0: frame_size (a square frame)
     spatial: int = 8  # spatial compression factor (patch times a power of two)
     patch: int = 4  # pixel-unshuffle factor before the first convolution
     # Frames per latent frame, stacked on channels (1, 2 or 4). Two per latent frame draw a moving
@@ -46,9 +47,14 @@ class CodecConfig:
     latent_scale: float = 1.0  # multiplies encoder output so latents have about unit std
 
     @property
-    def grid(self) -> int:
-        """Side of the latent grid (frame_size / spatial)."""
-        return self.frame_size // self.spatial
+    def width(self) -> int:
+        """W of a frame, pixels."""
+        return self.frame_width or self.frame_size
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(rows, columns) of the latent grid: the frame's sides over ``spatial``."""
+        return self.frame_size // self.spatial, self.width // self.spatial
 
 
 @dataclass(frozen=True)
@@ -149,10 +155,11 @@ class ModelConfig:
             raise ValueError(
                 f"chunk_frames={self.chunk_frames} must be a multiple of codec.temporal={c.temporal}"
             )
-        if c.frame_size % c.spatial or c.grid % self.denoiser.patch:
+        step = c.spatial * self.denoiser.patch
+        if c.frame_size % step or c.width % step:
             raise ValueError(
-                f"frame_size={c.frame_size} must be divisible by spatial={c.spatial} * "
-                f"patch={self.denoiser.patch}"
+                f"frame {c.frame_size}x{c.width}: each side must be divisible by spatial="
+                f"{c.spatial} * patch={self.denoiser.patch}"
             )
         if self.denoiser.dim % self.denoiser.heads or self.denoiser.heads % self.denoiser.kv_heads:
             raise ValueError("dim must divide by heads, and heads by kv_heads")
@@ -190,8 +197,15 @@ class ModelConfig:
         return self.chunk_frames // self.codec.temporal
 
     @property
+    def token_grid(self) -> tuple[int, int]:
+        """(rows, columns) of a latent frame's tokens."""
+        rows, cols = self.codec.grid
+        return rows // self.denoiser.patch, cols // self.denoiser.patch
+
+    @property
     def tokens_per_frame(self) -> int:
-        return (self.codec.grid // self.denoiser.patch) ** 2
+        rows, cols = self.token_grid
+        return rows * cols
 
     @property
     def tokens_per_chunk(self) -> int:
@@ -199,7 +213,7 @@ class ModelConfig:
 
     @property
     def frame_shape(self) -> tuple[int, int, int]:
-        return (self.codec.frame_size, self.codec.frame_size, 3)
+        return (self.codec.frame_size, self.codec.width, 3)
 
     # --- (de)serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

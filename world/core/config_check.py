@@ -21,6 +21,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "fps": (0.0, 1000.0),
     "max_prompt_chars": (1, 100_000),
     "codec.frame_size": (8, 2048),
+    "codec.frame_width": (0, 2048),  # 0: square
     "codec.spatial": (1, 256),
     "codec.patch": (1, 256),
     "codec.temporal": (1, 64),

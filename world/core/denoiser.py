@@ -71,9 +71,7 @@ class Block(nn.Module):
             nn.Linear(dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim)
         )
         self.post2 = RMSNorm(dim)
-        self.local = (
-            LocalConv(dim, d.local_conv, cfg.codec.grid // d.patch) if d.local_conv else None
-        )
+        self.local = LocalConv(dim, d.local_conv, cfg.token_grid) if d.local_conv else None
         # condition -> shift, scale, gate for attention, cross-attention, MLP
         self.mod = nn.Linear(dim, 9 * dim)
         nn.init.zeros_(self.mod.weight)
@@ -167,9 +165,9 @@ class LocalConv(nn.Module):
     same keys and values whether it is run alone, in the cache pass or with others.
     """
 
-    def __init__(self, dim: int, width: int, grid: int) -> None:
+    def __init__(self, dim: int, width: int, grid: tuple[int, int]) -> None:
         super().__init__()
-        self.grid = grid
+        self.grid = grid  # (rows, columns) of a latent frame's tokens
         self.norm = RMSNorm(dim)
         self.inp = nn.Linear(dim, width)
         self.conv = nn.Conv2d(width, width, 3, padding=1)
@@ -180,8 +178,8 @@ class LocalConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, D) tokens, N a whole number of latent frames -> (B, N, D)."""
         b, big_n, _ = x.shape
-        g = self.grid
-        h = self.inp(self.norm(x)).view(b * big_n // (g * g), g, g, -1).permute(0, 3, 1, 2)
+        gh, gw = self.grid
+        h = self.inp(self.norm(x)).view(b * big_n // (gh * gw), gh, gw, -1).permute(0, 3, 1, 2)
         h = fn.gelu(self.conv(h), approximate="tanh").permute(0, 2, 3, 1)
         return self.out(h.reshape(b, big_n, -1))
 
@@ -231,13 +229,9 @@ class Denoiser(nn.Module):
         """Inverse of ``patchify``."""
         cfg = self.cfg
         b = x.shape[0]
-        p, g, c = (
-            cfg.denoiser.patch,
-            cfg.codec.grid // cfg.denoiser.patch,
-            cfg.codec.latent_channels,
-        )
-        x = x.reshape(b, n, cfg.latent_frames, g, g, c, p, p)
-        return x.permute(0, 1, 2, 5, 3, 6, 4, 7).reshape(b, n, cfg.latent_frames, c, g * p, g * p)
+        p, (gh, gw), c = cfg.denoiser.patch, cfg.token_grid, cfg.codec.latent_channels
+        x = x.reshape(b, n, cfg.latent_frames, gh, gw, c, p, p)
+        return x.permute(0, 1, 2, 5, 3, 6, 4, 7).reshape(b, n, cfg.latent_frames, c, gh * p, gw * p)
 
     # --- the two jobs -----------------------------------------------------------------------
     def forward(
@@ -374,7 +368,7 @@ class Denoiser(nn.Module):
         b = h.shape[0]
         n = chunk_index.shape[-1]
         tl = cfg.latent_frames
-        grid = cfg.codec.grid // cfg.denoiser.patch
+        grid = cfg.token_grid
         # positions and mask: history tokens (from the cache) first, then this call's tokens
         if chunk_index.dim() == 2:  # per-row chunk indices (batched worlds at their own ticks)
             assert history is None or isinstance(history, RowCache)

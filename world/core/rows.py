@@ -35,7 +35,7 @@ def run_rows(
     cfg = net.cfg
     b, n = chunk_index.shape
     tl, tpc = cfg.latent_frames, cfg.tokens_per_chunk
-    grid = cfg.codec.grid // cfg.denoiser.patch
+    grid = cfg.token_grid
     refs = chunk_index.min(dim=1).values * tl  # (B,) each row's own reference time
 
     def angles(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

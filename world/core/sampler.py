@@ -148,7 +148,7 @@ class PipelinedSampler:
         return RolloutState(
             cache=cache,
             context_inputs=torch.zeros(
-                k, batch, cfg.latent_frames, c.latent_channels, c.grid, c.grid, device=self.device
+                k, batch, cfg.latent_frames, c.latent_channels, *c.grid, device=self.device
             ),
             context_actions=torch.zeros(
                 k, batch, cfg.chunk_frames, dtype=torch.long, device=self.device
@@ -254,7 +254,7 @@ class PipelinedSampler:
     ) -> None:
         cfg, c = self.cfg, self.cfg.codec
         b = actions.shape[0]
-        shape = (b, cfg.latent_frames, c.latent_channels, c.grid, c.grid)
+        shape = (b, cfg.latent_frames, c.latent_channels, *c.grid)
         latent, top = self._randn(state, shape), 1.0
         if self.prior_level and not prompted and self.in_flight == 1:
             last = state.last_frames(2)

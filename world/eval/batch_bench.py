@@ -68,7 +68,7 @@ def run_one(sampler: PipelinedSampler, n: int, ticks: int, warm: int) -> dict[st
     flops_sampler = counter.get_total_flops()
     with FlopCounterMode(display=False) as counter:
         sampler.decode(torch.zeros(1, cfg.latent_frames, cfg.codec.latent_channels,
-                                   cfg.codec.grid, cfg.codec.grid))  # fmt: skip
+                                   *cfg.codec.grid))  # fmt: skip
     flops_decode = counter.get_total_flops() * n  # linear in the batch
     samp, dec = [], []
     for _ in range(ticks):

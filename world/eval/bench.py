@@ -166,7 +166,7 @@ def run(
         "matmul_peak_gflop_s": peak,
         "parameters": model.parameter_count(),
     }
-    z = torch.randn(1, cfg.latent_frames, cfg.codec.latent_channels, cfg.codec.grid, cfg.codec.grid)
+    z = torch.randn(1, cfg.latent_frames, cfg.codec.latent_channels, *cfg.codec.grid)
     dec = []
     for _ in range(10):
         t0 = time.perf_counter()

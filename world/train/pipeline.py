@@ -60,6 +60,7 @@ from world.train.data import Dataset
 from world.train.datagen import generate_dataset
 from world.train.gamedata import generate_game_dataset
 from world.train.prior import PriorTraining, train_prior
+from world.train.stages import data_shape
 from world.train.stages import run as train_model
 from world.train.trainkit import TrainConfig, run_command
 
@@ -109,12 +110,7 @@ def _check(rc: RecipeConfig) -> None:
                 f"Recorder(..., chunk_frames={chunk})"
             )
     else:  # GameLoadError or GameError (both ValueError) say what is wrong before any work
-        h, w = validate_game(load_game(rc.game))["frame_size"]
-        if h != w:
-            raise ValueError(
-                f"--game {rc.game}: frames of {h}x{w}; the recipe trains square frames (pad "
-                "or crop them to a square side, a multiple of 16 up to 128)"
-            )
+        validate_game(load_game(rc.game))
 
 
 class Plan:
@@ -351,7 +347,8 @@ def _every(seconds_per_step: float) -> int:
 
 
 def _time_codec(base: dict[str, Any], probe: int) -> float:
-    """Seconds per codec step, timed on ``probe`` steps of a throwaway codec of the preset."""
+    """Seconds per codec step, timed on ``probe`` steps of a throwaway codec of the preset at
+    the data's frame size."""
     import numpy as np
     import torch
 
@@ -359,13 +356,12 @@ def _time_codec(base: dict[str, Any], probe: int) -> float:
     from world.train.codec import codec_loss
     from world.train.trainkit import TrainConfig as _TC
 
-    cfg = preset(base["preset"])
+    cfg = data_shape(preset(base["preset"]), base["data"])  # timed at the data's frame size
     codec = WorldModel(cfg).codec
     opt = torch.optim.AdamW(codec.parameters(), lr=1e-4)
     batch = _TC().codec_batch
     rng = np.random.default_rng(0)
-    size, k = cfg.codec.frame_size, cfg.codec.temporal
-    frames = rng.integers(0, 256, (batch, k, size, size, 3), dtype=np.uint8)
+    frames = rng.integers(0, 256, (batch, cfg.codec.temporal, *cfg.frame_shape), dtype=np.uint8)
     t0 = time.perf_counter()
     for _ in range(probe):
         loss = codec_loss(codec, frames)

@@ -245,10 +245,12 @@ def dataset_latents(
     """
     cfg = model.cfg
     k, n = cfg.codec.temporal, len(clips.frames)
-    if clips.frames.shape[2] != cfg.codec.frame_size:
+    if clips.frames.shape[2:4] != cfg.frame_shape[:2]:
+        h, w = clips.frames.shape[2:4]
+        mh, mw, _ = cfg.frame_shape
         raise ValueError(
-            f"{data}: frames of {clips.frames.shape[2]} px; the model needs "
-            f"{cfg.codec.frame_size}: give data generated at the model's size"
+            f"{data}: frames of {h}x{w} px; the model needs {mh}x{mw}: give data recorded at "
+            "the model's size"
         )
     t_lat = clips.frames.shape[1] // k
     if latents is None:

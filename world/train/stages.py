@@ -61,12 +61,13 @@ def data_shape(cfg: ModelConfig, data: str) -> ModelConfig:
 
     meta = Dataset(data).meta
     h, w = meta.frame_size
-    if h != w or h % 16 or not 16 <= h <= 128:
+    if any(s % 16 or not 16 <= s <= 128 for s in (h, w)):
         raise ValueError(
-            f"{data}: frames of {h}x{w}; the model trains square frames whose side is a "
-            "multiple of 16 from 16 to 128"
+            f"{data}: frames of {h}x{w}; the model trains frames whose sides are multiples of "
+            "16 from 16 to 128"
         )
-    return cfg.replace(codec=replace(cfg.codec, frame_size=h), actions=tuple(meta.actions))
+    codec = replace(cfg.codec, frame_size=h, frame_width=0 if w == h else w)
+    return cfg.replace(codec=codec, actions=tuple(meta.actions))
 
 
 def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, str]:
@@ -77,7 +78,12 @@ def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig,
     base = cfg.codec
     if tc.init_from:  # fine-tuning keeps the source's codec setting, at the preset's frame size
         source = read_config(tc.init_from)[0].codec
-        base = replace(source, frame_size=base.frame_size, latent_scale=base.latent_scale)
+        base = replace(
+            source,
+            frame_size=base.frame_size,
+            frame_width=base.frame_width,
+            latent_scale=base.latent_scale,
+        )
     cfg = cfg.replace(codec=codec_setting(tc.codec, base))
     if tc.depth:
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, depth=tc.depth))

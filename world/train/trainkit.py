@@ -123,12 +123,13 @@ def load_arrays(path: str | Path, cfg: ModelConfig | None = None) -> Arrays:
     ds = Dataset(path)
     if cfg is not None:
         m = ds.meta
-        want = (cfg.codec.frame_size, cfg.codec.frame_size)
+        want = cfg.frame_shape[:2]
         if tuple(m.frame_size) != want or m.chunk_frames != cfg.chunk_frames:
             raise ValueError(
                 f"{path}: frames {tuple(m.frame_size)} with {m.chunk_frames} per chunk, but preset "
-                f"{cfg.name!r} needs {want} with {cfg.chunk_frames} per chunk: generate data with "
-                f"`chunkworld data generate --size {want[0]} --chunk {cfg.chunk_frames}`"
+                f"{cfg.name!r} needs {want} with {cfg.chunk_frames} per chunk: record data of "
+                "that size and chunk (docs/DATA.md), or for the built-in game `chunkworld data "
+                f"generate --size {want[0]} --chunk {cfg.chunk_frames}`"
             )
         if len(m.actions) != len(cfg.actions):
             raise ValueError(
