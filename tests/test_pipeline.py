@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +143,27 @@ def test_a_fine_tune_goes_on_training_the_codec_it_starts_from(made, tmp_path):
     assert moved > 0  # trained on the new data
     # from the source's codec, not from a fresh one: it stays far closer to where it started
     assert moved < 0.5 * sum(float((fresh[n] - before[n]).norm()) for n in before)
+
+
+def test_the_codec_probe_times_the_codec_the_run_will_train(made, tmp_path, monkeypatch):
+    """Under --init the run trains the source's codec, so its pace is timed on that codec, not
+    the preset's (the shipped default's decoder has 9 more blocks: 3x the time a step)."""
+    import dataclasses
+
+    import world.train.codec
+    from world.core.checkpoint import save_checkpoint
+    from world.core.config import preset
+    from world.core.model import WorldModel
+    from world.train.pipeline import _time_codec
+
+    rc, _ = made
+    cfg = preset("tiny")
+    grown = cfg.replace(codec=dataclasses.replace(cfg.codec, decoder_blocks=2))
+    save_checkpoint(WorldModel(grown), tmp_path / "source")
+    timed = []
+    real = world.train.codec.codec_loss
+    monkeypatch.setattr(world.train.codec, "codec_loss", lambda c, f: timed.append(c) or real(c, f))
+    base = dict(data=str(Path(rc.out) / "data"), out=str(tmp_path / "run"), preset="tiny")
+    _time_codec({**base, "init_from": ""}, 1)
+    _time_codec({**base, "init_from": str(tmp_path / "source")}, 1)
+    assert [len(c.decoder.refine) for c in timed] == [cfg.codec.decoder_blocks, 2]

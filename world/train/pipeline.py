@@ -60,8 +60,8 @@ from world.train.data import Dataset
 from world.train.datagen import generate_dataset
 from world.train.gamedata import generate_game_dataset
 from world.train.prior import PriorTraining, train_prior
-from world.train.stages import data_shape
 from world.train.stages import run as train_model
+from world.train.stages import run_shape
 from world.train.trainkit import TrainConfig, run_command
 
 CHARGE_SECONDS = 30.0  # a stage's seconds reach plan.json at least this often
@@ -347,8 +347,8 @@ def _every(seconds_per_step: float) -> int:
 
 
 def _time_codec(base: dict[str, Any], probe: int) -> float:
-    """Seconds per codec step, timed on ``probe`` steps of a throwaway codec of the preset at
-    the data's frame size."""
+    """Seconds per codec step, timed on ``probe`` steps of a throwaway codec shaped as the run's
+    (the preset's or ``--init``'s, at the data's frame size)."""
     import numpy as np
     import torch
 
@@ -356,7 +356,9 @@ def _time_codec(base: dict[str, Any], probe: int) -> float:
     from world.train.codec import codec_loss
     from world.train.trainkit import TrainConfig as _TC
 
-    cfg = data_shape(preset(base["preset"]), base["data"])  # timed at the data's frame size
+    # the codec the run will train: the data's frame size, and under --init the source's codec
+    # (the default's has 9 more decoder blocks than the preset's: 3x the time a step)
+    cfg = run_shape(_TC(**base), {}, Path(base["out"]))[0]
     codec = WorldModel(cfg).codec
     opt = torch.optim.AdamW(codec.parameters(), lr=1e-4)
     batch = _TC().codec_batch

@@ -70,7 +70,7 @@ def data_shape(cfg: ModelConfig, data: str) -> ModelConfig:
     return cfg.replace(codec=codec, actions=tuple(meta.actions))
 
 
-def _run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, str]:
+def run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, str]:
     """The run's model config from the preset, ``--init-from``'s codec setting, ``--codec``,
     ``--depth`` and ``--local-conv``, and its codec as text; raises ValueError when a resumed run (``progress``) started with another codec or
     shape."""
@@ -138,7 +138,7 @@ def run(tc: TrainConfig) -> WorldModel:
     log = MetricsLog(out, rank)
     progress_file = out / "progress.json"
     progress = json.loads(progress_file.read_text()) if progress_file.exists() else {}
-    cfg, codec_now = _run_shape(tc, progress, out)
+    cfg, codec_now = run_shape(tc, progress, out)
     backend = None
     if tc.text_encoder != "hash":  # the frozen encoder's width sizes the trained projection
         backend = load_backend(tc.text_encoder)
