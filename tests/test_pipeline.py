@@ -94,6 +94,25 @@ def test_a_stage_is_charged_while_it_runs(tmp_path, monkeypatch):
     assert 0.2 <= total < 1.0
 
 
+@pytest.mark.parametrize("charge_every", [30.0, 0.02])  # charged at the end only, or as it runs
+def test_the_time_spent_counts_a_running_stage_once(tmp_path, monkeypatch, charge_every):
+    """A stage is planned from what is left of the budget: the seconds spent so far, charged
+    or not yet, each counted once (the denoiser's plan used to count its codec and probe twice,
+    and the recipe finished minutes under its budget)."""
+    from world.train import pipeline
+
+    monkeypatch.setattr(pipeline, "CHARGE_SECONDS", charge_every)
+    plan = pipeline.Plan(tmp_path / "run", RecipeConfig(out=str(tmp_path / "run")))
+    plan.charge("data", 5.0)  # an earlier stage
+    start = time.time()
+    with plan.clock("denoiser"):
+        time.sleep(0.3)
+        inside = plan.elapsed() - 5.0
+        wall = time.time() - start
+        assert wall - 0.05 <= inside <= wall + 0.01
+    assert plan.elapsed() == pytest.approx(plan.spent()) == pytest.approx(5.0 + wall, abs=0.05)
+
+
 def test_a_run_recorded_before_a_setting_existed_resumes_at_its_default(tmp_path):
     from world.train.pipeline import Plan
 

@@ -120,6 +120,7 @@ class Plan:
     def __init__(self, out: Path, rc: RecipeConfig) -> None:
         self.path = out / "plan.json"
         self._lock = threading.Lock()
+        self._last_charge = 0.0  # when the running stage was last charged (0: none runs)
         if self.path.exists():
             self.doc = json.loads(self.path.read_text())
             # a setting the run's record lacks was added to the recipe later: it ran at the default
@@ -147,7 +148,14 @@ class Plan:
             tmp.replace(self.path)
 
     def spent(self) -> float:
+        """Seconds charged so far (a running stage's are charged every ``CHARGE_SECONDS``)."""
         return float(sum(self.doc["seconds"].values()))
+
+    def elapsed(self) -> float:
+        """Seconds spent up to now: the charged ones and the running stage's not yet charged."""
+        with self._lock:
+            pending = time.time() - self._last_charge if self._last_charge else 0.0
+        return self.spent() + pending
 
     def charge(self, stage: str, seconds: float) -> None:
         with self._lock:
@@ -159,11 +167,14 @@ class Plan:
         """Charge the stage its wall-clock seconds every ``CHARGE_SECONDS`` while it runs, so a
         run killed outright (no ``finally``) still accounts for all but the last few seconds."""
         last = [time.time()]
+        self._last_charge = last[0]
         stop = threading.Event()
 
         def tick() -> None:
             now = time.time()
             self.charge(stage, now - last[0])
+            with self._lock:
+                self._last_charge = now
             last[0] = now
 
         def loop() -> None:
@@ -178,6 +189,7 @@ class Plan:
             stop.set()
             thread.join()
             tick()
+            self._last_charge = 0.0
 
     def steps(self, stage: str, pace: Callable[[], float], budget_s: float) -> int:
         """The stage's total steps: planned once, from its measured seconds per step."""
@@ -264,21 +276,19 @@ def make_world(
         # the codec: timed on its first steps, then sized and trained. Under --init it goes on
         # from the source's codec: a variant's new colours are drawn only by a codec that saw them
         # (kept whole, the default's codec reconstructed an arcade variant at 19.4 dB)
-        t0 = time.time()
         probe = PROBE_STEPS["codec"]
         base["codec_steps"] = plan.steps(
             "codec",
             lambda: _time_codec(base, probe),
-            SHARES["codec"] * (budget - plan.spent() - (time.time() - t0)),
+            SHARES["codec"] * (budget - plan.elapsed()),
         )
         probe = PROBE_STEPS["denoiser"]
         started = time.time()
         train_model(TrainConfig(**{**base, "steps": probe, "save_every": probe}))
-        elapsed = plan.spent() + time.time() - started
         steps = plan.steps(
             "denoiser",
             lambda: _pace(denoise_dir / "metrics.jsonl", "denoiser", started),
-            SHARES["denoiser"] * (budget - elapsed),
+            SHARES["denoiser"] * (budget - plan.elapsed()),
         )
         per = plan.doc["pace_s"]["denoiser"]
         train_model(
@@ -308,7 +318,7 @@ def make_world(
         steps = plan.steps(
             "prior",
             lambda: _pace(prior_dir / "metrics.jsonl", "prior", started),
-            SHARES["prior"] * (budget - plan.spent() - (time.time() - started)),
+            SHARES["prior"] * (budget - plan.elapsed()),
         )
         per = plan.doc["pace_s"]["prior"]
         train_prior(PriorTraining(**{**prior_base, "steps": steps, "save_every": _every(per)}))
