@@ -43,11 +43,14 @@ def test_additive_mask_is_none_when_all_attend_and_minus_inf_where_not():
 
 def test_token_positions_worked_example():
     # chunk 3 of 2 latent frames on a 2x2 grid, ref 5: times 3*2+0-5 = 1 and 2
-    pos = token_positions(torch.tensor([3]), latent_frames=2, grid=2, ref=5)
+    pos = token_positions(torch.tensor([3]), latent_frames=2, grid=(2, 2), ref=5)
     assert pos.tolist() == [
         [1, 0, 0], [1, 0, 1], [1, 1, 0], [1, 1, 1],
         [2, 0, 0], [2, 0, 1], [2, 1, 0], [2, 1, 1],
     ]  # fmt: skip
+    # one latent frame on a grid of 1 row and 3 columns: rows, then columns within a row
+    wide = token_positions(torch.tensor([0]), latent_frames=1, grid=(1, 3), ref=0)
+    assert wide.tolist() == [[0, 0, 0], [0, 0, 1], [0, 0, 2]]
 
 
 @settings(max_examples=20, deadline=None)
