@@ -14,7 +14,8 @@ import pytest
 
 from sdk import Session
 from sdk.train import evaluate
-from world.train.pipeline import RecipeConfig, make_world, write_card
+from world.train.card import write_card
+from world.train.pipeline import RecipeConfig, make_world
 
 
 @pytest.fixture(scope="module")
