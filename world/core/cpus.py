@@ -81,7 +81,7 @@ def others_busy(window_s: float = 0.2) -> float | None:
 def cpu_name() -> str:
     """This machine's CPU model and its native bf16 (``"AMD EPYC (avx512_bf16)"``): figures
     measured on one CPU do not carry to another (two cores' bf16 matmul peak was 1,511 GFLOP/s
-    in one session and 421 on an AMD EPYC without AMX in the next: docs/many-worlds.md)."""
+    in one session and about 415 on an AMD EPYC without AMX in the next: docs/many-worlds.md)."""
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
