@@ -34,6 +34,17 @@ def tiny_local_model() -> WorldModel:
 
 
 @pytest.fixture(scope="session")
+def tiny_wide_local_model(tiny_local_model: WorldModel) -> WorldModel:
+    """``tiny_local_model``'s weights on frames 32 high and 48 wide (a 4x6 token grid); the bias
+    per token place, shaped by the grid, is its own."""
+    cfg = tiny_local_model.cfg
+    model = WorldModel(cfg.replace(codec=dataclasses.replace(cfg.codec, frame_width=48)))
+    same = {n: v for n, v in tiny_local_model.state_dict().items() if n != "denoiser.pos_bias"}
+    model.load_state_dict(same, strict=False)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
 def tiny_primed_model() -> WorldModel:
     """The tiny model with a dynamics prior (width 8, one block) that chunks start from at 0.4."""
     cfg = preset("tiny")

@@ -24,21 +24,12 @@ def _starting(tiny: WorldModel) -> WorldModel:
     return model.eval()
 
 
-def _wide(local: WorldModel) -> WorldModel:
-    """Tiny with a local branch, on frames 32 high and 48 wide (a 4x6 token grid)."""
-    cfg = local.cfg
-    model = WorldModel(cfg.replace(codec=dataclasses.replace(cfg.codec, frame_width=48)))
-    state = {n: v for n, v in local.state_dict().items() if n != "denoiser.pos_bias"}
-    model.load_state_dict(state, strict=False)
-    return model.eval()
-
-
 @pytest.fixture(scope="module", params=["tiny", "starts", "prior", "wide"])
 def model(request: pytest.FixtureRequest) -> WorldModel:
     if request.param == "prior":
         return request.getfixturevalue("tiny_primed_model")
     if request.param == "wide":
-        return _wide(request.getfixturevalue("tiny_local_model"))
+        return request.getfixturevalue("tiny_wide_local_model")
     tiny = request.getfixturevalue("tiny_model")
     return tiny if request.param == "tiny" else _starting(tiny)
 

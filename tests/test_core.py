@@ -3,8 +3,6 @@ sampler, guidance and sampler state."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -58,45 +56,12 @@ def test_cache_equals_single_masked_forward(tiny_model, history, seed):
 
 
 @settings(max_examples=4, deadline=None)
-@given(history=st.integers(1, 4), seed=st.integers(0, 1000), width=st.sampled_from([0, 48]))
+@given(history=st.integers(1, 4), seed=st.integers(0, 1000), wide=st.booleans())
 def test_cache_equals_single_masked_forward_with_a_local_branch(
-    tiny_local_model, history, seed, width
+    tiny_local_model, tiny_wide_local_model, history, seed, wide
 ):
-    _assert_cache_equals_masked(_wide(tiny_local_model, width), history, seed)
-
-
-@pytest.mark.parametrize("width", [0, 48])  # a square frame, and one 32 high and 48 wide
-def test_a_local_branch_reads_the_neighbours_in_its_own_frame_only(tiny_local_model, width):
-    """The branch reads a token's 3x3 neighbourhood in its latent frame: a change to one token
-    moves the branch's output on that square and nowhere else, in no other frame."""
-    model = _wide(tiny_local_model, width)
-    block = model.denoiser.blocks[0]
-    gh, gw = model.cfg.token_grid
-    x = torch.randn(1, 2 * gh * gw, model.cfg.denoiser.dim)  # two latent frames of tokens
-    y = x.clone()
-    y[0, 2 * gw + 3] += 1.0  # one token of the first frame, at row 2, column 3
-    with torch.no_grad():
-        d = (block.local(y) - block.local(x)).abs().sum(-1).view(2, gh, gw)
-    assert torch.equal(d[0] > 0, _square(gh, gw, 2, 3))
-    assert d[1].abs().max() == 0
-
-
-def _wide(model: WorldModel, width: int) -> WorldModel:
-    """``model``'s weights in a model of frames ``width`` wide (0: ``model`` itself)."""
-    if not width:
-        return model
-    cfg = model.cfg
-    wide = WorldModel(cfg.replace(codec=dataclasses.replace(cfg.codec, frame_width=width))).eval()
-    state = {n: v for n, v in model.state_dict().items() if n != "denoiser.pos_bias"}
-    wide.load_state_dict(state, strict=False)  # a bias per token place: the wide one is its own
-    return wide
-
-
-def _square(gh, gw, r, c):
-    """(gh, gw) True on the 3x3 square around (r, c)."""
-    m = torch.zeros(gh, gw, dtype=torch.bool)
-    m[r - 1 : r + 2, c - 1 : c + 2] = True
-    return m
+    model = tiny_wide_local_model if wide else tiny_local_model  # frames 32x32, or 32x48
+    _assert_cache_equals_masked(model, history, seed)
 
 
 def _assert_cache_equals_masked(model, history, seed):
