@@ -364,14 +364,13 @@ def _time_codec(base: dict[str, Any], probe: int) -> float:
 
     from world.core.model import WorldModel
     from world.train.codec import codec_loss
-    from world.train.trainkit import TrainConfig as _TC
 
     # the codec the run will train: the data's frame size, and under --init the source's codec
     # (the default's has 9 more decoder blocks than the preset's: 3x the time a step)
-    cfg = run_shape(_TC(**base), {}, Path(base["out"]))[0]
+    cfg = run_shape(TrainConfig(**base), {}, Path(base["out"]))[0]
     codec = WorldModel(cfg).codec
     opt = torch.optim.AdamW(codec.parameters(), lr=1e-4)
-    batch = _TC().codec_batch
+    batch = TrainConfig().codec_batch
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (batch, cfg.codec.temporal, *cfg.frame_shape), dtype=np.uint8)
     t0 = time.perf_counter()
