@@ -39,6 +39,10 @@ DELEGATES: dict[str, tuple[str, str]] = {
         "world.train.prior",
         "train a dynamics prior the sampler starts chunks from (chunkworld train-prior --help)",
     ),
+    "openings": (
+        "world.train.openings",
+        "keep a model's openings, so its text starts hold a world (chunkworld openings --help)",
+    ),
     "eval": (
         "sdk.evaluate",
         "the scorecard: every bar line, through a Session, against the true game",

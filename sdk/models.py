@@ -32,6 +32,7 @@ from world.core.checkpoint import (
 )
 from world.core.config import PRESETS
 from world.core.model import WorldModel
+from world.core.openings import Openings, load_openings
 from world.core.sampler import PipelinedSampler
 
 WEIGHT_SEED = 0  # seed of random-weight presets
@@ -46,6 +47,9 @@ class LoadedModel:
     fingerprint: str
     trained: bool
     card: dict[str, Any] = field(default_factory=dict)
+    openings: Openings | None = (
+        None  # true starts a text start begins from (world/core/openings.py)
+    )
 
 
 def model_names() -> list[str]:
@@ -153,10 +157,13 @@ def load_model(
             )
     try:
         model, doc = load_checkpoint(path, device=dev)
-    except CheckpointError as e:
+        openings = load_openings(path, (model.cfg.codec.frame_size, model.cfg.codec.width))
+    except (CheckpointError, ValueError) as e:
         raise CheckpointLoadError(f"cannot load checkpoint: {e}") from None
     card = {k: v for k, v in doc.items() if k not in ("format_version", "model")}
-    return LoadedModel(model.eval(), name, fingerprint(model), trained=True, card=card)
+    return LoadedModel(
+        model.eval(), name, fingerprint(model), trained=True, card=card, openings=openings
+    )
 
 
 def session_info(loaded: LoadedModel, sampler: PipelinedSampler) -> SessionInfo:

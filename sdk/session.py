@@ -16,7 +16,7 @@ Prompts: the caption in effect when a chunk is admitted conditions that chunk. `
 and ``set_prompt`` change it from the chunk admitted at that step on; history in the KV cache is
 stored under the null caption, so a prompt change never invalidates it. An empty or absent prompt
 is the null caption. A chunk whose caption differs from the previous chunk's (a prompt, or the
-caption of a text start) gets text guidance at the model's ``sampler.prompt_guidance`` scale: one
+caption of a text start drawn from noise) gets text guidance at the model's ``sampler.prompt_guidance`` scale: one
 more denoiser pass on its steps above level 0.3, on that tick only. Captions longer than
 ``max_prompt_chars`` characters are rejected; the text encoder reads at most its ``max_tokens``
 first words.
@@ -235,7 +235,10 @@ class Session:
                 is the codec's reconstruction of the last chunk.
             seed: RNG seed of this world (default: the session's seed).
 
-        Without image or video the world starts from the caption: tick 0 is a generated chunk.
+        Without image or video the world starts from the caption. Where the model keeps
+        openings (true first frames of its game with their captions, ``chunkworld openings``)
+        it goes on from the one whose caption best matches the prompt (ties by ``seed``) as a
+        video start; else tick 0 is a chunk generated from noise.
 
         Raises:
             ImageError: wrong dtype, shape or frame size (sizes are never resized).
@@ -393,6 +396,9 @@ class Session:
         use_seed = self._seed if seed is None else check_seed(seed)
         h, w, _ = self._cfg.frame_shape
         clip = start_clip(image, video, (h, w), self._cfg.chunk_frames)
+        openings = self._loaded.openings
+        if clip is None and openings is not None:  # a text start goes on from the closest opening
+            clip = openings.frames[openings.pick(caption, use_seed)]
         state = self._sampler.new_state(seed=use_seed)
         self._captions = {}
         self._prompt = caption

@@ -33,7 +33,8 @@ def test_recipe_makes_a_model_that_plays(made):
         chunk = s.step("right")
     assert first.frames.dtype == np.uint8 and chunk.frames.shape == first.frames.shape
     plan = json.loads((model.parent / "plan.json").read_text())
-    assert plan["done"] == ["data", "denoiser", "prior", "eval"]
+    assert plan["done"] == ["data", "denoiser", "prior", "openings", "eval"]
+    assert (model / "openings.png").exists() and (model / "openings.json").exists()
     assert set(plan["steps"]) == {"codec", "denoiser", "prior"}
     card = (model / "MODEL_CARD.md").read_text()
     assert "chunkworld train" in card and "--preset tiny" in card and "| following |" in card

@@ -13,6 +13,7 @@ from world.eval.scorecard import (
     HELD_OUT_PROMPTS,
     ScorecardConfig,
     held_out_prompt,
+    scene_asked,
     scorecard,
 )
 from world.games.actions import ACTIONS
@@ -77,6 +78,7 @@ def test_the_engine_itself_meets_every_game_line():
         "prompts_heldout",
         "prompt_wreck_free",
         "text_start_player",
+        "text_start_scene",
         "psnr_tick1",
         "psnr_mean16",
         "beats_copy_last",
@@ -91,6 +93,33 @@ def test_copy_last_fails_what_moves():
     assert not lines["following"]["met"]
     assert not lines["beats_copy_last"]["met"]  # it is copy-last: never strictly above it
     assert lines["idle"]["value"] == 1.0  # a player that never moves stays put when idle
+
+
+class CaptionDeafSession(EngineSession):
+    """The engine, but a text start ignores its caption: a random scene of the seed."""
+
+    def reset(self, *, prompt=None, image=None, video=None, seed=None) -> _Chunk:
+        return super().reset(prompt=None, image=image, video=video, seed=seed)
+
+
+def test_a_start_deaf_to_its_caption_misses_the_scene_but_keeps_the_player():
+    card = _card(CaptionDeafSession())
+    assert card["text_start_scene_checks"] == 23  # what the eight captions ask, as parsed
+    assert card["lines"]["text_start_scene"]["value"] < 0.7
+    assert card["lines"]["text_start_player"]["met"]
+
+
+def test_scene_asked_checks_what_the_caption_names_and_nothing_else():
+    seen = {
+        "is_night": True,
+        "weather": "snow",
+        "ball_count": 2,
+        "ball_colour": "red",
+        "wall_colour": None,
+    }
+    assert scene_asked("a ball bounces", seen) == []
+    assert scene_asked("night, two red balls", seen) == [True, True, True]
+    assert scene_asked("day, snow, blue walls", seen) == [False, True, False]
 
 
 @pytest.mark.parametrize("kind", sorted(HELD_OUT_PROMPTS))

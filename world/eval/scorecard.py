@@ -25,7 +25,10 @@ each with the bar's threshold (:data:`BAR`) and copy-last-frame beside the PSNR:
   ``prompt_wreck_free``: prompted ticks whose frames still show the player and whose PSNR is
   within 3 dB of the unprompted first tick's mean;
 - ``psnr_tick1`` / ``psnr_mean16``, ``psnr_per_tick`` and ``copy_last_per_tick``;
-- ``text_start_player``: caption starts whose first chunk shows the player;
+- ``text_start_player``: caption starts (:data:`TEXT_STARTS`) whose first chunk shows the
+  player, and still does after 4 ticks of play-like keys; ``text_start_scene``: of what those
+  captions ask for as the engine parses them (time of day, weather, ball count and colour, wall
+  colour), the share their first chunk shows (:func:`scene_asked`);
 - ``fps``: generated frames per second over the long rollout (``chunkworld bench`` measures
   speed properly; this is the evaluation's own pace).
 """
@@ -44,7 +47,7 @@ from world.eval.detect import LABELS, classify, detect_events, find_player
 from world.eval.metrics import psnr
 from world.games.actions import ACTIONS, play_like_actions
 from world.games.arcade import Game, GameConfig
-from world.games.captions import COLOUR_NAMES, event_prompt, possible_events
+from world.games.captions import COLOUR_NAMES, event_prompt, parse_prompt, possible_events
 
 SEED = 5_000_000  # first held-out seed: far above every seed base a training run uses
 
@@ -66,6 +69,7 @@ BAR: dict[str, tuple[float, str]] = {
     "psnr_mean16": (25.0, "min"),
     "beats_copy_last": (1.0, "min"),
     "text_start_player": (1.0, "min"),
+    "text_start_scene": (1.0, "min"),
     "fps": (30.0, "min"),
 }
 
@@ -141,6 +145,25 @@ TEXT_STARTS: tuple[str, ...] = (
     "night, rain, one cyan ball, orange walls",
     "an empty arena",
 )
+
+
+def scene_asked(caption: str, seen: dict[str, Any]) -> list[bool]:
+    """For each thing ``caption`` asks of a scene (as the engine parses it,
+    :func:`world.games.captions.parse_prompt`), whether ``seen`` (:func:`detect_events` of a
+    frame) shows it."""
+    p = parse_prompt(caption)
+    checks = []
+    if p.time is not None:
+        checks.append(seen["is_night"] == (p.time == "night"))
+    if p.weather is not None:
+        checks.append(seen["weather"] == p.weather)
+    if p.ball_count is not None:
+        checks.append(seen["ball_count"] == p.ball_count)
+    if p.ball_colour is not None:
+        checks.append(seen["ball_colour"] == p.ball_colour)
+    if p.wall_colour is not None:
+        checks.append(seen["wall_colour"] == p.wall_colour)
+    return checks
 
 
 class Steppable(Protocol):
@@ -338,14 +361,21 @@ def scorecard(
         v[phrasing] = float(np.mean(hits))
     v["prompt_wreck_free"] = float(np.mean(wreck_free))
 
-    # 4. text starts
+    # 4. text starts: the player at tick 0 and after 4 ticks of play; the scene asked for
     say("text starts")
-    shown = [
-        find_player(np.asarray(session.reset(prompt=c, seed=sc.seed + 3000 + i).frames)[-1])
-        is not None
-        for i, c in enumerate(TEXT_STARTS)
-    ]
+    shown, asked = [], []
+    for i, caption in enumerate(TEXT_STARTS):
+        seed = sc.seed + 3000 + i
+        first = np.asarray(session.reset(prompt=caption, seed=seed).frames)[-1]
+        acts = play_like_actions(np.random.default_rng(seed), 4 * f)
+        for t in range(4):
+            later = session.step([ACTIONS[int(a)] for a in acts[t * f : (t + 1) * f]])
+        last = np.asarray(later.frames)[-1]
+        shown.append(find_player(first) is not None and find_player(last) is not None)
+        asked += scene_asked(caption, detect_events(first))
     v["text_start_player"] = float(np.mean(shown))
+    v["text_start_scene"] = float(np.mean(asked))
+    details["text_start_scene_checks"] = len(asked)
 
     # 5. the long rollout: balls per 100-tick window, wall colour and time of day, pace
     if sc.long_ticks:

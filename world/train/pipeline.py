@@ -23,7 +23,9 @@ Stages, in order (``<out>/plan.json`` records the plan and what is done):
 3. ``prior``: the dynamics prior (``world/train/prior.py``) in ``<out>/prior``, unrolled over
    ``PRIOR_UNROLL`` chunks of its own guesses, sprite-weighted; the sampler starts unprompted
    chunks from its guess noised to ``PRIOR_LEVEL``.
-4. ``eval``: an evaluation handed in by the caller (``chunkworld train`` passes the scorecard
+4. ``openings``: true first frames of the data with their captions, kept in ``<out>/model``
+   (:mod:`world.train.openings`), which the model's text starts go on from.
+5. ``eval``: an evaluation handed in by the caller (``chunkworld train`` passes the scorecard
    through ``Session``), written to ``<out>/scorecard.json``; then ``<out>/model/MODEL_CARD.md``.
 
 The budget (``--minutes``, wall-clock minutes on this machine) is planned, not guessed: each
@@ -59,6 +61,7 @@ from world.train.card import write_card
 from world.train.data import Dataset
 from world.train.datagen import generate_dataset
 from world.train.gamedata import generate_game_dataset
+from world.train.openings import write_openings
 from world.train.prior import PriorTraining, train_prior
 from world.train.stages import run as train_model
 from world.train.stages import run_shape
@@ -329,6 +332,7 @@ def make_world(
     stage("prior", prior)
 
     model_dir = out / "model"
+    stage("openings", lambda: write_openings(model_dir, data))  # what its text starts go on from
     if evaluate is not None:
 
         def score() -> None:

@@ -1,0 +1,170 @@
+"""Openings: a text start goes on from the model's closest true start (world/core/openings.py).
+
+The pick is the best word match (rarer words weigh more, ties by seed); the files round-trip
+exactly; openings come from clips whose scene holds one caption; and a text start on a model
+with openings is exactly the video start of the opening it picked."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sdk import Session
+from sdk.errors import CheckpointLoadError
+from sdk.models import random_model
+from world.core.checkpoint import save_checkpoint
+from world.core.openings import (
+    INDEX_FILE,
+    SHEET_FILE,
+    Openings,
+    caption_words,
+    load_openings,
+    save_openings,
+)
+from world.train.data import DatasetMeta, DatasetWriter
+from world.train.openings import openings_from_dataset, write_openings
+
+CAPTIONS = (
+    "day, clear sky, two red balls, grey walls",
+    "night, rain, one red ball, grey walls",
+    "day, snow, three cyan balls, grey walls",
+    "night, clear sky, two pink balls, blue walls",
+)
+
+
+def _frames(n: int, t: int = 4, h: int = 32, w: int = 32, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, t, h, w, 3), dtype=np.uint8)
+
+
+def test_caption_words_fold_case_punctuation_and_plurals_and_keep_pairs():
+    assert caption_words("RED balls, grey walls!") == {
+        "red",
+        "ball",
+        "grey",
+        "wall",
+        "red ball",
+        "ball grey",
+        "grey wall",
+    }
+    assert caption_words("glass sky") == {"glass", "sky", "glass sky"}  # "ss", short words kept
+    assert caption_words("") == frozenset()
+
+
+def test_a_colour_goes_with_what_it_colours():
+    o = Openings(_frames(2), ("blue balls, grey walls", "red balls, blue walls"))
+    assert o.pick("blue walls", seed=0) == 1
+    assert o.pick("blue balls", seed=0) == 0
+
+
+def test_the_pick_is_the_caption_sharing_the_rarest_words():
+    o = Openings(_frames(4), CAPTIONS)
+    assert o.pick(CAPTIONS[2], seed=0) == 2
+    assert o.pick("snow", seed=5) == 2  # only one opening has snow
+    assert o.pick("pink balls at night", seed=1) == 3  # night is shared by two; pink by one
+    assert o.pick("blue walls", seed=9) == 3  # "wall" is in every caption, "blue" in one
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz ,", max_size=40), st.integers(0, 2**32))
+def test_the_pick_always_has_the_best_score(caption, seed):
+    captions = (*CAPTIONS, "day, clear sky, no balls, grey walls")
+    o = Openings(_frames(5), captions)
+    i = o.pick(caption, seed)
+    assert i == o.pick(caption, seed)  # deterministic
+    want = caption_words(caption)
+    shared = [len(want & caption_words(c)) for c in captions]
+    if not any(shared):  # no word in common with any: the seed picks among all
+        return
+    assert shared[i] > 0
+
+
+def test_ties_go_to_the_seed():
+    o = Openings(_frames(4), ("a", "a", "a", "a"))
+    assert {o.pick("", s) for s in range(40)} == {0, 1, 2, 3}
+
+
+def test_openings_round_trip_exactly(tmp_path):
+    o = Openings(_frames(3, t=4, h=32, w=48), CAPTIONS[:3])
+    save_openings(tmp_path, o)
+    back = load_openings(tmp_path, (32, 48))
+    assert back is not None and back.captions == o.captions
+    assert np.array_equal(back.frames, o.frames)
+    assert load_openings(tmp_path / "nothing", (32, 48)) is None
+
+
+def test_openings_that_do_not_fit_the_model_are_refused(tmp_path):
+    save_openings(tmp_path, Openings(_frames(2), CAPTIONS[:2]))
+    with pytest.raises(ValueError, match=r"openings.png.*64x64"):
+        load_openings(tmp_path, (64, 64))
+    (tmp_path / INDEX_FILE).write_text(json.dumps({"frames": 4, "captions": list(CAPTIONS[:3])}))
+    with pytest.raises(ValueError, match="3 openings of 4 frames"):
+        load_openings(tmp_path, (32, 32))
+    (tmp_path / SHEET_FILE).unlink()
+    with pytest.raises(ValueError, match="cannot read the openings"):
+        load_openings(tmp_path, (32, 32))
+
+
+def _dataset(path, clips):
+    """``clips``: a list of per-chunk caption tuples, 2 frames a chunk, 32x32."""
+    w = DatasetWriter(path, DatasetMeta(frame_size=(32, 32), chunk_frames=2))
+    for i, caps in enumerate(clips):
+        frames = _frames(1, t=2 * len(caps), seed=i)[0]
+        w.append(frames, np.zeros(len(frames), dtype=np.int64), list(caps))
+    return path
+
+
+def test_openings_come_from_scenes_that_hold_one_caption(tmp_path):
+    from world.train.data import Dataset
+
+    ds = Dataset(
+        _dataset(
+            tmp_path / "d",
+            [
+                ("night", "it starts to rain", "rain"),  # an event inside the opening: skipped
+                ("night", "night", "night"),
+                ("day", "day", "paint the walls red"),  # event after the opening: kept
+                ("night", "night", "night"),  # a caption seen: after the distinct ones
+                ("snow", "snow"),
+            ],
+        )
+    )
+    o = openings_from_dataset(ds, frames=4)
+    assert o.captions == ("night", "day", "snow", "night")
+    assert np.array_equal(o.frames[0], ds[1].frames[:4])
+    assert openings_from_dataset(ds, frames=4, count=2).captions == ("night", "day")
+    with pytest.raises(ValueError, match="under one caption"):
+        openings_from_dataset(ds, frames=8)
+
+
+@pytest.fixture(scope="module")
+def tiny_with_openings(tmp_path_factory):
+    root = tmp_path_factory.mktemp("openings")
+    model = save_checkpoint(random_model("tiny"), root / "model")
+    data = _dataset(root / "d", [("night, two balls",) * 2, ("day, snow",) * 2, ("rain",) * 2])
+    write_openings(model, data)
+    return model
+
+
+def test_a_text_start_is_the_video_start_of_the_opening_it_picks(tiny_with_openings):
+    with Session.load(str(tiny_with_openings), seed=4) as s:
+        opening = load_openings(tiny_with_openings, (32, 32))
+        assert opening is not None
+        i = opening.pick("snow by day", 4)
+        assert opening.captions[i] == "day, snow"
+        text = [s.reset(prompt="snow by day").frames, s.step("right").frames]
+        video = [s.reset(prompt="snow by day", video=opening.frames[i]).frames]
+        video.append(s.step("right").frames)
+    assert all(np.array_equal(a, b) for a, b in zip(text, video, strict=True))
+
+
+def test_broken_openings_fail_the_load_with_the_file_named(tiny_with_openings, tmp_path):
+    import shutil
+
+    model = shutil.copytree(tiny_with_openings, tmp_path / "m")
+    (model / SHEET_FILE).write_bytes(b"not a png")
+    with pytest.raises(CheckpointLoadError, match="openings"):
+        Session.load(str(model))
