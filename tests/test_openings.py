@@ -168,3 +168,18 @@ def test_broken_openings_fail_the_load_with_the_file_named(tiny_with_openings, t
     (model / SHEET_FILE).write_bytes(b"not a png")
     with pytest.raises(CheckpointLoadError, match="openings"):
         Session.load(str(model))
+
+
+def test_batched_text_starts_take_the_same_openings_as_one_session(tiny_with_openings):
+    from sdk import SessionBatch
+
+    prompts, seeds = ["snow by day", "rain", "night, two balls"], [1, 2, 3]
+    with SessionBatch.load(str(tiny_with_openings), size=3) as worlds:
+        got = [c.frames for c in worlds.reset(prompts=prompts, seeds=seeds)]
+        got_next = [c.frames for c in worlds.step(["right", "left", "noop"])]
+    with Session.load(str(tiny_with_openings)) as s:
+        for p, sd, a, b, act in zip(
+            prompts, seeds, got, got_next, ["right", "left", "noop"], strict=True
+        ):
+            assert np.array_equal(s.reset(prompt=p, seed=sd).frames, a)
+            assert np.array_equal(s.step(act).frames, b)
