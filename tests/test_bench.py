@@ -35,8 +35,9 @@ def test_bench_sessions_reports_every_count(capsys):
     assert runs[0]["fps_vs_first"] == 1.0
     assert out["chunk_ms"] == round(1000 * 2 / 15, 1)  # tiny: 2 frames a chunk at 15 fps
     for r in runs:
-        assert r["sampler_share_of_bf16_peak"] == round(
-            r["sampler_gflops"] / out["matmul_peak_gflops"]["bfloat16"], 3
+        dtype = {"bf16": "bfloat16", "fp32": "float32"}[out["precision"]]
+        assert r["sampler_share_of_peak"] == round(
+            r["sampler_gflops"] / out["matmul_peak_gflops"][dtype], 3
         )
         assert r["p99_below_chunk"] == (r["tick_ms_p99"] < out["chunk_ms"])
     assert runs[1]["sampler_gflop_per_tick"] > runs[0]["sampler_gflop_per_tick"]

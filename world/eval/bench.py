@@ -31,16 +31,21 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from world.core.codec import codec_setting
 from world.core.config import preset
-from world.core.cpus import PRECISIONS, cpu_name, warn_if_busy
+from world.core.cpus import PRECISIONS, bf16_enabled, cpu_name, warn_if_busy
 from world.core.model import WorldModel
 from world.core.rollout_state import RolloutState
 from world.core.sampler import PipelinedSampler
 
 
-def matmul_peak(n: int = 2048, repeats: int = 8) -> dict[str, float]:
-    """GFLOP/s of an n x n x n matmul, float32 and bfloat16 (median of ``repeats``)."""
-    out = {}
-    for dtype in (torch.float32, torch.bfloat16):
+def matmul_peak(n: int = 2048, repeats: int = 8) -> dict[str, float | None]:
+    """GFLOP/s of an n x n x n matmul, float32 and bfloat16 (median of ``repeats``).
+
+    bfloat16 only where the CPU's bf16 matmuls are native (else None): an emulated one ran at
+    0.3 GFLOP/s on an AMD EPYC without AVX512-BF16 (float32: 177), a minute per matmul, and
+    nothing there runs at bf16 (``precision="auto"`` is float32)."""
+    out: dict[str, float | None] = {"float32": None, "bfloat16": None}
+    dtypes = (torch.float32, torch.bfloat16) if bf16_enabled("auto") else (torch.float32,)
+    for dtype in dtypes:
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         a @ b
         times = []
