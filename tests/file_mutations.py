@@ -79,8 +79,13 @@ def mutate_doc(doc: Any, rng: random.Random) -> tuple[str, Any]:
     else:
         new = rng.choice(RETYPED if op == "retype" else OUT_OF_RANGE)
         parent[path[-1]] = new
-        if op == "retype" and _same_kind(old, new):
-            op = "revalue"  # a value of the field's own type (7 for 1.0, "x" for "left")
+        # a value of the field's own type (7 for 1.0, "x" for "left"), or None for a logged
+        # step's prompt, which is nullable text (None: no new caption)
+        step_prompt = (
+            path[-1] == "prompt" and isinstance(parent, dict) and parent.get("op") == "step"
+        )
+        if op == "retype" and (_same_kind(old, new) or (step_prompt and new is None)):
+            op = "revalue"
     return f"{op} {'.'.join(map(str, path))}", doc
 
 
