@@ -332,7 +332,11 @@ def make_world(
     stage("prior", prior)
 
     model_dir = out / "model"
-    stage("openings", lambda: write_openings(model_dir, data))  # what its text starts go on from
+
+    def openings() -> None:  # what the model's text starts go on from
+        write_openings(model_dir, data)
+
+    stage("openings", openings)
     if evaluate is not None:
 
         def score() -> None:
