@@ -24,7 +24,8 @@ Stages, in order (``<out>/plan.json`` records the plan and what is done):
    ``PRIOR_UNROLL`` chunks of its own guesses, sprite-weighted; the sampler starts unprompted
    chunks from its guess noised to ``PRIOR_LEVEL``.
 4. ``openings``: true first frames of the data with their captions, kept in ``<out>/model``
-   (:mod:`world.train.openings`), which the model's text starts go on from.
+   (:mod:`world.train.openings`), which the model's text starts go on from (none, with a
+   message, where no clip's first chunks share one caption).
 5. ``eval``: an evaluation handed in by the caller (``chunkworld train`` passes the scorecard
    through ``Session``), written to ``<out>/scorecard.json``; then ``<out>/model/MODEL_CARD.md``.
 
@@ -334,7 +335,10 @@ def make_world(
     model_dir = out / "model"
 
     def openings() -> None:  # what the model's text starts go on from
-        write_openings(model_dir, data)
+        try:
+            write_openings(model_dir, data)
+        except ValueError as e:  # no clip fits: text starts are drawn from noise, as before
+            tqdm.write(f"no openings kept: {e}")
 
     stage("openings", openings)
     if evaluate is not None:
