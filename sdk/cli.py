@@ -288,6 +288,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             image = read_image(args.image) if args.image else None
             video = read_video(args.video) if args.video else None
             first = s.reset(prompt=args.prompt, image=image, video=video, seed=args.seed)
+            if s.opening is not None and not args.quiet:
+                print(f"text start: opening {s.opening[0]}, {s.opening[1]!r}", file=sys.stderr)
         frames = [first.frames] if first is not None else []
         actions = [script[i] if i < len(script) else None for i in range(ticks)]
         bar = tqdm(total=ticks, unit="tick", disable=args.quiet, file=sys.stderr)

@@ -92,6 +92,7 @@ class Session:
         self._space = ActionSpace(tuple(cfg.actions), cfg.chunk_frames)
         self._state: RolloutState | None = None
         self._tick = -1
+        self._opening: int | None = None  # the opening the last text start went on from
         self._prompt = ""
         self._captions: dict[int, str] = {}  # in-flight chunk index -> its caption
         self._admitted: str | None = None  # caption of the newest admitted chunk
@@ -196,6 +197,17 @@ class Session:
     def prompt(self) -> str:
         """The caption in effect ("" = null caption)."""
         return self._prompt
+
+    @property
+    def opening(self) -> tuple[int, str] | None:
+        """(index, caption) of the model's opening the last ``reset`` went on from (a text
+        start on a model that keeps openings), else None; None again after ``restore``."""
+        o = self._loaded.openings
+        return (
+            None
+            if o is None or self._opening is None
+            else (self._opening, o.captions[self._opening])
+        )
 
     @property
     def closed(self) -> bool:
@@ -338,6 +350,7 @@ class Session:
         self._state = state
         self._captions = dict(snapshot.captions)
         self._tick = snapshot.tick
+        self._opening = None
         self._prompt = snapshot.prompt
         self._admitted = snapshot.prompt if snapshot.admitted is None else snapshot.admitted
 
@@ -396,9 +409,10 @@ class Session:
         use_seed = self._seed if seed is None else check_seed(seed)
         h, w, _ = self._cfg.frame_shape
         clip = start_clip(image, video, (h, w), self._cfg.chunk_frames)
-        openings = self._loaded.openings
+        openings, self._opening = self._loaded.openings, None
         if clip is None and openings is not None:  # a text start goes on from the closest opening
-            clip = openings.frames[openings.pick(caption, use_seed)]
+            self._opening = openings.pick(caption, use_seed)
+            clip = openings.frames[self._opening]
         state = self._sampler.new_state(seed=use_seed)
         self._captions = {}
         self._prompt = caption

@@ -161,6 +161,23 @@ def test_a_text_start_is_the_video_start_of_the_opening_it_picks(tiny_with_openi
     assert all(np.array_equal(a, b) for a, b in zip(text, video, strict=True))
 
 
+def test_a_session_says_which_opening_its_text_start_took(tiny_with_openings):
+    with Session.load(str(tiny_with_openings), seed=4) as s:
+        assert s.opening is None
+        s.reset(prompt="snow by day")
+        assert s.opening == (1, "day, snow")
+        snap = s.snapshot()
+        s.reset(prompt="rain", video=_frames(1, t=4)[0])
+        assert s.opening is None  # a video start
+        s.reset(prompt="rain")
+        assert s.opening == (2, "rain")
+        s.restore(snap)
+        assert s.opening is None
+    with Session.load("tiny") as s:  # no openings: drawn from noise
+        s.reset(prompt="rain")
+        assert s.opening is None
+
+
 def test_broken_openings_fail_the_load_with_the_file_named(tiny_with_openings, tmp_path):
     import shutil
 
