@@ -40,24 +40,23 @@ import torch
 from sdk.captions import CaptionCache
 from sdk.errors import (
     ArgumentError,
-    ClosedError,
     NotResetError,
     SnapshotError,
 )
 from sdk.models import LoadedModel, fingerprint, load_model, session_info
 from sdk.snapshot import Snapshot, capture, check_fits, rebuild
 from sdk.spaces import Action, ActionSpace
-from sdk.starts import check_options, check_prompt, check_seed, history_chunks, start_clip
+from sdk.starts import check_options, check_prompt, check_seed
+from sdk.ticks import SessionTicks
 from sdk.types import Chunk, Footprint, SessionInfo
-from world.core.batched import Row
 from world.core.model import WorldModel
-from world.core.rollout_state import RolloutState, TickResult
+from world.core.rollout_state import RolloutState
 from world.core.sampler import PipelinedSampler
 
 TEXT_CACHE_SIZE = 64  # encoded captions kept; a bounded LRU so memory stays flat
 
 
-class Session:
+class Session(SessionTicks):
     """A running world. Make one with :meth:`load` (or :meth:`from_model`), then ``reset`` and
     ``step``. Not re-entrant: one thread at a time (calls are serialised by a lock)."""
 
@@ -380,99 +379,3 @@ class Session:
             "closed" if self._closed else ("not reset" if self._tick < 0 else f"tick {self._tick}")
         )
         return f"Session(model={self._loaded.name!r}, {state})"
-
-    # --- internals ----------------------------------------------------------------------------
-    def _require_open(self) -> WorldModel:
-        if self._closed or self._model is None:
-            raise ClosedError("this session is closed; open a new one with Session.load(...)")
-        return self._model
-
-    def _require_state(self, what: str) -> RolloutState:
-        self._require_open()
-        if self._state is None:
-            raise NotResetError(f"call reset() (or restore a snapshot) before {what}()")
-        return self._state
-
-    def _encode(self, caption: str) -> tuple[torch.Tensor, torch.Tensor]:
-        assert self._model is not None
-        return self._text.get(self._model, caption)
-
-    # The steps of ``reset`` and ``step`` around the sampler tick, apart so that ``SessionBatch``
-    # (sdk/batch.py) can tick many sessions' rows in one pass between them.
-    def _begin_reset(
-        self, prompt: str | None, image: Any, video: Any, seed: int | None
-    ) -> tuple[RolloutState, Row | None, torch.Tensor | None]:
-        """Check the arguments, start a state; a text start returns the row to tick, a clip
-        start the latents of tick 0."""
-        model = self._require_open()
-        caption = check_prompt(prompt, self._cfg.max_prompt_chars)
-        use_seed = self._seed if seed is None else check_seed(seed)
-        h, w, _ = self._cfg.frame_shape
-        clip = start_clip(image, video, (h, w), self._cfg.chunk_frames)
-        openings, self._opening = self._loaded.openings, None
-        if clip is None and openings is not None:  # a text start goes on from the closest opening
-            self._opening = openings.pick(caption, use_seed)
-            clip = openings.frames[self._opening]
-        state = self._sampler.new_state(seed=use_seed)
-        self._captions = {}
-        self._prompt = caption
-        self._admitted = None if clip is None else caption  # a text start is a prompt
-        if clip is None:
-            return state, self._row(state, np.zeros(self._cfg.chunk_frames, dtype=np.int64)), None
-        latents = None  # the clip becomes clean history; tick 0 shows the last chunk's decoding
-        for part in history_chunks(clip, self._cfg.chunk_frames, self._cfg.history_chunks):
-            x = torch.from_numpy(part).to(self._sampler.device)[None]  # (1, F, H, W, 3)
-            latents = model.codec.encode(x)
-            self._sampler.add_history(state, latents)
-        return state, None, latents
-
-    def _end_reset(self, state: RolloutState, frames: np.ndarray, started: float) -> Chunk:
-        self._state = state
-        self._tick = 0
-        return self._chunk(frames, np.zeros(self._cfg.chunk_frames, dtype=np.int64), started)
-
-    def _begin_step(self, action: Action, prompt: str | None) -> Row:
-        self._require_open()
-        state = self._require_state("step")
-        ids = self._space.parse(action)
-        if prompt is not None:
-            self._prompt = check_prompt(prompt, self._cfg.max_prompt_chars)
-        return self._row(state, ids)
-
-    def _end_step(self, frames: np.ndarray, row: Row, started: float) -> Chunk:
-        self._tick += 1
-        return self._chunk(frames, row.actions[0].cpu().numpy(), started)
-
-    def _row(self, state: RolloutState, ids: np.ndarray) -> Row:
-        """The sampler's arguments for a tick with the current caption."""
-        assert self._model is not None
-        actions = torch.as_tensor(ids, dtype=torch.long, device=self._sampler.device)[None]
-        # a caption that just changed is a prompt: that chunk gets text guidance
-        prompted = bool(self._prompt) and self._prompt != self._admitted
-        return Row(state, actions, self._encode(self._prompt), prompted)
-
-    def _settle(self, row: Row, result: TickResult) -> torch.Tensor:
-        """After the tick: record the captions of the chunks admitted; the emitted latents."""
-        self._admitted = self._prompt
-        state = row.state
-        for f in state.in_flight:  # chunks admitted this tick carry the current caption
-            self._captions.setdefault(f.chunk, self._prompt)
-        live = {f.chunk for f in state.in_flight}
-        self._captions = {c: p for c, p in self._captions.items() if c in live}
-        return result.latents
-
-    def _decode(self, latents: torch.Tensor) -> np.ndarray:
-        assert self._model is not None
-        out = self._sampler.decode(latents)  # (1, F, H, W, 3) uint8
-        return np.ascontiguousarray(out[0].cpu().numpy())
-
-    def _chunk(self, frames: np.ndarray, ids: np.ndarray, started: float) -> Chunk:
-        ms = (time.perf_counter() - started) * 1000.0
-        return Chunk(
-            frames=frames,
-            tick=self._tick,
-            action_tick=self._tick + self._sampler.in_flight - 1,
-            ms=ms,
-            actions=ids.copy(),
-            prompt=self._prompt,
-        )
