@@ -79,12 +79,14 @@ def mutate_doc(doc: Any, rng: random.Random) -> tuple[str, Any]:
     else:
         new = rng.choice(RETYPED if op == "retype" else OUT_OF_RANGE)
         parent[path[-1]] = new
-        # a value of the field's own type (7 for 1.0, "x" for "left"), or None for a logged
-        # step's prompt, which is nullable text (None: no new caption)
+        # a value of the field's own type (7 for 1.0, "x" for "left"), None for a logged step's
+        # prompt, which is nullable text (None: no new caption), or no events for a log's
+        # events (an empty run)
         step_prompt = (
             path[-1] == "prompt" and isinstance(parent, dict) and parent.get("op") == "step"
         )
-        if op == "retype" and (_same_kind(old, new) or (step_prompt and new is None)):
+        valid = (step_prompt and new is None) or (path == ("events",) and new == [])
+        if op == "retype" and (_same_kind(old, new) or valid):
             op = "revalue"
     return f"{op} {'.'.join(map(str, path))}", doc
 
