@@ -47,9 +47,8 @@ class LoadedModel:
     fingerprint: str
     trained: bool
     card: dict[str, Any] = field(default_factory=dict)
-    openings: Openings | None = (
-        None  # true starts a text start begins from (world/core/openings.py)
-    )
+    # true starts of its game that a text start goes on from (world/core/openings.py)
+    openings: Openings | None = None
 
 
 def model_names() -> list[str]:

@@ -20,6 +20,7 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -62,6 +63,12 @@ class Openings:
     def __len__(self) -> int:
         return len(self.frames)
 
+    @cached_property
+    def _terms(self) -> tuple[list[frozenset[str]], Counter[str]]:
+        """Each caption's terms, and in how many captions each term occurs."""
+        sets = [caption_words(c) for c in self.captions]
+        return sets, Counter(w for s in sets for w in s)
+
     def pick(self, caption: str, seed: int) -> int:
         """The index of the opening that best matches ``caption``.
 
@@ -70,8 +77,7 @@ class Openings:
         scores tie-break by ``seed``. An empty caption, or one sharing no word with any
         opening, picks by ``seed`` alone.
         """
-        sets = [caption_words(c) for c in self.captions]
-        df = Counter(w for s in sets for w in s)
+        sets, df = self._terms
         n = len(sets)
         want = caption_words(caption)
         scores = np.array([sum(math.log1p(n / df[w]) for w in want & s) for s in sets])
