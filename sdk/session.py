@@ -16,10 +16,10 @@ Prompts: the caption in effect when a chunk is admitted conditions that chunk. `
 and ``set_prompt`` change it from the chunk admitted at that step on; history in the KV cache is
 stored under the null caption, so a prompt change never invalidates it. An empty or absent prompt
 is the null caption. A chunk whose caption differs from the previous chunk's (a prompt, or the
-caption of a text start drawn from noise) gets text guidance at the model's ``sampler.prompt_guidance`` scale: one
-more denoiser pass on its steps above level 0.3, on that tick only. Captions longer than
-``max_prompt_chars`` characters are rejected; the text encoder reads at most its ``max_tokens``
-first words.
+caption of a text start drawn from noise) gets text guidance at the model's
+``sampler.prompt_guidance`` scale: one more denoiser pass on its steps above level 0.3, on that
+tick only. Captions longer than ``max_prompt_chars`` characters are rejected; the text encoder
+reads at most its ``max_tokens`` first words.
 
 Start images and videos must be uint8 arrays of exactly the model's frame size (``(H, W, 3)`` per
 frame): other sizes are rejected with ``ImageError`` naming the expected size, never resized.

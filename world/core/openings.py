@@ -5,7 +5,8 @@ often draws it without its player (the shipped default: 25% of caption starts sh
 model directory may therefore keep *openings*: short clips of its game's first frames, each with
 the caption of its scene, taken from the training data. A text start takes the opening whose
 caption shares the most words and word pairs with the prompt (rarer ones weigh more; ties go to
-the session's seed) and goes on from it as a video start; without openings it is drawn from noise as before.
+the session's seed) and goes on from it as a video start; without openings it is drawn from
+noise as before.
 
 On disk, beside ``model.safetensors``: ``openings.png``, one row of ``T`` frames per opening
 (height ``N * H``, width ``T * W``), and ``openings.json``, ``{"frames": T, "captions": [...]}``.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -26,9 +26,10 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 
+from world.core.text import words
+
 SHEET_FILE = "openings.png"
 INDEX_FILE = "openings.json"
-_WORD = re.compile(r"[a-z0-9]+")
 
 
 def caption_words(text: str) -> frozenset[str]:
@@ -36,11 +37,10 @@ def caption_words(text: str) -> frozenset[str]:
     each pair of neighbouring words, so that a colour stays bound to what it colours
     (``"red balls, grey walls"`` -> ``{"red", "ball", "grey", "wall", "red ball", "ball grey",
     "grey wall"}``)."""
-    ws = []
-    for w in _WORD.findall(text.lower()):
-        if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
-            w = w[:-1]
-        ws.append(w)
+    ws = [
+        w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+        for w in words(text)
+    ]
     return frozenset(ws) | {f"{a} {b}" for a, b in zip(ws, ws[1:], strict=False)}
 
 
