@@ -36,9 +36,11 @@ from sdk.models import LoadedModel, fingerprint, load_model
 from sdk.session import Session
 from sdk.spaces import Action
 from sdk.starts import check_seed
+from sdk.ticks import Shown, shown_frames
 from sdk.types import Chunk
 from world.core.batched import Row, tick_rows
 from world.core.model import WorldModel
+from world.core.rollout_state import TickResult
 
 
 class SessionBatch:
@@ -66,7 +68,7 @@ class SessionBatch:
         **options: Any,
     ) -> SessionBatch:
         """Load a model once and open ``size`` sessions on it; ``options`` as ``Session.load``
-        (steps, in_flight, threads, precision, prior_level)."""
+        (steps, in_flight, threads, precision, prior_level, pixel_history)."""
         return cls(load_model(name_or_path, device=device), size=size, seed=seed, **options)
 
     @classmethod
@@ -131,9 +133,9 @@ class SessionBatch:
             for i, p, sd, im in zip(idx, prompts_, seeds_, images_, strict=True)
         ]
         rows = {k: row for k, (_, row, _) in enumerate(begun) if row is not None}
-        latents = {k: lat for k, (_, _, lat) in enumerate(begun) if lat is not None}
-        latents |= self._tick({k: (self._members[idx[k]], row) for k, row in rows.items()})
-        frames = self._decode([latents[k] for k in range(len(idx))])
+        shown: dict[int, Shown] = {k: z for k, (_, _, z) in enumerate(begun) if z is not None}
+        shown |= self._tick({k: (self._members[idx[k]], row) for k, row in rows.items()})
+        frames = self._decode([shown[k] for k in range(len(idx))])
         return [
             self._members[i]._end_reset(st, f, started)
             for i, (st, _, _), f in zip(idx, begun, frames, strict=True)
@@ -177,8 +179,8 @@ class SessionBatch:
             self._members[i]._begin_step(a, prompts.get(i) if i in prompts else None)
             for i, a in plan
         ]
-        latents = self._tick({k: (self._members[plan[k][0]], r) for k, r in enumerate(rows)})
-        frames = self._decode([latents[k] for k in range(len(plan))])
+        shown = self._tick({k: (self._members[plan[k][0]], r) for k, r in enumerate(rows)})
+        frames = self._decode([shown[k] for k in range(len(plan))])
         return [
             self._members[i]._end_step(f, r, started)
             for (i, _), r, f in zip(plan, rows, frames, strict=True)
@@ -212,8 +214,8 @@ class SessionBatch:
         return f"SessionBatch(model={self._loaded.name!r}, size={len(self)}, ticks={ticks})"
 
     # --- internals --------------------------------------------------------------------------
-    def _tick(self, rows: dict[int, tuple[Session, Row]]) -> dict[int, torch.Tensor]:
-        """Tick the rows together; each member records its captions; the emitted latents."""
+    def _tick(self, rows: dict[int, tuple[Session, Row]]) -> dict[int, TickResult]:
+        """Tick the rows together; each member records its captions; their results."""
         if not rows:
             return {}
         keys = list(rows)
@@ -221,11 +223,11 @@ class SessionBatch:
         results = tick_rows(sampler, [rows[k][1] for k in keys])
         return {k: rows[k][0]._settle(rows[k][1], r) for k, r in zip(keys, results, strict=True)}
 
-    def _decode(self, latents: list[torch.Tensor]) -> list[np.ndarray]:
-        """Decode every member's chunk in one codec pass, (F, H, W, 3) uint8 each."""
-        if not latents:
+    def _decode(self, chunks: list[Shown]) -> list[np.ndarray]:
+        """Every member's frames, (F, H, W, 3) uint8 each, decoded in one codec pass."""
+        if not chunks:
             return []
-        return decode_all(self._members[0], latents)
+        return shown_frames(self._members[0]._sampler, chunks)
 
     def _require_open(self) -> None:
         if self._closed:
@@ -286,21 +288,13 @@ def step_together(
             out[k] = exc
             continue
         sm = session._sampler
-        key = (id(sm.model), sm.steps, sm.in_flight, sm.precision, sm.prior_level)
+        key = (id(sm.model), sm.steps, sm.in_flight, sm.precision, sm.prior_level, sm.pixel_history)
         groups.setdefault(key, []).append((k, session, row))
     for members in groups.values():
         sampler = members[0][1]._sampler
         results = tick_rows(sampler, [row for _, _, row in members])
-        latents = [s._settle(row, r) for (_, s, row), r in zip(members, results, strict=True)]
-        frames = decode_all(members[0][1], latents)
+        shown = [s._settle(row, r) for (_, s, row), r in zip(members, results, strict=True)]
+        frames = shown_frames(sampler, shown)
         for (k, session, row), f in zip(members, frames, strict=True):
             out[k] = session._end_step(f, row, started)
     return out
-
-
-def decode_all(session: Session, latents: list[torch.Tensor]) -> list[np.ndarray]:
-    """Decode chunks of one model in one codec pass: (F, H, W, 3) uint8 each. At batch B the
-    codec's kernels may round a few values one level apart from batch 1 (within the tolerance
-    of the module docstring); one pass is several times cheaper than B."""
-    out = session._sampler.decode(torch.cat(latents)).cpu().numpy()
-    return [np.ascontiguousarray(f) for f in out]

@@ -88,6 +88,13 @@ def _model_args(p: argparse.ArgumentParser, *, sampler: bool = True) -> None:
             help="level unprompted chunks start from, the model's dynamics prior's guess "
             "noised to it; 0: pure noise (model default)",
         )
+        p.add_argument(
+            "--pixel-history",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="each chunk enters the KV cache as the encoding of its shown frames (model "
+            "default)",
+        )
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
         p.add_argument(
             "--precision",
@@ -322,6 +329,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             "action_latency_ticks": info.action_latency_ticks,
             "precision": info.precision,
             "prior_level": info.prior_level,
+            "pixel_history": info.pixel_history,
             "card": info.card,
         }
     if args.json:

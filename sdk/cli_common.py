@@ -58,6 +58,7 @@ def open_session(args: argparse.Namespace, seed: int = 0) -> Any:
         threads=args.threads,
         precision=args.precision,
         prior_level=args.prior_level,
+        pixel_history=args.pixel_history,
     )
     warn_if_busy(torch.get_num_threads())
     return session

@@ -73,6 +73,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         in_flight=log.in_flight,
         precision=log.precision,
         prior_level=log.prior_level,
+        pixel_history=log.pixel_history,
     ) as s:
         chunks = list(replay(s, log, until=args.until))
         frames = np.concatenate([c.frames for c in chunks]) if chunks else None

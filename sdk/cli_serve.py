@@ -36,6 +36,7 @@ def session_factory(args: argparse.Namespace) -> Callable[[dict[str, Any]], Any]
             in_flight=options.get("in_flight", args.in_flight),
             precision=args.precision,
             prior_level=args.prior_level,
+            pixel_history=args.pixel_history,
         )
 
     factory.option_bounds = bounds  # type: ignore[attr-defined]

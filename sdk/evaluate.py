@@ -44,6 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--steps", type=int, default=None, help="sampler steps (model's play setting)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    p.add_argument(
+        "--pixel-history",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sessions cache each chunk as the encoding of its frames (default: the model's)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
     for name in ("episodes", "horizon", "prompt_trials"):
@@ -55,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sdk.session import Session
 
     try:
-        session = Session.load(args.model, steps=args.steps, threads=args.threads)
+        session = Session.load(
+            args.model, steps=args.steps, threads=args.threads, pixel_history=args.pixel_history
+        )
     except ChunkworldError as e:
         print(f"chunkworld eval: error ({e.code}): {e}", file=sys.stderr)
         return 2

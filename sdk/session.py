@@ -70,10 +70,17 @@ class Session(SessionTicks):
         threads: int | None = None,
         precision: str = "auto",
         prior_level: float | None = None,
+        pixel_history: bool | None = None,
     ) -> None:
         """Prefer :meth:`load`. ``loaded`` is a model with its name and fingerprint."""
         self._seed = check_seed(seed)
-        check_options(threads=threads, steps=steps, in_flight=in_flight, prior_level=prior_level)
+        check_options(
+            threads=threads,
+            steps=steps,
+            in_flight=in_flight,
+            prior_level=prior_level,
+            pixel_history=pixel_history,
+        )
         try:
             self._sampler = PipelinedSampler(
                 loaded.model,
@@ -81,6 +88,7 @@ class Session(SessionTicks):
                 in_flight=in_flight,
                 precision=precision,
                 prior_level=None if prior_level is None else float(prior_level),
+                pixel_history=pixel_history,
             )
         except ValueError as e:
             raise ArgumentError(str(e)) from None
@@ -112,6 +120,7 @@ class Session(SessionTicks):
         threads: int | None = None,
         precision: str = "auto",
         prior_level: float | None = None,
+        pixel_history: bool | None = None,
     ) -> Session:
         """Load a model and open a session on it.
 
@@ -129,10 +138,15 @@ class Session(SessionTicks):
             prior_level: the level an unprompted chunk starts from, the model's dynamics
                 prior's guess noised to it (default: the model's ``sampler.prior_level``; 0:
                 pure noise, as a model without a prior). Only with ``in_flight`` 1.
+            pixel_history: True: each chunk enters the KV cache as the encoding of the frames
+                you are shown, not as the sampler's latents, so drift no frame shows cannot
+                build up (alternating keys and balls are kept better; one encoder pass a tick;
+                docs/how-it-works/sampler.md). Default: the model's ``sampler.pixel_history``.
 
         Raises:
             UnknownModelError: unknown name, default model not installed, or broken checkpoint.
-            ArgumentError: bad device, seed, steps, in_flight, precision or prior_level.
+            ArgumentError: bad device, seed, steps, in_flight, precision, prior_level or
+                pixel_history.
         """
         return cls(
             load_model(name_or_path, device=device),
@@ -142,6 +156,7 @@ class Session(SessionTicks):
             threads=threads,
             precision=precision,
             prior_level=prior_level,
+            pixel_history=pixel_history,
         )
 
     @classmethod
@@ -155,6 +170,7 @@ class Session(SessionTicks):
         in_flight: int | None = None,
         precision: str = "auto",
         prior_level: float | None = None,
+        pixel_history: bool | None = None,
     ) -> Session:
         """Open a session on a model already in memory (training, evaluation); puts it in eval mode."""
         loaded = LoadedModel(model.eval(), name, fingerprint(model), trained=True)
@@ -165,6 +181,7 @@ class Session(SessionTicks):
             in_flight=in_flight,
             precision=precision,
             prior_level=prior_level,
+            pixel_history=pixel_history,
         )
 
     # --- facts --------------------------------------------------------------------------------
@@ -257,13 +274,13 @@ class Session(SessionTicks):
         """
         started = time.perf_counter()
         with self._lock:
-            state, row, latents = self._begin_reset(prompt, image, video, seed)
+            state, row, shown = self._begin_reset(prompt, image, video, seed)
             if row is not None:
-                latents = self._settle(
+                shown = self._settle(
                     row, self._sampler.tick(row.state, row.actions, row.text, prompted=row.prompted)
                 )
-            assert latents is not None
-            return self._end_reset(state, self._decode(latents), started)
+            assert shown is not None
+            return self._end_reset(state, self._decode(shown), started)
 
     def step(self, action: Action = None, *, prompt: str | None = None) -> Chunk:
         """Advance one chunk and return it.
@@ -279,10 +296,10 @@ class Session(SessionTicks):
         started = time.perf_counter()
         with self._lock:
             row = self._begin_step(action, prompt)
-            latents = self._settle(
+            shown = self._settle(
                 row, self._sampler.tick(row.state, row.actions, row.text, prompted=row.prompted)
             )
-            return self._end_step(self._decode(latents), row, started)
+            return self._end_step(self._decode(shown), row, started)
 
     def set_prompt(self, prompt: str | None) -> None:
         """Change the caption from the next admitted chunk on ("" or None: null caption).

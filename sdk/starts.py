@@ -91,7 +91,9 @@ def history_chunks(clip: np.ndarray, chunk_frames: int, keep: int) -> np.ndarray
     return np.ascontiguousarray(clip.reshape(-1, chunk_frames, *clip.shape[1:])[-keep:])
 
 
-def check_options(*, threads: Any, steps: Any, in_flight: Any, prior_level: Any) -> None:
+def check_options(
+    *, threads: Any, steps: Any, in_flight: Any, prior_level: Any, pixel_history: Any = None
+) -> None:
     """Check a session's sampler options (``ArgumentError`` naming the bad one); ``threads``,
     if given, is applied: ``torch.set_num_threads`` (process-wide)."""
     if threads is not None:
@@ -107,3 +109,7 @@ def check_options(*, threads: Any, steps: Any, in_flight: Any, prior_level: Any)
         not isinstance(prior_level, (int, float)) or isinstance(prior_level, bool)
     ):
         raise ArgumentError(f"prior_level must be a float or None, got {prior_level!r}")
+    if pixel_history is not None and not isinstance(pixel_history, bool):
+        raise ArgumentError(
+            f"pixel_history must be True, False or None (the model's), got {pixel_history!r}"
+        )

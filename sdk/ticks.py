@@ -5,11 +5,16 @@ ticks it, alone (``Session``, sdk/session.py) or with other sessions' rows in on
 (``SessionBatch``, sdk/batch.py); ``_settle`` records the captions of the chunks the tick
 admitted, and ``_end_reset`` / ``_end_step`` make the chunk the caller gets. ``Session`` is the
 one subclass: the attributes declared here are its state, set in its ``__init__``.
+
+A chunk's frames come from :func:`shown_frames`: a tick's own frames where the sampler decoded
+them on the way into its cache (pixel history), else its latents decoded, so no chunk is decoded
+twice.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +31,9 @@ from world.core.config import ModelConfig
 from world.core.model import WorldModel
 from world.core.rollout_state import RolloutState, TickResult
 from world.core.sampler import PipelinedSampler
+
+# a chunk to show: the latents of a clip start's last chunk, or a tick's result
+Shown = torch.Tensor | TickResult
 
 
 class SessionTicks:
@@ -63,7 +71,7 @@ class SessionTicks:
 
     def _begin_reset(
         self, prompt: str | None, image: Any, video: Any, seed: int | None
-    ) -> tuple[RolloutState, Row | None, torch.Tensor | None]:
+    ) -> tuple[RolloutState, Row | None, Shown | None]:
         """Check the arguments, start a state; a text start returns the row to tick, a clip
         start the latents of tick 0."""
         model = self._require_open()
@@ -113,20 +121,19 @@ class SessionTicks:
         prompted = bool(self._prompt) and self._prompt != self._admitted
         return Row(state, actions, self._encode(self._prompt), prompted)
 
-    def _settle(self, row: Row, result: TickResult) -> torch.Tensor:
-        """After the tick: record the captions of the chunks admitted; the emitted latents."""
+    def _settle(self, row: Row, result: TickResult) -> TickResult:
+        """After the tick: record the captions of the chunks admitted; the tick's result."""
         self._admitted = self._prompt
         state = row.state
         for f in state.in_flight:  # chunks admitted this tick carry the current caption
             self._captions.setdefault(f.chunk, self._prompt)
         live = {f.chunk for f in state.in_flight}
         self._captions = {c: p for c, p in self._captions.items() if c in live}
-        return result.latents
+        return result
 
-    def _decode(self, latents: torch.Tensor) -> np.ndarray:
+    def _decode(self, chunk: Shown) -> np.ndarray:
         assert self._model is not None
-        out = self._sampler.decode(latents)  # (1, F, H, W, 3) uint8
-        return np.ascontiguousarray(out[0].cpu().numpy())
+        return shown_frames(self._sampler, [chunk])[0]
 
     def _chunk(self, frames: np.ndarray, ids: np.ndarray, started: float) -> Chunk:
         ms = (time.perf_counter() - started) * 1000.0
@@ -138,3 +145,19 @@ class SessionTicks:
             actions=ids.copy(),
             prompt=self._prompt,
         )
+
+
+def shown_frames(sampler: PipelinedSampler, chunks: Sequence[Shown]) -> list[np.ndarray]:
+    """The frames of one model's chunks, (F, H, W, 3) uint8 each: a tick's ``frames`` where it
+    has them (pixel history decodes each world alone on the way into its cache), the others
+    decoded in one codec pass. At batch B the codec's kernels may round a few values one level
+    apart from batch 1 (within the tolerance of sdk/batch.py's docstring); one pass is several
+    times cheaper than B."""
+    own = [c.frames if isinstance(c, TickResult) else None for c in chunks]
+    todo = [
+        c.latents if isinstance(c, TickResult) else c
+        for c, f in zip(chunks, own, strict=True)
+        if f is None
+    ]
+    decoded = iter(sampler.decode(torch.cat(todo)).cpu().numpy() if todo else ())
+    return [np.ascontiguousarray(next(decoded) if f is None else f[0].cpu().numpy()) for f in own]

@@ -24,8 +24,16 @@ def _starting(tiny: WorldModel) -> WorldModel:
     return model.eval()
 
 
-@pytest.fixture(scope="module", params=["tiny", "starts", "prior", "wide"])
+@pytest.fixture(scope="module", params=["tiny", "starts", "prior", "wide", "pixels"])
 def model(request: pytest.FixtureRequest) -> WorldModel:
+    if request.param == "pixels":  # each chunk cached through its frames, each world alone
+        tiny = request.getfixturevalue("tiny_model")
+        cfg = tiny.cfg
+        pixels = WorldModel(
+            cfg.replace(sampler=dataclasses.replace(cfg.sampler, pixel_history=True))
+        )
+        pixels.load_state_dict(tiny.state_dict())
+        return pixels.eval()
     if request.param == "prior":
         return request.getfixturevalue("tiny_primed_model")
     if request.param == "wide":

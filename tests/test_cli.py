@@ -311,7 +311,13 @@ def test_info_of_the_default_is_a_short_summary_and_json_the_full_record(capsys)
 
 def test_serve_factory_makes_sessions() -> None:
     args = argparse.Namespace(
-        model="tiny", device="cpu", steps=None, in_flight=None, precision="auto", prior_level=None
+        model="tiny",
+        device="cpu",
+        steps=None,
+        in_flight=None,
+        precision="auto",
+        prior_level=None,
+        pixel_history=None,
     )
     factory = session_factory(args)
     a, b = factory({"seed": 4}), factory({"seed": 4, "in_flight": 2, "steps": 2})
@@ -334,6 +340,7 @@ def test_serve_sessions_play_at_the_commands_precision() -> None:
             in_flight=None,
             precision=precision,
             prior_level=None,
+            pixel_history=None,
         )
         assert session_factory(args)({}).info.precision == precision
     assert build_parser().parse_args(["serve", "--precision", "fp32"]).precision == "fp32"
@@ -352,11 +359,26 @@ def test_the_sampler_commands_take_a_prior_level() -> None:
         session_factory(args)({})
 
 
+def test_the_sampler_commands_take_pixel_history() -> None:
+    for command in (["generate", "--out", "a.gif"], ["play"], ["serve"]):
+        assert build_parser().parse_args(command).pixel_history is None  # the model's
+        assert build_parser().parse_args([*command, "--pixel-history"]).pixel_history is True
+        assert build_parser().parse_args([*command, "--no-pixel-history"]).pixel_history is False
+    args = build_parser().parse_args(["serve", "--model", "tiny", "--pixel-history"])
+    assert session_factory(args)({}).info.pixel_history is True
+
+
 def test_serve_end_to_end_over_the_bridge() -> None:
     server_mod = pytest.importorskip("bridges.server")
     client_mod = pytest.importorskip("bridges.client")
     args = argparse.Namespace(
-        model="tiny", device="cpu", steps=None, in_flight=None, precision="auto", prior_level=None
+        model="tiny",
+        device="cpu",
+        steps=None,
+        in_flight=None,
+        precision="auto",
+        prior_level=None,
+        pixel_history=None,
     )
     with server_mod.Server(
         session_factory(args), control="tcp://127.0.0.1:*", frames="tcp://127.0.0.1:*"

@@ -119,7 +119,7 @@ def _run_bridge_client(endpoint: str, out: Path, ticks: int) -> subprocess.Compl
 
 def test_bridge_client_drives_a_real_tiny_world(tmp_path: Path) -> None:
     args = argparse.Namespace(model="tiny", device="cpu", steps=None, in_flight=None)
-    args.precision, args.prior_level = "auto", None
+    args.precision, args.prior_level, args.pixel_history = "auto", None, None
     out = tmp_path / "run.gif"
     with local_server(session_factory(args)) as server:
         got = _run_bridge_client(server.control_endpoint, out, ticks=4)
@@ -266,7 +266,7 @@ def test_planner_script_runs(tmp_path: Path) -> None:
 
 def _tiny_server():
     args = argparse.Namespace(model="tiny", device="cpu", steps=None, in_flight=None)
-    args.precision, args.prior_level = "auto", None
+    args.precision, args.prior_level, args.pixel_history = "auto", None, None
     return local_server(session_factory(args))
 
 

@@ -77,6 +77,7 @@ class ActionLog:
     precision: str
     chunk_frames: int
     prior_level: float  # the session's resolved level (0: no prior); part of the setting
+    pixel_history: bool = False  # logs from before the option ran without it
     events: list[dict[str, Any]] = field(default_factory=list)
     start_frames: dict[int, np.ndarray] = field(default_factory=dict)
 
@@ -85,7 +86,14 @@ class ActionLog:
         """An empty log with ``session``'s model and sampler settings."""
         i = session.info
         return cls(
-            i.model, i.fingerprint, i.steps, i.in_flight, i.precision, i.chunk_frames, i.prior_level
+            i.model,
+            i.fingerprint,
+            i.steps,
+            i.in_flight,
+            i.precision,
+            i.chunk_frames,
+            i.prior_level,
+            i.pixel_history,
         )
 
     @property
@@ -125,6 +133,7 @@ class ActionLog:
             "precision": self.precision,
             "chunk_frames": self.chunk_frames,
             "prior_level": self.prior_level,
+            "pixel_history": self.pixel_history,
             "events": events,
         }
         path.write_text(json.dumps(doc, indent=1) + "\n")
@@ -155,6 +164,7 @@ class ActionLog:
                 _typed(doc, "precision", str),
                 _typed(doc, "chunk_frames", int),
                 _typed(doc, "prior_level", float),
+                _typed({"pixel_history": False, **doc}, "pixel_history", bool),
             )
             if not isinstance(doc["events"], list):
                 raise LogError("events must be a list")
@@ -301,13 +311,14 @@ def check_log_fits(session: Session, log: ActionLog) -> None:
             f"the log was played on model {log.model!r} (fingerprint {log.fingerprint}); this "
             f"session runs {i.model!r} (fingerprint {i.fingerprint}): load the log's model"
         )
-    want = (log.steps, log.in_flight, log.precision, log.prior_level)
-    if (i.steps, i.in_flight, i.precision, i.prior_level) != want:
+    want = (log.steps, log.in_flight, log.precision, log.prior_level, log.pixel_history)
+    if (i.steps, i.in_flight, i.precision, i.prior_level, i.pixel_history) != want:
         raise LogError(
             f"the log was played with steps={log.steps}, in_flight={log.in_flight}, precision="
-            f"{log.precision}, prior_level={log.prior_level:g}; this session has steps="
-            f"{i.steps}, in_flight={i.in_flight}, precision={i.precision}, prior_level="
-            f"{i.prior_level:g}: open the session with the log's settings"
+            f"{log.precision}, prior_level={log.prior_level:g}, pixel_history="
+            f"{log.pixel_history}; this session has steps={i.steps}, in_flight={i.in_flight}, "
+            f"precision={i.precision}, prior_level={i.prior_level:g}, pixel_history="
+            f"{i.pixel_history}: open the session with the log's settings"
         )
 
 

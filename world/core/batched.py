@@ -81,10 +81,20 @@ def _tick_group(sampler: PipelinedSampler, rows: list[Row]) -> list[TickResult]:
             traces[r].append(inflight.advance(row.state, x[r : r + 1], sampler.grid))
         forwards += 1
     done = [r.state.in_flight.pop(0) for r in rows]
-    _commit(sampler, rows, done, cache)
+    # each world's round trip through pixels alone: the codec at batch B may round a value one
+    # level apart from batch 1, and a history must not depend on who a world is batched with
+    passed = [sampler.through_pixels(d.latent) for d in done]
+    _commit(sampler, rows, done, [kept for _, kept in passed], cache)
     return [
-        TickResult(latents=d.latent, chunk=d.chunk, forwards=forwards, trace=tuple(t))
-        for d, t in zip(done, traces, strict=True)
+        TickResult(
+            latents=d.latent,
+            chunk=d.chunk,
+            forwards=forwards,
+            trace=tuple(t),
+            frames=frames,
+            history=kept if frames is not None else None,
+        )
+        for d, t, (frames, kept) in zip(done, traces, passed, strict=True)
     ]
 
 
@@ -144,14 +154,19 @@ def _join(parts: list[inflight.Batch]) -> inflight.Batch:
 
 
 def _commit(
-    sampler: PipelinedSampler, rows: list[Row], done: list[InFlight], cache: RowCache
+    sampler: PipelinedSampler,
+    rows: list[Row],
+    done: list[InFlight],
+    kept: list[torch.Tensor],
+    cache: RowCache,
 ) -> None:
-    """``PipelinedSampler._commit`` for every row: noise each clean chunk with its world's RNG,
-    then one cache pass for all, written back into each world's own cache."""
+    """``PipelinedSampler._commit`` for every row: noise each clean chunk (``kept``: what the
+    cache keeps of it) with its world's RNG, then one cache pass for all, written back into each
+    world's own cache."""
     x_ctx = torch.cat(
         [
-            add_noise(d.latent, sampler._randn(r.state, d.latent.shape), sampler.context_level)
-            for r, d in zip(rows, done, strict=True)
+            add_noise(k, sampler._randn(r.state, k.shape), sampler.context_level)
+            for r, k in zip(rows, kept, strict=True)
         ]
     )
     actions = torch.cat([d.actions for d in done])

@@ -131,6 +131,13 @@ class SamplerConfig:
     # prior (``prior.width`` > 0) and is used with W = 1; prompted chunks and text starts start
     # from pure noise. 0 or in (0, 1)
     prior_level: float = 0.0
+    # history through pixels: each generated chunk enters the cache as the codec's encoding of
+    # its decoded 8-bit frames (the frames a user is shown) instead of the sampler's latents, so
+    # the history holds nothing no frame shows: sub-pixel drift and faded texture are snapped
+    # back to what the codec reads from a frame. One encoder pass a tick (the decode is the
+    # frames'). On the shipped default: alternating keys followed 63% -> 89% (left/right), balls
+    # counted right 28% -> 42% of ticks 1-16 (docs/experiments.md)
+    pixel_history: bool = False
 
 
 @dataclass(frozen=True)

@@ -217,3 +217,8 @@ class TickResult:
     chunk: int  # its absolute index
     forwards: int  # denoiser passes this tick (cache pass not counted)
     trace: tuple[tuple[tuple[int, float], ...], ...]  # per forward: (chunk, level) oldest first
+    # with pixel history: the chunk's frames, uint8 (B, F, H, W, 3), decoded on the way into the
+    # cache (decode them again and you get these), and the latents the cache keeps (before the
+    # context noise); None without
+    frames: torch.Tensor | None = None
+    history: torch.Tensor | None = None

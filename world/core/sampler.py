@@ -22,6 +22,11 @@ All state that changes (cache, in-flight chunks, RNG) lives in ``RolloutState``
 (``world/core/rollout_state.py``), passed in explicitly; the sampler itself holds only the network
 and fixed settings.
 
+Pixel history (``pixel_history``): an emitted chunk enters the cache not as the sampler's
+latents but as the codec's encoding of its decoded 8-bit frames, the frames the user is shown, so
+drift no frame shows cannot build up in the history (``TickResult.frames`` hands those frames on,
+so the chunk is decoded once).
+
 Precision: ``"fp32"`` by default (training's self-rollout, tests); the play path (``sdk.Session``,
 ``chunkworld eval``) passes ``"auto"``, bf16 autocast for the network and the decoder where the
 device's bf16 matmuls are native. Each precision is deterministic on its own; the two give frames
@@ -62,6 +67,7 @@ class PipelinedSampler:
         precision: str = "fp32",  # "auto": bf16 autocast where native (world.core.cpus.bf16_enabled)
         prompt_steps: int | None = None,
         prior_level: float | None = None,
+        pixel_history: bool | None = None,
     ) -> None:
         sc = model.cfg.sampler
         self.model = model
@@ -93,6 +99,7 @@ class PipelinedSampler:
                 f"prior_level={self.prior_level:g}: give a level in (0, 1) for a model with a "
                 "dynamics prior (chunkworld train-prior adds one), or 0 to start from pure noise"
             )
+        self.pixel_history = sc.pixel_history if pixel_history is None else bool(pixel_history)
         # prompted chunks and text starts (no history yet) with more steps, when asked and W = 1
         start = sc.prompt_steps if prompt_steps is None else prompt_steps
         self._start: PipelinedSampler | None = None  # this sampler with more steps
@@ -240,10 +247,26 @@ class PipelinedSampler:
             trace.append(self._forward(state))
             forwards += 1
         done = state.in_flight.pop(0)
-        self._commit(state, done.latent, done.actions, done.chunk, advance=False)
+        frames, kept = self.through_pixels(done.latent)
+        self._commit(state, kept, done.actions, done.chunk, advance=False)
         return TickResult(
-            latents=done.latent, chunk=done.chunk, forwards=forwards, trace=tuple(trace)
+            latents=done.latent,
+            chunk=done.chunk,
+            forwards=forwards,
+            trace=tuple(trace),
+            frames=frames,
+            history=kept if frames is not None else None,
         )
+
+    @torch.no_grad()
+    def through_pixels(self, latents: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(frames, latents the cache keeps) of an emitted chunk: with ``pixel_history`` its
+        uint8 frames and their encoding by the codec, else (None, ``latents``) unchanged."""
+        if not self.pixel_history:
+            return None, latents
+        frames = self.decode(latents)
+        with self._precision():
+            return frames, self.model.codec.encode(frames)
 
     def _admit(
         self,

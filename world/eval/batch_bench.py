@@ -2,6 +2,7 @@
 
     chunkworld bench --sessions 1,4,16,64 --threads 1     # the shipped default, play setting
     chunkworld bench --sessions 1,4 --preset tiny --ticks 5
+    chunkworld bench --sessions 1,16 --pixel-history      # chunks cached through their frames
 
 For each count N, N worlds (their own seeds and actions, the null caption) start from text and
 run ``--warm`` ticks (the cache ring fills), then ``--ticks`` timed ticks, each one batched tick
@@ -13,6 +14,8 @@ median time as GFLOP/s, split into the sampler (denoiser, prior and cache passes
 and the sampler's share of the matmul peak measured in the same run at the precision it runs
 at (``precision``: bfloat16 where the CPU has native bf16, else float32). Also the process's
 peak RSS. Another load on the machine (a training run) slows every figure: say so beside them.
+With ``--pixel-history`` each world's frames are decoded (and encoded again) inside the tick, as
+the sampler caches them, so the decode pass is empty and the sampler's time holds both.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ def _tick(sampler: PipelinedSampler, rows: list[Row]) -> tuple[float, float]:
     t0 = time.perf_counter()
     results = tick_rows(sampler, rows)
     t1 = time.perf_counter()
-    sampler.decode(torch.cat([r.latents for r in results]))  # one pass, as SessionBatch
+    todo = [r.latents for r in results if r.frames is None]  # pixel history: decoded already
+    if todo:
+        sampler.decode(torch.cat(todo))  # one pass, as SessionBatch
     return t1 - t0, time.perf_counter() - t1
 
 
@@ -93,8 +98,10 @@ def run_one(sampler: PipelinedSampler, n: int, ticks: int, warm: int) -> dict[st
     }
 
 
-def run(model: WorldModel, sessions: list[int], ticks: int, warm: int) -> dict[str, Any]:
-    sampler = PipelinedSampler(model, precision="auto")
+def run(
+    model: WorldModel, sessions: list[int], ticks: int, warm: int, pixel_history: bool | None = None
+) -> dict[str, Any]:
+    sampler = PipelinedSampler(model, precision="auto", pixel_history=pixel_history)
     peak = matmul_peak()
     # the peak of the precision the sampler runs at: float32 where the CPU has no native bf16
     # (its bf16 matmul is emulated, slower than float32, and no yardstick for a float32 pass)
@@ -117,6 +124,7 @@ def run(model: WorldModel, sessions: list[int], ticks: int, warm: int) -> dict[s
         "chunk_ms": round(chunk_ms, 1),
         "matmul_peak_gflops": peak,
         "precision": sampler.runs_at,
+        "pixel_history": sampler.pixel_history,
         "threads": torch.get_num_threads(),
         "runs": out,
         "largest_real_time_sessions": max(real_time) if real_time else 0,
@@ -136,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ticks", type=int, default=30, help="timed ticks per count (default 30)")
     p.add_argument("--warm", type=int, default=3, help="untimed ticks after the start (default 3)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    p.add_argument(
+        "--pixel-history",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="cache each chunk as the encoding of its frames (default: the model's setting)",
+    )
     args = p.parse_args(argv)
     try:
         counts = [int(x) for x in args.sessions.split(",")]
@@ -151,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model, _ = load_checkpoint(args.model)
         model.eval()
-    result = run(model, counts, args.ticks, args.warm)
+    result = run(model, counts, args.ticks, args.warm, args.pixel_history)
     result["model"] = args.preset or args.model
     print(json.dumps(result, indent=1))
     return 0

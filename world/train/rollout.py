@@ -45,6 +45,7 @@ def generate_after(
     steps: int | None = None,
     precision: str = "fp32",
     prior_level: float | None = None,
+    as_history: bool = False,
 ) -> torch.Tensor:
     """The chunks the play sampler generates after a clean history.
 
@@ -56,6 +57,9 @@ def generate_after(
         steps: Euler steps per chunk (None: the model's play setting).
         precision, prior_level: the sampler's (``world.core.sampler.PipelinedSampler``; None: the
             model's).
+        as_history: return each chunk as the cache keeps it (``TickResult.history``: with the
+            model's pixel history, the encoding of its frames) rather than as generated; the
+            context self-rollout training feeds must be the context play feeds.
     Returns:
         (B, R, Tl, C, h, w) generated latents.
     """
@@ -73,7 +77,8 @@ def generate_after(
     out = []
     for j in range(actions.shape[1]):
         text = model.encode_text([captions[i][j] for i in range(b)])
-        out.append(sampler.tick(state, actions[:, j], text).latents)
+        r = sampler.tick(state, actions[:, j], text)
+        out.append(r.history if as_history and r.history is not None else r.latents)
     return torch.stack(out, dim=1)
 
 
@@ -120,6 +125,7 @@ def rollout_windows(
             [[captions[i * loaded + h + j] for j in range(h)] for i in sel],
             int(rng.integers(2**31)),
             steps,
+            as_history=True,
         )  # (k, h, ...) after ground-truth chunks 0..h-1, in place of chunks h..2h-1
         keep = is_context[s, :h][..., None, None, None, None]  # generated only where context
         zw[s, :h] = torch.where(keep, gen.to(zw.dtype), zw[s, :h])
@@ -296,6 +302,7 @@ class RolloutStreams:
             caps,
             int(self.rng.integers(2**31)),
             steps,
+            as_history=True,
         )[:, 0]
         self.hist = torch.cat([self.hist[:, 1:], gen[:, None].to(self.hist.dtype)], dim=1)
         self.t, self.made = nxt, self.made + 1
