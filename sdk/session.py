@@ -141,7 +141,7 @@ class Session(SessionTicks):
             pixel_history: True: each chunk enters the KV cache as the encoding of the frames
                 you are shown, not as the sampler's latents, so drift no frame shows cannot
                 build up (alternating keys and balls are kept better; one encoder pass a tick;
-                docs/how-it-works/sampler.md). Default: the model's ``sampler.pixel_history``.
+                docs/how-it-works.md). Default: the model's ``sampler.pixel_history``.
 
         Raises:
             UnknownModelError: unknown name, default model not installed, or broken checkpoint.

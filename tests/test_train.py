@@ -115,6 +115,27 @@ def test_train_with_self_rollout(tiny_data, tmp_path):
     assert load_checkpoint(out / "model")[1]["train"]["rollout"] == 1.0
 
 
+def test_train_with_pixel_history_rolls_out_and_plays_with_it(tiny_data, tmp_path, monkeypatch):
+    """``--pixel-history``: the self-rollouts feed the context as the cache keeps it (the
+    encoding of the generated frames), and the model it writes plays with it."""
+    import world.train.rollout as rollout
+
+    seen = []
+    real = rollout.generate_after
+
+    def spy(*args, **kw):
+        out = real(*args, **kw)
+        seen.append((args[0].cfg.sampler.pixel_history, kw.get("as_history")))
+        return out
+
+    monkeypatch.setattr(rollout, "generate_after", spy)
+    out = tmp_path / "pixels"
+    run(_config(tiny_data, out, rollout=1.0, pixel_history=True, save_every=4, eval_every=4))
+    assert seen and all(s == (True, True) for s in seen)
+    model, meta = load_checkpoint(out / "model")
+    assert model.cfg.sampler.pixel_history is True and meta["train"]["pixel_history"] is True
+
+
 def test_train_with_deep_self_rollout(tiny_data, tmp_path):
     """``--rollout-depth``: streams feed the model's chunks back, one deeper per step."""
     out = tmp_path / "deep"

@@ -87,6 +87,8 @@ def run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, 
     cfg = cfg.replace(codec=codec_setting(tc.codec, base))
     if tc.depth:
         cfg = cfg.replace(denoiser=replace(cfg.denoiser, depth=tc.depth))
+    if tc.pixel_history:
+        cfg = cfg.replace(sampler=replace(cfg.sampler, pixel_history=True))
     if tc.local_conv:
         if tc.local_conv < 0:
             raise ValueError(

@@ -87,6 +87,9 @@ class TrainConfig:
     # replayed with the player moved there (data of the built-in game only; RolloutStreams
     # retarget, world/train/datagen.py Replayer)
     rollout_resim: bool = False
+    # the model's sampler caches each generated chunk through its frames (SamplerConfig
+    # .pixel_history): the self-rollouts above feed that history, and the model plays with it
+    pixel_history: bool = False
     eval_every: int = 250  # logs the prediction from noise every this many steps (0: never)
     # saves state and model every this many steps and at the last (0: the last only)
     save_every: int = 100
