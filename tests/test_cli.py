@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import re
@@ -310,15 +309,7 @@ def test_info_of_the_default_is_a_short_summary_and_json_the_full_record(capsys)
 
 
 def test_serve_factory_makes_sessions() -> None:
-    args = argparse.Namespace(
-        model="tiny",
-        device="cpu",
-        steps=None,
-        in_flight=None,
-        precision="auto",
-        prior_level=None,
-        pixel_history=None,
-    )
+    args = build_parser().parse_args(["serve", "--model", "tiny"])
     factory = session_factory(args)
     a, b = factory({"seed": 4}), factory({"seed": 4, "in_flight": 2, "steps": 2})
     assert a.describe()["in_flight"] == 1 and b.describe()["in_flight"] == 2
@@ -333,15 +324,7 @@ def test_serve_factory_makes_sessions() -> None:
 
 def test_serve_sessions_play_at_the_commands_precision() -> None:
     for precision in ("fp32", "bf16"):
-        args = argparse.Namespace(
-            model="tiny",
-            device="cpu",
-            steps=None,
-            in_flight=None,
-            precision=precision,
-            prior_level=None,
-            pixel_history=None,
-        )
+        args = build_parser().parse_args(["serve", "--model", "tiny", "--precision", precision])
         assert session_factory(args)({}).info.precision == precision
     assert build_parser().parse_args(["serve", "--precision", "fp32"]).precision == "fp32"
     from world.core.cpus import PRECISIONS
@@ -371,15 +354,7 @@ def test_the_sampler_commands_take_pixel_history() -> None:
 def test_serve_end_to_end_over_the_bridge() -> None:
     server_mod = pytest.importorskip("bridges.server")
     client_mod = pytest.importorskip("bridges.client")
-    args = argparse.Namespace(
-        model="tiny",
-        device="cpu",
-        steps=None,
-        in_flight=None,
-        precision="auto",
-        prior_level=None,
-        pixel_history=None,
-    )
+    args = build_parser().parse_args(["serve", "--model", "tiny"])
     with server_mod.Server(
         session_factory(args), control="tcp://127.0.0.1:*", frames="tcp://127.0.0.1:*"
     ) as server:
