@@ -81,21 +81,12 @@ def _tick_group(sampler: PipelinedSampler, rows: list[Row]) -> list[TickResult]:
             traces[r].append(inflight.advance(row.state, x[r : r + 1], sampler.grid))
         forwards += 1
     done = [r.state.in_flight.pop(0) for r in rows]
-    # each world's round trip through pixels alone: the codec at batch B may round a value one
-    # level apart from batch 1, and a history must not depend on who a world is batched with
-    passed = [sampler.through_pixels(d.latent) for d in done]
-    _commit(sampler, rows, done, [kept for _, kept in passed], cache)
-    return [
-        TickResult(
-            latents=d.latent,
-            chunk=d.chunk,
-            forwards=forwards,
-            trace=tuple(t),
-            frames=frames,
-            history=kept if frames is not None else None,
-        )
-        for d, t, (frames, kept) in zip(done, traces, passed, strict=True)
-    ]
+    # each world emitted alone (pixel history's round trip: the codec at batch B may round a
+    # value one level apart from batch 1, and a history must not depend on who a world is
+    # batched with)
+    results = [sampler.emit(d, forwards, tuple(t)) for d, t in zip(done, traces, strict=True)]
+    _commit(sampler, rows, done, [r.kept for r in results], cache)
+    return results
 
 
 def _admit(sampler: PipelinedSampler, rows: list[Row]) -> None:

@@ -211,14 +211,23 @@ class RolloutState:
         self.last_clean_chunk = last_clean_chunk
 
 
+# per forward of a tick: (chunk, level) of each chunk in flight, oldest first
+Trace = tuple[tuple[tuple[int, float], ...], ...]
+
+
 @dataclass(frozen=True)
 class TickResult:
     latents: torch.Tensor  # (B, Tl, C, h, w) the emitted clean chunk
     chunk: int  # its absolute index
     forwards: int  # denoiser passes this tick (cache pass not counted)
-    trace: tuple[tuple[tuple[int, float], ...], ...]  # per forward: (chunk, level) oldest first
+    trace: Trace
     # with pixel history: the chunk's frames, uint8 (B, F, H, W, 3), decoded on the way into the
     # cache (decode them again and you get these), and the latents the cache keeps (before the
     # context noise); None without
     frames: torch.Tensor | None = None
     history: torch.Tensor | None = None
+
+    @property
+    def kept(self) -> torch.Tensor:
+        """What the cache keeps of the chunk: ``history`` with pixel history, else ``latents``."""
+        return self.latents if self.history is None else self.history

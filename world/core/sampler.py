@@ -44,7 +44,7 @@ from world.core.cache import KVCache, RowCache
 from world.core.cpus import bf16_enabled
 from world.core.guidance import Guidance
 from world.core.model import WorldModel
-from world.core.rollout_state import InFlight, RolloutState, TickResult
+from world.core.rollout_state import InFlight, RolloutState, TickResult, Trace
 from world.core.schedule import add_noise, euler_step, sampling_grid
 
 
@@ -247,26 +247,20 @@ class PipelinedSampler:
             trace.append(self._forward(state))
             forwards += 1
         done = state.in_flight.pop(0)
-        frames, kept = self.through_pixels(done.latent)
-        self._commit(state, kept, done.actions, done.chunk, advance=False)
-        return TickResult(
-            latents=done.latent,
-            chunk=done.chunk,
-            forwards=forwards,
-            trace=tuple(trace),
-            frames=frames,
-            history=kept if frames is not None else None,
-        )
+        result = self.emit(done, forwards, tuple(trace))
+        self._commit(state, result.kept, done.actions, done.chunk, advance=False)
+        return result
 
     @torch.no_grad()
-    def through_pixels(self, latents: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """(frames, latents the cache keeps) of an emitted chunk: with ``pixel_history`` its
-        uint8 frames and their encoding by the codec, else (None, ``latents``) unchanged."""
-        if not self.pixel_history:
-            return None, latents
-        frames = self.decode(latents)
-        with self._precision():
-            return frames, self.model.codec.encode(frames)
+    def emit(self, done: InFlight, forwards: int, trace: Trace) -> TickResult:
+        """The result of a chunk done denoising; with ``pixel_history`` also its uint8 frames
+        and the codec's encoding of them, which the cache keeps."""
+        frames = history = None
+        if self.pixel_history:
+            frames = self.decode(done.latent)
+            with self._precision():
+                history = self.model.codec.encode(frames)
+        return TickResult(done.latent, done.chunk, forwards, trace, frames, history)
 
     def _admit(
         self,

@@ -78,7 +78,7 @@ def generate_after(
     for j in range(actions.shape[1]):
         text = model.encode_text([captions[i][j] for i in range(b)])
         r = sampler.tick(state, actions[:, j], text)
-        out.append(r.history if as_history and r.history is not None else r.latents)
+        out.append(r.kept if as_history else r.latents)
     return torch.stack(out, dim=1)
 
 
