@@ -136,7 +136,7 @@ class SamplerConfig:
     # the history holds nothing no frame shows: sub-pixel drift and faded texture are snapped
     # back to what the codec reads from a frame. One encoder pass a tick (the decode is the
     # frames'). On the shipped default: alternating keys followed 63% -> 89% (left/right), balls
-    # counted right 28% -> 42% of ticks 1-16 (docs/experiments.md)
+    # counted right 28% -> 42% of ticks 1-16 (world/models/default/MODEL_CARD.md)
     pixel_history: bool = False
 
 
