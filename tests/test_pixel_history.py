@@ -98,6 +98,9 @@ def test_snapshot_then_restore_gives_the_same_frames(tiny_model: WorldModel) -> 
         s.restore(snap)
         again = [s.step(a).frames for a in ("left", "up", "fire")]
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    with Session.from_model(tiny_model, seed=2) as plain:  # the other setting takes it too
+        plain.restore(snap)
+        assert plain.step("left").frames.shape == first[0].shape
 
 
 @pytest.mark.parametrize("bad", ["yes", 1, 0.0])
