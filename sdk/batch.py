@@ -68,7 +68,7 @@ class SessionBatch:
         **options: Any,
     ) -> SessionBatch:
         """Load a model once and open ``size`` sessions on it; ``options`` as ``Session.load``
-        (steps, in_flight, threads, precision, prior_level, pixel_history)."""
+        (steps, in_flight, threads, precision, prior_level, pixel_history, palette)."""
         return cls(load_model(name_or_path, device=device), size=size, seed=seed, **options)
 
     @classmethod
@@ -288,7 +288,15 @@ def step_together(
             out[k] = exc
             continue
         sm = session._sampler
-        key = (id(sm.model), sm.steps, sm.in_flight, sm.precision, sm.prior_level, sm.pixel_history)
+        key = (
+            id(sm.model),
+            sm.steps,
+            sm.in_flight,
+            sm.precision,
+            sm.prior_level,
+            sm.pixel_history,
+            id(sm.palette),
+        )
         groups.setdefault(key, []).append((k, session, row))
     for members in groups.values():
         sampler = members[0][1]._sampler

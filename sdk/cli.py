@@ -43,6 +43,10 @@ DELEGATES: dict[str, tuple[str, str]] = {
         "world.train.openings",
         "keep a model's openings, so its text starts hold a world (chunkworld openings --help)",
     ),
+    "palette": (
+        "world.train.palette",
+        "keep the colours a model's game is drawn in, which its frames snap to (--help)",
+    ),
     "eval": (
         "sdk.evaluate",
         "the scorecard: every bar line, through a Session, against the true game",
@@ -94,6 +98,13 @@ def _model_args(p: argparse.ArgumentParser, *, sampler: bool = True) -> None:
             default=None,
             help="each chunk enters the KV cache as the encoding of its shown frames (model "
             "default)",
+        )
+        p.add_argument(
+            "--palette",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="snap frames to the colours of the model's game (default: on where the model "
+            "keeps a palette.json)",
         )
         p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
         p.add_argument(
@@ -330,6 +341,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             "precision": info.precision,
             "prior_level": info.prior_level,
             "pixel_history": info.pixel_history,
+            "palette": info.palette,
             "card": info.card,
         }
     if args.json:
@@ -352,7 +364,9 @@ def info_summary(info: Any, model: str) -> list[str]:
         "actions        " + ", ".join(f"{i}={n}" for i, n in enumerate(info.actions)),
         f"history        {info.history_chunks} chunks in the KV cache",
         f"sampler        {info.steps} step(s) per chunk, {info.in_flight} in flight{prior}, "
-        f"precision {info.precision}",
+        f"precision {info.precision}"
+        + (", pixel history" if info.pixel_history else "")
+        + (", frames snapped to the game's palette" if info.palette else ""),
         f"latency        an action shows {info.action_latency_ticks} tick(s) after it is given",
         f"prompt         up to {info.max_prompt_chars} characters",
         f"parameters     {params:,} ("

@@ -59,6 +59,7 @@ def open_session(args: argparse.Namespace, seed: int = 0) -> Any:
         precision=args.precision,
         prior_level=args.prior_level,
         pixel_history=args.pixel_history,
+        palette=args.palette,
     )
     warn_if_busy(torch.get_num_threads())
     return session

@@ -74,6 +74,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         precision=log.precision,
         prior_level=log.prior_level,
         pixel_history=log.pixel_history,
+        palette=log.palette,
     ) as s:
         chunks = list(replay(s, log, until=args.until))
         frames = np.concatenate([c.frames for c in chunks]) if chunks else None

@@ -37,6 +37,7 @@ def session_factory(args: argparse.Namespace) -> Callable[[dict[str, Any]], Any]
             precision=args.precision,
             prior_level=args.prior_level,
             pixel_history=args.pixel_history,
+            palette=args.palette,
         )
 
     factory.option_bounds = bounds  # type: ignore[attr-defined]

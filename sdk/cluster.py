@@ -37,7 +37,16 @@ CLOSED = "the session was closed; send hello for a new one"
 CALLS = frozenset({"reset", "step", "set_prompt", "snapshot", "restore", "close"})
 # what WorldHost takes from `chunkworld serve`'s arguments to make sessions
 # (sdk.cli_serve.session_factory)
-SETTINGS = ("model", "device", "steps", "in_flight", "precision", "prior_level", "pixel_history")
+SETTINGS = (
+    "model",
+    "device",
+    "steps",
+    "in_flight",
+    "precision",
+    "prior_level",
+    "pixel_history",
+    "palette",
+)
 
 
 class WorkerLostError(ChunkworldError, RuntimeError):
@@ -171,7 +180,7 @@ class RayWorlds:
 
     Args:
         settings: ``model``, ``device``, ``steps``, ``in_flight``, ``precision``,
-            ``prior_level``, ``pixel_history`` as ``chunkworld serve`` takes them (``None``: the model's).
+            ``prior_level``, ``pixel_history``, ``palette`` as ``chunkworld serve`` takes them (``None``: the model's).
         workers: actors to start (each loads the model once); ``None``: one per alive node.
         threads: torch threads of each actor, and the CPUs Ray reserves for it; ``None``:
             torch's default, 1 CPU reserved.

@@ -50,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="sessions cache each chunk as the encoding of its frames (default: the model's)",
     )
+    p.add_argument(
+        "--palette",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="frames snapped to the colours of the model's game (default: on where it keeps one)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
     for name in ("episodes", "horizon", "prompt_trials"):
@@ -62,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         session = Session.load(
-            args.model, steps=args.steps, threads=args.threads, pixel_history=args.pixel_history
+            args.model,
+            steps=args.steps,
+            threads=args.threads,
+            pixel_history=args.pixel_history,
+            palette=args.palette,
         )
     except ChunkworldError as e:
         print(f"chunkworld eval: error ({e.code}): {e}", file=sys.stderr)

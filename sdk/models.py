@@ -33,6 +33,7 @@ from world.core.checkpoint import (
 from world.core.config import PRESETS
 from world.core.model import WorldModel
 from world.core.openings import Openings, load_openings
+from world.core.palette import Palette, load_palette
 from world.core.sampler import PipelinedSampler
 
 WEIGHT_SEED = 0  # seed of random-weight presets
@@ -49,6 +50,8 @@ class LoadedModel:
     card: dict[str, Any] = field(default_factory=dict)
     # true starts of its game that a text start goes on from (world/core/openings.py)
     openings: Openings | None = None
+    # the colours its game draws in, which shown frames are snapped to (world/core/palette.py)
+    palette: Palette | None = None
 
 
 def model_names() -> list[str]:
@@ -158,11 +161,18 @@ def load_model(
     try:
         model, doc = load_checkpoint(path, device=dev)
         openings = load_openings(path, (model.cfg.codec.frame_size, model.cfg.codec.width))
+        palette = load_palette(path)
     except (CheckpointError, ValueError) as e:
         raise CheckpointLoadError(f"cannot load checkpoint: {e}") from None
     card = {k: v for k, v in doc.items() if k not in ("format_version", "model")}
     return LoadedModel(
-        model.eval(), name, fingerprint(model), trained=True, card=card, openings=openings
+        model.eval(),
+        name,
+        fingerprint(model),
+        trained=True,
+        card=card,
+        openings=openings,
+        palette=palette,
     )
 
 
@@ -182,6 +192,7 @@ def session_info(loaded: LoadedModel, sampler: PipelinedSampler) -> SessionInfo:
         in_flight=sampler.in_flight,
         prior_level=sampler.prior_level,
         pixel_history=sampler.pixel_history,
+        palette=sampler.palette is not None,
         precision=sampler.runs_at,
         max_prompt_chars=cfg.max_prompt_chars,
         parameters=loaded.model.parameter_count(),

@@ -71,6 +71,7 @@ class Session(SessionTicks):
         precision: str = "auto",
         prior_level: float | None = None,
         pixel_history: bool | None = None,
+        palette: bool | None = None,
     ) -> None:
         """Prefer :meth:`load`. ``loaded`` is a model with its name and fingerprint."""
         self._seed = check_seed(seed)
@@ -80,7 +81,13 @@ class Session(SessionTicks):
             in_flight=in_flight,
             prior_level=prior_level,
             pixel_history=pixel_history,
+            palette=palette,
         )
+        if palette and loaded.palette is None:
+            raise ArgumentError(
+                f"model {loaded.name!r} keeps no palette (palette.json); write one with "
+                f"'chunkworld palette --model DIR --data DATA', or leave palette at None"
+            )
         try:
             self._sampler = PipelinedSampler(
                 loaded.model,
@@ -89,6 +96,7 @@ class Session(SessionTicks):
                 precision=precision,
                 prior_level=None if prior_level is None else float(prior_level),
                 pixel_history=pixel_history,
+                palette=None if palette is False else loaded.palette,
             )
         except ValueError as e:
             raise ArgumentError(str(e)) from None
@@ -121,6 +129,7 @@ class Session(SessionTicks):
         precision: str = "auto",
         prior_level: float | None = None,
         pixel_history: bool | None = None,
+        palette: bool | None = None,
     ) -> Session:
         """Load a model and open a session on it.
 
@@ -142,11 +151,15 @@ class Session(SessionTicks):
                 you are shown, not as the sampler's latents, so drift no frame shows cannot
                 build up (alternating keys and balls are kept better; one encoder pass a tick;
                 docs/how-it-works.md). Default: the model's ``sampler.pixel_history``.
+            palette: True: shown frames have each pixel that is clearly one of the colours
+                of the model's game drawn in it, and pixel history reads them snapped
+                (world/core/palette.py); needs a model that keeps a palette. False: frames as
+                decoded. Default: on where the model keeps one.
 
         Raises:
             UnknownModelError: unknown name, default model not installed, or broken checkpoint.
-            ArgumentError: bad device, seed, steps, in_flight, precision, prior_level or
-                pixel_history.
+            ArgumentError: bad device, seed, steps, in_flight, precision, prior_level,
+                pixel_history or palette (True for a model without one).
         """
         return cls(
             load_model(name_or_path, device=device),
@@ -157,6 +170,7 @@ class Session(SessionTicks):
             precision=precision,
             prior_level=prior_level,
             pixel_history=pixel_history,
+            palette=palette,
         )
 
     @classmethod

@@ -92,7 +92,13 @@ def history_chunks(clip: np.ndarray, chunk_frames: int, keep: int) -> np.ndarray
 
 
 def check_options(
-    *, threads: Any, steps: Any, in_flight: Any, prior_level: Any, pixel_history: Any = None
+    *,
+    threads: Any,
+    steps: Any,
+    in_flight: Any,
+    prior_level: Any,
+    pixel_history: Any = None,
+    palette: Any = None,
 ) -> None:
     """Check a session's sampler options (``ArgumentError`` naming the bad one); ``threads``,
     if given, is applied: ``torch.set_num_threads`` (process-wide)."""
@@ -112,4 +118,8 @@ def check_options(
     if pixel_history is not None and not isinstance(pixel_history, bool):
         raise ArgumentError(
             f"pixel_history must be True, False or None (the model's), got {pixel_history!r}"
+        )
+    if palette is not None and not isinstance(palette, bool):
+        raise ArgumentError(
+            f"palette must be True, False or None (the model's, if it keeps one), got {palette!r}"
         )

@@ -53,6 +53,7 @@ class SessionInfo:
     in_flight: int  # chunks denoised together
     prior_level: float  # level unprompted chunks start from, the prior's guess noised (0: none)
     pixel_history: bool  # chunks enter the cache as the encoding of their frames
+    palette: bool  # frames snapped to the model's palette (world/core/palette.py)
     precision: str  # "bf16" (autocast) or "fp32": what the session's precision resolved to
     max_prompt_chars: int
     parameters: dict[str, int]  # parameter count per part (codec, text, denoiser)

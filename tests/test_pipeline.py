@@ -14,6 +14,7 @@ import pytest
 
 from sdk import Session
 from sdk.train import evaluate
+from world.core.palette import load_palette
 from world.train.card import write_card
 from world.train.pipeline import RecipeConfig, make_world
 
@@ -35,6 +36,10 @@ def test_recipe_makes_a_model_that_plays(made):
     plan = json.loads((model.parent / "plan.json").read_text())
     assert plan["done"] == ["data", "denoiser", "prior", "openings", "eval"]
     assert (model / "openings.png").exists() and (model / "openings.json").exists()
+    palette = load_palette(model)  # the arcade is drawn from 15 colours
+    assert palette is not None and len(palette.colours) <= 15
+    with Session.load(str(model)) as s:
+        assert s.info.palette is True
     assert set(plan["steps"]) == {"codec", "denoiser", "prior"}
     card = (model / "MODEL_CARD.md").read_text()
     assert "chunkworld train" in card and "--preset tiny" in card and "| following |" in card

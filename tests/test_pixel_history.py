@@ -116,7 +116,10 @@ def test_play_logs_record_it_and_replay_needs_it(tiny_model: WorldModel, tmp_pat
     path = log.save(tmp_path / "run.json")
     assert ActionLog.load(path).pixel_history is True
     with Session.from_model(tiny_model) as plain:
-        with pytest.raises(LogError, match="pixel_history=True; this session has .*False"):
+        with pytest.raises(
+            LogError,
+            match="pixel_history=True, palette=False; this session has .*pixel_history=False",
+        ):
             check_log_fits(plain, ActionLog.load(path))
     doc = path.read_text().replace('"pixel_history": true,', "")  # a log from before the option
     path.write_text(doc)

@@ -78,6 +78,7 @@ class ActionLog:
     chunk_frames: int
     prior_level: float  # the session's resolved level (0: no prior); part of the setting
     pixel_history: bool = False  # logs from before the option ran without it
+    palette: bool = False  # logs from before palettes ran without one
     events: list[dict[str, Any]] = field(default_factory=list)
     start_frames: dict[int, np.ndarray] = field(default_factory=dict)
 
@@ -94,6 +95,7 @@ class ActionLog:
             i.chunk_frames,
             i.prior_level,
             i.pixel_history,
+            i.palette,
         )
 
     @property
@@ -134,6 +136,7 @@ class ActionLog:
             "chunk_frames": self.chunk_frames,
             "prior_level": self.prior_level,
             "pixel_history": self.pixel_history,
+            "palette": self.palette,
             "events": events,
         }
         path.write_text(json.dumps(doc, indent=1) + "\n")
@@ -165,6 +168,7 @@ class ActionLog:
                 _typed(doc, "chunk_frames", int),
                 _typed(doc, "prior_level", float),
                 _typed({"pixel_history": False, **doc}, "pixel_history", bool),
+                _typed({"palette": False, **doc}, "palette", bool),
             )
             if not isinstance(doc["events"], list):
                 raise LogError("events must be a list")
@@ -312,13 +316,15 @@ def check_log_fits(session: Session, log: ActionLog) -> None:
             f"session runs {i.model!r} (fingerprint {i.fingerprint}): load the log's model"
         )
     want = (log.steps, log.in_flight, log.precision, log.prior_level, log.pixel_history)
-    if (i.steps, i.in_flight, i.precision, i.prior_level, i.pixel_history) != want:
+    have = (i.steps, i.in_flight, i.precision, i.prior_level, i.pixel_history)
+    if have != want or log.palette != i.palette:
         raise LogError(
             f"the log was played with steps={log.steps}, in_flight={log.in_flight}, precision="
             f"{log.precision}, prior_level={log.prior_level:g}, pixel_history="
-            f"{log.pixel_history}; this session has steps={i.steps}, in_flight={i.in_flight}, "
-            f"precision={i.precision}, prior_level={i.prior_level:g}, pixel_history="
-            f"{i.pixel_history}: open the session with the log's settings"
+            f"{log.pixel_history}, palette={log.palette}; this session has steps={i.steps}, "
+            f"in_flight={i.in_flight}, precision={i.precision}, prior_level={i.prior_level:g}, "
+            f"pixel_history={i.pixel_history}, palette={i.palette}: open the session with the "
+            f"log's settings"
         )
 
 

@@ -27,6 +27,9 @@ latents but as the codec's encoding of its decoded 8-bit frames, the frames the 
 drift no frame shows cannot build up in the history (``TickResult.frames`` hands those frames on,
 so the chunk is decoded once).
 
+A palette (``palette``, ``world/core/palette.py``): shown frames have each pixel that is clearly
+one of the game's colours drawn in it; with pixel history the cache reads those frames.
+
 Precision: ``"fp32"`` by default (training's self-rollout, tests); the play path (``sdk.Session``,
 ``chunkworld eval``) passes ``"auto"``, bf16 autocast for the network and the decoder where the
 device's bf16 matmuls are native. Each precision is deterministic on its own; the two give frames
@@ -44,6 +47,7 @@ from world.core.cache import KVCache, RowCache
 from world.core.cpus import bf16_enabled
 from world.core.guidance import Guidance
 from world.core.model import WorldModel
+from world.core.palette import SURE, Palette
 from world.core.rollout_state import InFlight, RolloutState, TickResult, Trace
 from world.core.schedule import add_noise, euler_step, sampling_grid
 
@@ -68,6 +72,7 @@ class PipelinedSampler:
         prompt_steps: int | None = None,
         prior_level: float | None = None,
         pixel_history: bool | None = None,
+        palette: Palette | None = None,
     ) -> None:
         sc = model.cfg.sampler
         self.model = model
@@ -100,6 +105,7 @@ class PipelinedSampler:
                 "dynamics prior (chunkworld train-prior adds one), or 0 to start from pure noise"
             )
         self.pixel_history = sc.pixel_history if pixel_history is None else bool(pixel_history)
+        self.palette = palette
         # prompted chunks and text starts (no history yet) with more steps, when asked and W = 1
         start = sc.prompt_steps if prompt_steps is None else prompt_steps
         self._start: PipelinedSampler | None = None  # this sampler with more steps
@@ -304,9 +310,11 @@ class PipelinedSampler:
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents (B, Tl, C, h, w) -> uint8 frames (B, F, H, W, 3), decoded at this
-        sampler's precision (the play path: ticks and their frames alike)."""
+        sampler's precision (the play path: ticks and their frames alike), snapped to the palette
+        where a pixel is clearly one of its colours."""
         with self._precision():
-            return self.model.codec.decode(latents)
+            frames = self.model.codec.decode(latents)
+        return frames if self.palette is None else self.palette.snap(frames, SURE)
 
     def _forward(self, state: RolloutState) -> tuple[tuple[int, float], ...]:
         """One network pass over all chunks in flight; each moves one step down the grid."""

@@ -32,10 +32,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from world.core.batched import Row, tick_rows
-from world.core.checkpoint import load_checkpoint
+from world.core.checkpoint import checkpoint_dir, load_checkpoint
 from world.core.config import preset
 from world.core.cpus import cpu_name, warn_if_busy
 from world.core.model import WorldModel
+from world.core.palette import Palette, load_palette
 from world.core.sampler import PipelinedSampler
 from world.eval.bench import matmul_peak
 
@@ -99,9 +100,16 @@ def run_one(sampler: PipelinedSampler, n: int, ticks: int, warm: int) -> dict[st
 
 
 def run(
-    model: WorldModel, sessions: list[int], ticks: int, warm: int, pixel_history: bool | None = None
+    model: WorldModel,
+    sessions: list[int],
+    ticks: int,
+    warm: int,
+    pixel_history: bool | None = None,
+    palette: Palette | None = None,
 ) -> dict[str, Any]:
-    sampler = PipelinedSampler(model, precision="auto", pixel_history=pixel_history)
+    sampler = PipelinedSampler(
+        model, precision="auto", pixel_history=pixel_history, palette=palette
+    )
     peak = matmul_peak()
     # the peak of the precision the sampler runs at: float32 where the CPU has no native bf16
     # (its bf16 matmul is emulated, slower than float32, and no yardstick for a float32 pass)
@@ -125,6 +133,7 @@ def run(
         "matmul_peak_gflops": peak,
         "precision": sampler.runs_at,
         "pixel_history": sampler.pixel_history,
+        "palette": palette is not None,
         "threads": torch.get_num_threads(),
         "runs": out,
         "largest_real_time_sessions": max(real_time) if real_time else 0,
@@ -150,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="cache each chunk as the encoding of its frames (default: the model's setting)",
     )
+    p.add_argument(
+        "--palette",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="snap frames to the model's palette (default: on where its directory keeps one)",
+    )
     args = p.parse_args(argv)
     try:
         counts = [int(x) for x in args.sessions.split(",")]
@@ -159,13 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     warn_if_busy(torch.get_num_threads())
+    palette = None
     if args.preset:
         torch.manual_seed(0)
         model = WorldModel(preset(args.preset)).eval()
     else:
         model, _ = load_checkpoint(args.model)
         model.eval()
-    result = run(model, counts, args.ticks, args.warm, args.pixel_history)
+        palette = None if args.palette is False else load_palette(checkpoint_dir(args.model))
+    if args.palette and palette is None:
+        p.error(f"--palette: {args.preset or args.model} keeps no palette.json")
+    result = run(model, counts, args.ticks, args.warm, args.pixel_history, palette)
     result["model"] = args.preset or args.model
     print(json.dumps(result, indent=1))
     return 0

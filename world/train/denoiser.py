@@ -41,6 +41,7 @@ from world.core.schedule import (
 )
 from world.eval.metrics import psnr
 from world.train.datagen import Replayer
+from world.train.palette import find_palette
 from world.train.rollout import RolloutStreams, player_on_track, player_resim, rollout_windows
 from world.train.trainkit import (
     Arrays,
@@ -263,6 +264,12 @@ def train_denoiser(
     )  # world/train/rollout.py
     rng = np.random.default_rng(tc.seed * 7919 + rank * 104729 + start)
     train_n = len(latents) - held_out_clips(len(latents))
+    # with pixel history, self-rollouts snap their frames to the data's palette as play does
+    palette = (
+        find_palette(list(data.frames[: min(train_n, 64), ::4]))
+        if cfg.sampler.pixel_history
+        else None
+    )
     streams = None
     if deep:
         streams = RolloutStreams(
@@ -281,6 +288,7 @@ def train_denoiser(
                 else None
             ),
             retarget=player_resim(model, Replayer(tc.data)) if tc.rollout_resim else None,
+            palette=palette,
         )
     gen = torch.Generator().manual_seed(tc.seed * 31 + rank * 17 + start)
     bar = tqdm(
@@ -300,7 +308,7 @@ def train_denoiser(
             )
         elif tc.rollout > 0:
             z, a, caps, rolled = rollout_windows(
-                model, z, a, caps, is_ctx, tc.rollout, rng, tc.rollout_steps or None
+                model, z, a, caps, is_ctx, tc.rollout, rng, tc.rollout_steps or None, palette
             )
         noise = torch.randn(z.shape, generator=gen)
         loss, gn = optimizer_step(unit, opt, params, tc, z, a, caps, levels, is_ctx, noise)

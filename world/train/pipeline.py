@@ -25,7 +25,8 @@ Stages, in order (``<out>/plan.json`` records the plan and what is done):
    chunks from its guess noised to ``PRIOR_LEVEL``.
 4. ``openings``: true first frames of the data with their captions, kept in ``<out>/model``
    (:mod:`world.train.openings`), which the model's text starts go on from (none, with a
-   message, where no clip's first chunks share one caption).
+   message, where no clip's first chunks share one caption), and the palette its frames are
+   drawn in (:mod:`world.train.palette`; none where they are not drawn from 64 colours or fewer).
 5. ``eval``: an evaluation handed in by the caller (``chunkworld train`` passes the scorecard
    through ``Session``), written to ``<out>/scorecard.json``; then ``<out>/model/MODEL_CARD.md``.
 
@@ -63,6 +64,7 @@ from world.train.data import Dataset
 from world.train.datagen import generate_dataset
 from world.train.gamedata import generate_game_dataset
 from world.train.openings import write_openings
+from world.train.palette import write_palette
 from world.train.prior import PriorTraining, train_prior
 from world.train.stages import run as train_model
 from world.train.stages import run_shape
@@ -339,6 +341,8 @@ def make_world(
             write_openings(model_dir, data)
         except ValueError as e:  # no clip fits: text starts are drawn from noise, as before
             tqdm.write(f"no openings kept: {e}")
+        if write_palette(model_dir, data) is None:  # frames as decoded
+            tqdm.write("no palette kept: the game is not drawn from 64 colours or fewer")
 
     stage("openings", openings)
     if evaluate is not None:

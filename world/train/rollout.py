@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from world.core.model import WorldModel
+from world.core.palette import Palette
 from world.core.sampler import PipelinedSampler
 from world.eval.detect import find_player
 from world.train.datagen import Replayer
@@ -46,6 +47,7 @@ def generate_after(
     precision: str = "fp32",
     prior_level: float | None = None,
     as_history: bool = False,
+    palette: Palette | None = None,
 ) -> torch.Tensor:
     """The chunks the play sampler generates after a clean history.
 
@@ -60,6 +62,8 @@ def generate_after(
         as_history: return each chunk as the cache keeps it (``TickResult.history``: with the
             model's pixel history, the encoding of its frames) rather than as generated; the
             context self-rollout training feeds must be the context play feeds.
+        palette: the colours play snaps frames to (``world/core/palette.py``); with pixel
+            history the chunks kept are the encodings of the snapped frames, as at play.
     Returns:
         (B, R, Tl, C, h, w) generated latents.
     """
@@ -69,6 +73,7 @@ def generate_after(
         in_flight=1 if steps else None,
         precision=precision,
         prior_level=prior_level,
+        palette=palette,
     )
     b = history.shape[0]
     state = sampler.new_state(batch=b, seed=seed)
@@ -91,6 +96,7 @@ def rollout_windows(
     prob: float,
     rng: np.random.Generator,
     steps: int | None = None,
+    palette: Palette | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[str | None], int]:
     """Cut training windows out of loaded windows, generating the context of some of them.
 
@@ -100,6 +106,7 @@ def rollout_windows(
         is_context: (B, N) the context mask of the training windows (``training_levels``).
         prob: share of items with at least one context chunk whose context is generated.
         steps: sampler steps of the generation (None: the model's play setting).
+        palette: the colours play snaps frames to (:func:`generate_after`).
     Returns:
         z (B, N, ...), actions (B, N, F) and captions (B * N) of the training windows, and the
         number of items whose context was generated.
@@ -126,6 +133,7 @@ def rollout_windows(
             int(rng.integers(2**31)),
             steps,
             as_history=True,
+            palette=palette,
         )  # (k, h, ...) after ground-truth chunks 0..h-1, in place of chunks h..2h-1
         keep = is_context[s, :h][..., None, None, None, None]  # generated only where context
         zw[s, :h] = torch.where(keep, gen.to(zw.dtype), zw[s, :h])
@@ -193,6 +201,7 @@ class RolloutStreams:
         rng: np.random.Generator,
         on_track: OnTrack | None = None,
         retarget: Retarget | None = None,
+        palette: Palette | None = None,
     ) -> None:
         chunks = latents.shape[1] // latent_frames
         if chunks < window + 1:
@@ -206,6 +215,7 @@ class RolloutStreams:
         self.h, self.n, self.tl, self.chunks = history, window, latent_frames, chunks
         self.f = actions.shape[1] // chunks
         self.depth, self.rng, self.on_track, self.retarget = depth, rng, on_track, retarget
+        self.palette = palette  # the colours play snaps frames to (generate_after)
         self.anchored = 0  # re-anchorings so far
         self.retargeted = 0  # windows whose targets went on from the generated chunk
         self.clip = rng.integers(0, len(latents), count)
@@ -303,6 +313,7 @@ class RolloutStreams:
             int(self.rng.integers(2**31)),
             steps,
             as_history=True,
+            palette=self.palette,
         )[:, 0]
         self.hist = torch.cat([self.hist[:, 1:], gen[:, None].to(self.hist.dtype)], dim=1)
         self.t, self.made = nxt, self.made + 1
