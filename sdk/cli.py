@@ -364,15 +364,19 @@ def info_summary(info: Any, model: str) -> list[str]:
         "actions        " + ", ".join(f"{i}={n}" for i, n in enumerate(info.actions)),
         f"history        {info.history_chunks} chunks in the KV cache",
         f"sampler        {info.steps} step(s) per chunk, {info.in_flight} in flight{prior}, "
-        f"precision {info.precision}"
-        + (", pixel history" if info.pixel_history else "")
-        + (", frames snapped to the game's palette" if info.palette else ""),
+        f"precision {info.precision}",
         f"latency        an action shows {info.action_latency_ticks} tick(s) after it is given",
         f"prompt         up to {info.max_prompt_chars} characters",
         f"parameters     {params:,} ("
         + ", ".join(f"{k} {v:,}" for k, v in info.parameters.items())
         + ")",
     ]
+    shown = [
+        *(["the cache reads the frames shown (pixel history)"] if info.pixel_history else []),
+        *(["pixels clearly one of the game's colours drawn in it"] if info.palette else []),
+    ]
+    if shown:
+        lines.insert(6, "frames out     " + "; ".join(shown))
     card = info.card.get("card", {})
     if card:
         step = info.card.get("step")

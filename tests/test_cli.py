@@ -303,9 +303,11 @@ def test_info_of_the_default_is_a_short_summary_and_json_the_full_record(capsys)
     assert f"following {100 * card['evaluation']['action_following']:.1f}%" in text
     assert f"({card['evaluation_command']})" in text and "prior level 0.15" in text
     assert f"model card     {DEFAULT_DIR / 'MODEL_CARD.md'}" in text
+    assert "frames out     pixels clearly one of the game's colours drawn in it" in text
     assert main(["info", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["card"]["card"] == card and doc["prior_level"] == 0.15
+    assert (doc["palette"], doc["pixel_history"]) == (True, False)
 
 
 def test_serve_factory_makes_sessions() -> None:
