@@ -353,6 +353,18 @@ def test_the_sampler_commands_take_pixel_history() -> None:
     assert session_factory(args)({}).info.pixel_history is True
 
 
+def test_the_sampler_commands_take_palette() -> None:
+    for command in (["generate", "--out", "a.gif"], ["play"], ["serve"]):
+        assert build_parser().parse_args(command).palette is None  # on where the model keeps one
+        assert build_parser().parse_args([*command, "--no-palette"]).palette is False
+    assert session_factory(build_parser().parse_args(["serve"]))({}).info.palette is True
+    args = build_parser().parse_args(["serve", "--no-palette"])
+    assert session_factory(args)({}).info.palette is False
+    args = build_parser().parse_args(["serve", "--model", "tiny", "--palette"])
+    with pytest.raises(ArgumentError, match="keeps no palette"):
+        session_factory(args)({})
+
+
 def test_serve_end_to_end_over_the_bridge() -> None:
     server_mod = pytest.importorskip("bridges.server")
     client_mod = pytest.importorskip("bridges.client")

@@ -5,7 +5,6 @@ model or a bridge server on a loopback port, briefly."""
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import re
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 from bridges.fake import FakeSession
 from bridges.testing import local_server
 from sdk import Session
+from sdk.cli import build_parser
 from sdk.cli_serve import session_factory
 from sdk.play import ActionLog, replay
 
@@ -118,8 +118,7 @@ def _run_bridge_client(endpoint: str, out: Path, ticks: int) -> subprocess.Compl
 
 
 def test_bridge_client_drives_a_real_tiny_world(tmp_path: Path) -> None:
-    args = argparse.Namespace(model="tiny", device="cpu", steps=None, in_flight=None)
-    args.precision, args.prior_level, args.pixel_history = "auto", None, None
+    args = build_parser().parse_args(["serve", "--model", "tiny", "--device", "cpu"])
     out = tmp_path / "run.gif"
     with local_server(session_factory(args)) as server:
         got = _run_bridge_client(server.control_endpoint, out, ticks=4)
@@ -265,8 +264,7 @@ def test_planner_script_runs(tmp_path: Path) -> None:
 
 
 def _tiny_server():
-    args = argparse.Namespace(model="tiny", device="cpu", steps=None, in_flight=None)
-    args.precision, args.prior_level, args.pixel_history = "auto", None, None
+    args = build_parser().parse_args(["serve", "--model", "tiny", "--device", "cpu"])
     return local_server(session_factory(args))
 
 
