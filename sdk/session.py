@@ -152,8 +152,8 @@ class Session(SessionTicks):
                 build up (alternating keys and balls are kept better; one encoder pass a tick;
                 docs/how-it-works.md). Default: the model's ``sampler.pixel_history``.
             palette: True: shown frames have each pixel that is clearly one of the colours
-                of the model's game drawn in it, and pixel history reads them snapped
-                (world/core/palette.py); needs a model that keeps a palette. False: frames as
+                of the model's game drawn in it (pixel history reads the frames as shown;
+                world/core/palette.py); needs a model that keeps a palette. False: frames as
                 decoded. Default: on where the model keeps one.
 
         Raises:
