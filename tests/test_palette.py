@@ -190,3 +190,19 @@ def test_the_command_keeps_a_datasets_palette(
     )
     with pytest.raises(ValueError, match="frames of"):
         write_palette(big, tiny_data)
+
+
+def test_the_command_line(
+    tiny_model: WorldModel, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from world.train.palette import main
+
+    path = save_checkpoint(tiny_model, tmp_path / "m")
+    main(["--model", str(path), "--data", str(tiny_data), "--clips", "4"])
+    assert f"colours kept in {path / 'palette.json'}" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="chunkworld palette: error: .*frames of"):
+        big = dataclasses.replace(tiny_model.cfg.codec, frame_size=64)
+        other = save_checkpoint(WorldModel(tiny_model.cfg.replace(codec=big)), tmp_path / "big")
+        main(["--model", str(other), "--data", str(tiny_data)])
+    with pytest.raises(SystemExit):
+        main(["--model", str(path), "--data", str(tiny_data), "--clips", "0"])
