@@ -49,9 +49,9 @@ class Palette:
         if len(np.unique(c, axis=0)) != len(c):
             raise ValueError("palette colours must be distinct")
 
-    def snap(self, frames: torch.Tensor, sure: float | None = None) -> torch.Tensor:
-        """uint8 (..., 3) -> uint8 (..., 3): each pixel in its nearest colour; with ``sure``,
-        only pixels nearer it than ``sure`` times their second-nearest colour, the rest kept."""
+    def snap(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (..., 3) -> uint8 (..., 3): each pixel nearer its nearest colour than ``SURE``
+        times its second-nearest drawn in that colour, the rest kept as they are."""
         if frames.dtype != torch.uint8 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be uint8 (..., 3), got {frames.dtype} {frames.shape}")
         p = torch.from_numpy(self.colours).to(frames.device, torch.float32)  # (P, 3)
@@ -61,11 +61,8 @@ class Palette:
             x = flat[i : i + (1 << 16)].float()  # (N, 3)
             d = torch.cdist(x, p)  # (N, P)
             two = d.topk(2, dim=1, largest=False)
-            near = p[two.indices[:, 0]]
-            if sure is not None:
-                keep = two.values[:, 0] >= sure * two.values[:, 1]
-                near = torch.where(keep[:, None], x, near)
-            dst[i : i + len(x)] = near.round().to(torch.uint8)
+            keep = two.values[:, 0] >= SURE * two.values[:, 1]  # between two colours
+            dst[i : i + len(x)] = torch.where(keep[:, None], x, p[two.indices[:, 0]]).byte()
         return out
 
 

@@ -47,7 +47,7 @@ from world.core.cache import KVCache, RowCache
 from world.core.cpus import bf16_enabled
 from world.core.guidance import Guidance
 from world.core.model import WorldModel
-from world.core.palette import SURE, Palette
+from world.core.palette import Palette
 from world.core.rollout_state import InFlight, RolloutState, TickResult, Trace
 from world.core.schedule import add_noise, euler_step, sampling_grid
 
@@ -314,7 +314,7 @@ class PipelinedSampler:
         where a pixel is clearly one of its colours."""
         with self._precision():
             frames = self.model.codec.decode(latents)
-        return frames if self.palette is None else self.palette.snap(frames, SURE)
+        return frames if self.palette is None else self.palette.snap(frames)
 
     def _forward(self, state: RolloutState) -> tuple[tuple[int, float], ...]:
         """One network pass over all chunks in flight; each moves one step down the grid."""

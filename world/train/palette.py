@@ -1,9 +1,9 @@
 """A model's palette from its training data (``world/core/palette.py`` says what it is for).
 
-``chunkworld palette --model DIR --data DATA`` counts the colours of up to ``--clips`` clips of
-``DATA``; where at most 64 colours, each on at least ``MIN_SHARE`` of the pixels, make up all but
-``1 - COVER`` of them (every fourth frame counted), it keeps those colours as ``DIR/palette.json``. A game drawn in gradients,
-textures or photographs has no such palette and is left without one. The recipe (``chunkworld
+``chunkworld palette --model DIR --data DATA`` counts the colours of every fourth frame of up to
+``--clips`` clips of ``DATA``; where at most 64 colours, each on at least ``MIN_SHARE`` of the
+pixels, make up all but ``1 - COVER`` of them, it keeps those colours as ``DIR/palette.json``. A
+game drawn in gradients, textures or photographs has no such palette and is left without one. The recipe (``chunkworld
 train``) runs it on its own data beside the openings.
 """
 
@@ -20,7 +20,7 @@ from world.train.data import Dataset
 
 MIN_SHARE = 1e-6  # a colour on fewer of the pixels counted is noise, not the palette's
 COVER = 0.999  # the kept colours must make up this much of every pixel counted
-CLIPS = 256  # clips counted (each frame of each)
+CLIPS = 256  # clips counted (every fourth frame of each)
 
 
 def find_palette(frames: list[np.ndarray]) -> Palette | None:

@@ -63,7 +63,7 @@ def generate_after(
             model's pixel history, the encoding of its frames) rather than as generated; the
             context self-rollout training feeds must be the context play feeds.
         palette: the colours play snaps frames to (``world/core/palette.py``); with pixel
-            history the chunks kept are the encodings of the snapped frames, as at play.
+            history the chunks kept are the encodings of the frames as shown, as at play.
     Returns:
         (B, R, Tl, C, h, w) generated latents.
     """
