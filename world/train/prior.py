@@ -89,9 +89,11 @@ class PriorTraining:
     save_every: int = 250  # saves its state every this many steps and at the last
     seed: int = 0  # of the prior's initial weights, window order and noise
     # chunks unrolled per window in training, each fed the last two latent frames of the chunk the
-    # prior itself guessed before it (noised as the cache holds them): its own errors as input
-    unroll: int = 1
-    salience: float = 0.0  # extra loss weight on the tokens that hold sprites or moved
+    # prior itself guessed before it (noised as the cache holds them): its own errors as input.
+    # 4 and a sprite weight of 8, as chunkworld train's prior stage: the shipped prior (1 and 0)
+    # fine-tuned so keeps a still player in place far more often (docs/training-log.md, 2026-12-07)
+    unroll: int = 4
+    salience: float = 8.0  # extra loss weight on the tokens that hold sprites or moved
     keep_prior: bool = False  # start from the source model's prior (same width and blocks)
     precision: str = "auto"  # as chunkworld train: bf16 autocast only on CPUs with native bf16
 
