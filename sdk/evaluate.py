@@ -45,6 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="sampler steps (model's play setting)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument(
+        "--prior-level",
+        type=float,
+        default=None,
+        help="level unprompted chunks start from, the model's dynamics prior's guess noised to "
+        "it; 0: pure noise (default: the model's)",
+    )
+    p.add_argument(
         "--pixel-history",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -71,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.model,
             steps=args.steps,
             threads=args.threads,
+            prior_level=args.prior_level,
             pixel_history=args.pixel_history,
             palette=args.palette,
         )

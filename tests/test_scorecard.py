@@ -160,3 +160,17 @@ def test_eval_command_refuses_a_missing_model_with_a_message(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--episodes", "0"])
     assert "--episodes must be at least 1" in capsys.readouterr().err
+
+
+def test_eval_command_passes_its_prior_level_to_the_session(tmp_path, capsys):
+    from sdk.evaluate import main
+    from world.core.checkpoint import save_checkpoint
+    from world.core.config import preset
+    from world.core.model import WorldModel
+
+    save_checkpoint(WorldModel(preset("tiny")), tmp_path / "m", {"step": 0})  # no prior
+    args = ["--model", str(tmp_path / "m"), "--out", str(tmp_path / "o"), "--quiet"]
+    assert main([*args, "--prior-level", "0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "prior_level=0.3" in err and "chunkworld train-prior adds one" in err
+    assert "Traceback" not in err
