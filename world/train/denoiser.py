@@ -42,6 +42,7 @@ from world.core.schedule import (
 from world.eval.metrics import psnr
 from world.train.datagen import Replayer
 from world.train.palette import CLIPS as PALETTE_CLIPS
+from world.train.palette import EVERY as PALETTE_EVERY
 from world.train.palette import find_palette
 from world.train.rollout import RolloutStreams, player_on_track, player_resim, rollout_windows
 from world.train.trainkit import (
@@ -266,9 +267,9 @@ def train_denoiser(
     rng = np.random.default_rng(tc.seed * 7919 + rank * 104729 + start)
     train_n = len(latents) - held_out_clips(len(latents))
     # with pixel history, self-rollouts snap their frames to the data's palette as play does
-    # (the frames world.train.palette.write_palette counts: the first clips, every fourth frame)
+    # (the frames world.train.palette.write_palette counts)
     palette = (
-        find_palette(list(data.frames[: min(train_n, PALETTE_CLIPS), ::4]))
+        find_palette(list(data.frames[: min(train_n, PALETTE_CLIPS), ::PALETTE_EVERY]))
         if cfg.sampler.pixel_history
         else None
     )

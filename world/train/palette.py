@@ -1,10 +1,11 @@
 """A model's palette from its training data (``world/core/palette.py`` says what it is for).
 
-``chunkworld palette --model DIR --data DATA`` counts the colours of every fourth frame of up to
-``--clips`` clips of ``DATA``; where at most 64 colours, each on at least ``MIN_SHARE`` of the
-pixels, make up all but ``1 - COVER`` of them, it keeps those colours as ``DIR/palette.json``. A
-game drawn in gradients, textures or photographs has no such palette and is left without one. The recipe (``chunkworld
-train``) runs it on its own data beside the openings.
+``chunkworld palette --model DIR --data DATA`` counts the colours of every ``EVERY``-th frame of
+up to ``--clips`` clips of ``DATA``; where at most 64 colours, each on at least ``MIN_SHARE`` of
+the pixels, make up all but ``1 - COVER`` of them, it keeps those colours as
+``DIR/palette.json``. A game drawn in gradients, textures or photographs has no such palette and
+is left without one. The recipe (``chunkworld train``) runs it on its own data beside the
+openings.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from world.train.data import Dataset
 
 MIN_SHARE = 1e-6  # a colour on fewer of the pixels counted is noise, not the palette's
 COVER = 0.999  # the kept colours must make up this much of every pixel counted
-CLIPS = 256  # clips counted (every fourth frame of each)
+CLIPS = 256  # clips counted
+EVERY = 4  # of each, every fourth frame counted
 
 
 def find_palette(frames: list[np.ndarray]) -> Palette | None:
@@ -52,7 +54,7 @@ def write_palette(model_dir: str | Path, data: str | Path, clips: int = CLIPS) -
             f"{data} has frames of {ds.meta.frame_size} (H, W); the model in {model_dir} "
             f"needs {size}"
         )
-    frames = [clip.frames[::4] for _, clip in zip(range(clips), ds, strict=False)]
+    frames = [clip.frames[::EVERY] for _, clip in zip(range(clips), ds, strict=False)]
     if not frames:
         raise ValueError(f"{data} holds no clips")
     palette = find_palette(frames)
