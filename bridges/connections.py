@@ -51,7 +51,11 @@ class Connections:
             self._on_drop(fd)
 
     def of(self, frame: zmq.Frame) -> Connection:
-        """The connection a received frame came from."""
+        """The connection a received frame came from. The events already queued are applied
+        first: a client that reuses the descriptor of one that just went away is a new
+        connection, though the old one's DISCONNECTED came after the new one's request in the
+        loop (taken as the old client, its sessions were orphaned by that event and reaped)."""
+        self.poll()
         fd = int(frame.get(zmq.SRCFD))
         if fd not in self._live:  # its ACCEPTED event may still be on its way: wait a little
             until = time.monotonic() + 0.1

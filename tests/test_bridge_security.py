@@ -189,3 +189,22 @@ def test_a_late_accepted_event_keeps_the_connection_that_already_asked() -> None
     conns.poll()
     later = conns.of(_Frame(7))  # type: ignore[arg-type]
     assert conns.is_live(later) and later != asked and not conns.is_live(asked)
+
+
+def test_a_client_on_the_descriptor_of_one_that_just_left_is_a_new_connection() -> None:
+    # the old client's DISCONNECTED (and the new one's ACCEPTED) still queued when the new
+    # client's hello is read: taken as the old connection, the new session was orphaned by that
+    # event and reaped 5 s later (a flood test saw UNKNOWN_SESSION on its first reset)
+    from bridges.connections import Connections
+
+    monitor, dropped = _Monitor(), []
+    conns = Connections(monitor, dropped.append)  # type: ignore[arg-type]
+    monitor.push(zmq.EVENT_ACCEPTED, 9)
+    conns.poll()
+    old = conns.of(_Frame(9))  # type: ignore[arg-type]
+    monitor.push(zmq.EVENT_DISCONNECTED, 9)
+    monitor.push(zmq.EVENT_ACCEPTED, 9)
+    new = conns.of(_Frame(9))  # type: ignore[arg-type]
+    assert new != old and conns.is_live(new) and not conns.is_live(old) and dropped == [9]
+    conns.poll()
+    assert dropped == [9] and conns.is_live(new)
