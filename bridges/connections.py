@@ -51,10 +51,10 @@ class Connections:
             self._on_drop(fd)
 
     def of(self, frame: zmq.Frame) -> Connection:
-        """The connection a received frame came from. The events already queued are applied
-        first: a client that reuses the descriptor of one that just went away is a new
-        connection, though the old one's DISCONNECTED came after the new one's request in the
-        loop (taken as the old client, its sessions were orphaned by that event and reaped)."""
+        """The connection a received frame came from. The monitor events already queued are
+        applied first, so a client that reuses the descriptor of one that just went away is a
+        new connection even while the old one's DISCONNECTED waits behind its request (taken as
+        the old connection, the new client's sessions were orphaned by that event and closed)."""
         self.poll()
         fd = int(frame.get(zmq.SRCFD))
         if fd not in self._live:  # its ACCEPTED event may still be on its way: wait a little
