@@ -90,9 +90,9 @@ class PriorTraining:
     seed: int = 0  # of the prior's initial weights, window order and noise
     # chunks unrolled per window in training, each fed the last two latent frames of the chunk the
     # prior itself guessed before it (noised as the cache holds them): its own errors as input.
-    # 4 and a sprite weight of 8 (chunkworld train's prior stage takes these): the shipped prior
-    # (1 and 0) fine-tuned so keeps a still player in place far more often (docs/training-log.md,
-    # 2026-12-07)
+    # Defaults 4 and a sprite weight of 8, which chunkworld train's prior stage takes too: the
+    # shipped prior, trained at 1 and 0, keeps a still player in place far more often once
+    # fine-tuned at these (docs/training-log.md, 2026-12-07)
     unroll: int = 4
     salience: float = 8.0  # extra loss weight on the tokens that hold sprites or moved
     keep_prior: bool = False  # start from the source model's prior (same width and blocks)
