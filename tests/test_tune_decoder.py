@@ -124,7 +124,7 @@ def test_a_grown_decoder_starts_as_the_trained_one_and_the_tuning_trains_its_new
     source, tmp_path
 ):
     original, _ = load_checkpoint(source / "model")
-    grown = td.grow_decoder(original, 2)
+    grown = td.resize_decoder(original, 2)
     assert grown.cfg.codec.decoder_blocks == 2 and len(grown.codec.decoder.refine) == 2
     c = original.cfg.codec
     latents = torch.randn(2, 2, c.latent_channels, *c.grid)
@@ -139,14 +139,23 @@ def test_a_grown_decoder_starts_as_the_trained_one_and_the_tuning_trains_its_new
     assert load_checkpoint(again)[0].cfg.codec.decoder_blocks == 2  # -1 keeps the model's
 
 
-def test_a_decoder_grows_but_does_not_shrink_and_a_resume_keeps_its_blocks(source, tmp_path):
-    grown = td.grow_decoder(load_checkpoint(source / "model")[0], 2)
-    save_checkpoint(grown, tmp_path / "grown")
-    with pytest.raises(ValueError, match="pass 2 or more"):
-        td.tune_decoder(
-            _tuning(source, tmp_path / "a", model=str(tmp_path / "grown"), decoder_blocks=1)
-        )
-    assert not (tmp_path / "a").exists()
+def test_a_shrunk_decoder_keeps_its_first_blocks_and_a_resume_keeps_its_blocks(source, tmp_path):
+    two = td.tune_decoder(_tuning(source, tmp_path / "two", decoder_blocks=2))
+    tuned, _ = load_checkpoint(two)
+    shrunk = td.resize_decoder(tuned, 1)
+    assert shrunk.cfg.codec.decoder_blocks == 1 and len(shrunk.codec.decoder.refine) == 1
+    for a, b in zip(
+        shrunk.codec.decoder.refine[0].parameters(),
+        tuned.codec.decoder.refine[0].parameters(),
+        strict=True,
+    ):
+        assert torch.equal(a, b)
+    c = tuned.cfg.codec
+    latents = torch.randn(2, 2, c.latent_channels, *c.grid)
+    tuned.codec.decoder.refine = tuned.codec.decoder.refine[:1]  # the second block left out
+    assert torch.equal(shrunk.codec.decode(latents), tuned.codec.decode(latents))
+    one = td.tune_decoder(_tuning(source, tmp_path / "one", model=str(two), decoder_blocks=1))
+    assert load_checkpoint(one)[0].cfg.codec.decoder_blocks == 1
     td.tune_decoder(_tuning(source, tmp_path / "b", steps=3))
     with pytest.raises(ValueError, match="another --decoder-blocks"):
         td.tune_decoder(_tuning(source, tmp_path / "b", steps=6, decoder_blocks=1))
