@@ -26,7 +26,7 @@ def _starting(tiny: WorldModel) -> WorldModel:
 
 @pytest.fixture(scope="module", params=["tiny", "starts", "prior", "wide", "pixels"])
 def model(request: pytest.FixtureRequest) -> WorldModel:
-    if request.param == "pixels":  # each chunk cached through its frames, each world alone
+    if request.param == "pixels":  # each chunk cached through its frames, the codec batched
         tiny = request.getfixturevalue("tiny_model")
         cfg = tiny.cfg
         pixels = WorldModel(

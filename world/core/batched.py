@@ -81,10 +81,7 @@ def _tick_group(sampler: PipelinedSampler, rows: list[Row]) -> list[TickResult]:
             traces[r].append(inflight.advance(row.state, x[r : r + 1], sampler.grid))
         forwards += 1
     done = [r.state.in_flight.pop(0) for r in rows]
-    # each world emitted alone (pixel history's round trip: the codec at batch B may round a
-    # value one level apart from batch 1, and a history must not depend on who a world is
-    # batched with)
-    results = [sampler.emit(d, forwards, tuple(t)) for d, t in zip(done, traces, strict=True)]
+    results = sampler.emit(done, forwards, [tuple(t) for t in traces])
     _commit(sampler, rows, done, [r.kept for r in results], cache)
     return results
 

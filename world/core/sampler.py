@@ -253,20 +253,29 @@ class PipelinedSampler:
             trace.append(self._forward(state))
             forwards += 1
         done = state.in_flight.pop(0)
-        result = self.emit(done, forwards, tuple(trace))
+        (result,) = self.emit([done], forwards, [tuple(trace)])
         self._commit(state, result.kept, done.actions, done.chunk, advance=False)
         return result
 
     @torch.no_grad()
-    def emit(self, done: InFlight, forwards: int, trace: Trace) -> TickResult:
-        """The result of a chunk done denoising; with ``pixel_history`` also its uint8 frames
-        and the codec's encoding of them, which the cache keeps."""
-        frames = history = None
+    def emit(self, done: list[InFlight], forwards: int, traces: list[Trace]) -> list[TickResult]:
+        """The results of chunks done denoising (one per state, in order); with
+        ``pixel_history`` also their uint8 frames and the codec's encoding of them, which the
+        cache keeps, all the chunks through the codec in one pass each way (the codec's
+        kernels give each world the bits it gets alone: measured at batch 1 to 64)."""
+        latents = [d.latent for d in done]
+        frames: list[torch.Tensor | None] = [None] * len(done)
+        history: list[torch.Tensor | None] = [None] * len(done)
         if self.pixel_history:
-            frames = self.decode(done.latent)
+            shown = self.decode(torch.cat(latents))
             with self._precision():
-                history = self.model.codec.encode(frames)
-        return TickResult(done.latent, done.chunk, forwards, trace, frames, history)
+                kept = self.model.codec.encode(shown)
+            sizes = [x.shape[0] for x in latents]  # a state may hold a batch (training)
+            frames, history = list(shown.split(sizes)), list(kept.split(sizes))
+        return [
+            TickResult(d.latent, d.chunk, forwards, t, f, h)
+            for d, t, f, h in zip(done, traces, frames, history, strict=True)
+        ]
 
     def _admit(
         self,

@@ -15,7 +15,8 @@ and the sampler's share of the matmul peak measured in the same run at the preci
 at (``precision``: bfloat16 where the CPU has native bf16, else float32). Also the process's
 peak RSS. Another load on the machine (a training run) slows every figure: say so beside them.
 With ``--pixel-history`` each world's frames are decoded (and encoded again) inside the tick, as
-the sampler caches them, so the decode pass is empty and the sampler's time holds both.
+the sampler caches them, so there is no decode pass (``decode_gflops`` null) and the sampler's
+time, FLOPs and share of the peak hold the codec's with the denoiser's.
 """
 
 from __future__ import annotations
@@ -95,7 +96,10 @@ def run_one(sampler: PipelinedSampler, n: int, ticks: int, warm: int) -> dict[st
         "decode_ms_p50": round(statistics.median(dec) * 1000, 1),
         "sampler_gflop_per_tick": round(flops_sampler / 1e9, 2),
         "sampler_gflops": round(flops_sampler / med_s / 1e9, 1),
-        "decode_gflops": round(flops_decode / statistics.median(dec) / 1e9, 1),
+        # with pixel history there is no decode pass: the sampler's figures hold the codec's
+        "decode_gflops": (
+            None if sampler.pixel_history else round(flops_decode / statistics.median(dec) / 1e9, 1)
+        ),
     }
 
 
