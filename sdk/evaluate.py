@@ -63,6 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="frames snapped to the colours of the model's game (default: on where it keeps one)",
     )
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="auto: bf16 autocast where the CPU has native bf16 (play's setting); fp32: what a "
+        "CPU without it plays (default: auto)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
     for name in ("episodes", "horizon", "prompt_trials"):
@@ -81,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prior_level=args.prior_level,
             pixel_history=args.pixel_history,
             palette=args.palette,
+            precision=args.precision,
         )
     except ChunkworldError as e:
         print(f"chunkworld eval: error ({e.code}): {e}", file=sys.stderr)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 import sdk.models
+from sdk import Session
 from world.core.checkpoint import (
     DEFAULT_DIR,
     CheckpointError,
@@ -59,13 +61,50 @@ def test_shape_mismatch(saved):
         load_checkpoint(saved)
 
 
-def test_dtype_mismatch(saved):
+@pytest.mark.parametrize("dtype", [torch.float64, torch.int32])
+def test_dtype_mismatch(saved, dtype):
     def change(t):
-        t["denoiser.out.bias"] = t["denoiser.out.bias"].half()
+        t["denoiser.out.bias"] = t["denoiser.out.bias"].to(dtype)
 
     _rewrite_weights(saved, change)
-    with pytest.raises(CheckpointError, match="dtype"):
+    with pytest.raises(CheckpointError, match="denoiser.out.bias has dtype"):
         load_checkpoint(saved)
+
+
+def test_half_storage_rounds_what_autocast_rounds_and_plays_the_same_frames(
+    tmp_path, tiny_model, saved
+):
+    half = save_checkpoint(tiny_model, tmp_path / "half", half=True)
+    stored = load_file(str(half / "model.safetensors"))
+    rounded = {k for k, v in stored.items() if v.dtype == torch.bfloat16}
+    assert "denoiser.out.weight" in rounded and "codec.decoder.out.bias" in rounded
+    assert not any(k.startswith(("codec.encoder.", "text.")) for k in rounded)
+    assert all(stored[k].dtype == torch.float32 for k in set(stored) - rounded)
+    assert (half / "model.safetensors").stat().st_size < (
+        saved / "model.safetensors"
+    ).stat().st_size
+    model, _ = load_checkpoint(half)
+    for k, v in tiny_model.state_dict().items():
+        want = v.to(torch.bfloat16).float() if k in rounded else v
+        assert model.state_dict()[k].dtype == torch.float32
+        assert torch.equal(model.state_dict()[k], want), k
+    frames = []
+    for m in (tiny_model, model):  # under bf16 autocast the frames are the same, bit for bit
+        s = Session.from_model(m, seed=4, precision="bf16")
+        frames.append(
+            [s.reset(prompt="night").frames, *(s.step(a).frames for a in ("right", "fire"))]
+        )
+    for a, b in zip(*frames, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_a_float16_weight_is_widened(saved, tiny_model):
+    _rewrite_weights(
+        saved, lambda t: t.__setitem__("denoiser.out.bias", t["denoiser.out.bias"].half())
+    )
+    model, _ = load_checkpoint(saved)
+    want = tiny_model.state_dict()["denoiser.out.bias"].half().float()
+    assert torch.equal(model.state_dict()["denoiser.out.bias"], want)
 
 
 def test_unknown_format_version(saved):

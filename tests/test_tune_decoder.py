@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from world.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from world.core.config import preset
@@ -161,3 +162,14 @@ def test_a_shrunk_decoder_keeps_its_first_blocks_and_a_resume_keeps_its_blocks(s
         td.tune_decoder(_tuning(source, tmp_path / "b", steps=6, decoder_blocks=1))
     with pytest.raises(ValueError, match="decoder_blocks=-1 must be 0 or more"):
         WorldModel(replace(preset("tiny"), codec=replace(preset("tiny").codec, decoder_blocks=-1)))
+
+
+def test_a_cut_of_no_steps_with_half_stores_the_cut_decoder_at_bfloat16(source, tmp_path):
+    cut = td.tune_decoder(_tuning(source, tmp_path / "cut", steps=0, decoder_blocks=0, half=True))
+    stored = load_file(str(cut / "model.safetensors"))
+    assert stored["codec.decoder.out.weight"].dtype == torch.bfloat16
+    model, doc = load_checkpoint(cut)
+    assert model.cfg.codec.decoder_blocks == 0 and doc["decoder_tuning"][-1]["half"] is True
+    want = td.resize_decoder(load_checkpoint(source / "model")[0], 0).state_dict()
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, want[k].to(stored[k].dtype).float()), k

@@ -1,5 +1,6 @@
 """Checkpoints: a directory with ``config.json`` (format version + model config) and
-``model.safetensors`` (the weights). No pickle anywhere.
+``model.safetensors`` (the weights: float32, some bfloat16 in a model saved with ``half``). No
+pickle anywhere.
 
 Loading checks the config against the weights and raises ``CheckpointError`` naming the
 problem: missing file, unknown format version, bad config, missing or unexpected keys, shape or
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from world.core.config import FORMAT_VERSION, ModelConfig
 from world.core.model import WorldModel
@@ -30,13 +32,30 @@ class CheckpointError(ValueError):
     """A checkpoint could not be loaded; the message says what is wrong and with which file."""
 
 
+# Dtypes a float32 weight may be stored in: read back, it is widened to float32.
+HALF = (torch.bfloat16, torch.float16)
+
+
 def save_checkpoint(
-    model: WorldModel, path: str | Path, extra: dict[str, Any] | None = None
+    model: WorldModel,
+    path: str | Path,
+    extra: dict[str, Any] | None = None,
+    half: bool = False,
 ) -> Path:
-    """Write ``model`` to directory ``path`` (created); files are replaced atomically."""
+    """Write ``model`` to directory ``path`` (created); files are replaced atomically.
+
+    ``half``: store the weights and biases of the linear and convolution layers that play runs
+    under bf16 autocast as bfloat16 (two thirds of the shipped default's bytes). Autocast
+    rounds them to bfloat16 anyway, so on a CPU with native bf16 the frames are the
+    full-precision weights' bit for bit; the rest (norms, embeddings, the encoders of frames and
+    captions) stays float32. Played in float32 those layers see their weights rounded.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if half:
+        for name in _autocast_rounded(model):
+            tensors[name] = tensors[name].to(torch.bfloat16)
     tmp = path / (WEIGHTS_FILE + ".tmp")
     save_file(tensors, str(tmp), metadata={"format_version": str(FORMAT_VERSION)})
     os.replace(tmp, path / WEIGHTS_FILE)
@@ -45,6 +64,24 @@ def save_checkpoint(
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     os.replace(tmp, path / CONFIG_FILE)
     return path
+
+
+# The parts play runs under bf16 autocast (``PipelinedSampler``: the denoiser's passes, the
+# prior's guess, the decoding of a chunk); a start's encoding and a caption's run in float32.
+_PLAYED_IN_BF16 = ("denoiser.", "prior.", "codec.decoder.")
+
+
+def _autocast_rounded(model: nn.Module) -> list[str]:
+    """Names of the float32 parameters bf16 autocast casts to bfloat16 where play uses them:
+    the weights and biases of the linear and convolution layers of ``_PLAYED_IN_BF16``."""
+    layers = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+    return [
+        f"{prefix}.{name}"
+        for prefix, module in model.named_modules()
+        if isinstance(module, layers) and prefix.startswith(_PLAYED_IN_BF16)
+        for name, p in module.named_parameters(recurse=False)
+        if p.dtype == torch.float32
+    ]
 
 
 def shipped_models() -> list[str]:
@@ -103,7 +140,8 @@ def load_checkpoint(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[WorldModel, dict[str, Any]]:
     """Rebuild the model from ``path`` (``"default"``: the shipped model) and load its weights,
-    checking every key, shape and dtype."""
+    checking every key, shape and dtype (a float32 weight may be stored at half precision,
+    ``HALF``: it is widened)."""
     path = checkpoint_dir(path)
     cfg, doc = read_config(path)
     file, tensors = _read_weights(path)
@@ -128,7 +166,7 @@ def load_checkpoint(
             raise CheckpointError(
                 f"{file}: {name} has shape {tuple(got.shape)}, config.json implies {tuple(want.shape)}"
             )
-        if got.dtype != want.dtype:
+        if got.dtype != want.dtype and not (want.dtype == torch.float32 and got.dtype in HALF):
             raise CheckpointError(f"{file}: {name} has dtype {got.dtype}, expected {want.dtype}")
     model = WorldModel(cfg)
     model.load_state_dict(tensors)

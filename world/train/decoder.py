@@ -92,6 +92,9 @@ class DecoderTuning:
     # model's; more grows its decoder, each new block starting as the identity; fewer keeps its
     # first blocks and drops the rest
     decoder_blocks: int = -1
+    # store the tuned model's float32 weights as bfloat16: half the bytes, frames as at play
+    # under bf16 autocast (world/core/checkpoint.py save_checkpoint)
+    half: bool = False
 
 
 def tune_decoder(tc: DecoderTuning) -> Path:
@@ -186,7 +189,7 @@ def _export(model: WorldModel, doc: dict[str, Any], tc: DecoderTuning, out: Path
     record = {**asdict(tc), "held_out_psnr_db": [scores[0], scores[-1]]}
     extra = {k: v for k, v in doc.items() if k not in ("format_version", "model")}
     extra["decoder_tuning"] = [*doc.get("decoder_tuning", []), record]  # one record per tuning
-    path = save_checkpoint(model, out / "model", extra)
+    path = save_checkpoint(model, out / "model", extra, half=tc.half)
     tqdm.write(
         f"decoder: held-out reconstruction {scores[0]:.2f} -> {scores[-1]:.2f} dB; "
         f"tuned model in {path}"
