@@ -372,8 +372,8 @@ def info_summary(info: Any, model: str) -> list[str]:
         + ")",
     ]
     shown = [
-        *(["the cache reads the frames shown (pixel history)"] if info.pixel_history else []),
-        *(["pixels clearly one of the game's colours drawn in it"] if info.palette else []),
+        *(["cached as shown (pixel history)"] if info.pixel_history else []),
+        *(["pixels clearly a game colour drawn in it"] if info.palette else []),
     ]
     if shown:
         lines.insert(6, "frames out     " + "; ".join(shown))
@@ -383,12 +383,9 @@ def info_summary(info: Any, model: str) -> list[str]:
         made = f"{card.get('name', '')}, {card.get('date', '')}"
         lines.append(f"card           {made}" + (f", {step:,} training steps" if step else ""))
     ev = card.get("evaluation", {})
-    if {"psnr_1_db", "psnr_avg16_db", "action_following", "prompt_success"} <= set(ev):
-        lines.append(
-            f"evaluated      PSNR {ev['psnr_1_db']:.2f} dB one chunk ahead, "
-            f"{ev['psnr_avg16_db']:.2f} over 16; following {100 * ev['action_following']:.1f}%, "
-            f"prompts {100 * ev['prompt_success']:.1f}%"
-        )
+    said = _evaluated(ev.get("lines", {}))
+    if said:
+        lines.append(f"evaluated      {said}")
         if "evaluation_command" in card:
             lines.append(f"               ({card['evaluation_command']})")
     from world.core.checkpoint import checkpoint_dir  # imports torch: not at the parser's import
@@ -398,6 +395,26 @@ def info_summary(info: Any, model: str) -> list[str]:
         lines.append(f"model card     {where / 'MODEL_CARD.md'}")
     lines.append(f"full record    chunkworld info --model {model} --json")
     return lines
+
+
+def _evaluated(score: dict[str, Any]) -> str:
+    """A card's scorecard (``chunkworld eval``, kept in ``card.evaluation.lines``) in one line;
+    "" when it has none."""
+    v = {k: row["value"] for k, row in score.items() if isinstance(row, dict) and "value" in row}
+    if not {
+        "psnr_tick1",
+        "psnr_mean16",
+        "following",
+        "idle",
+        "prompts_train",
+        "prompts_heldout",
+    } <= set(v):
+        return ""
+    return (
+        f"PSNR {v['psnr_tick1']:.2f} / {v['psnr_mean16']:.2f} dB (1 / 16 ticks); following "
+        f"{100 * v['following']:.1f}%, idle {100 * v['idle']:.1f}%, prompts "
+        f"{100 * v['prompts_train']:.1f}%"
+    )
 
 
 def _delegate(command: str, rest: list[str]) -> int:

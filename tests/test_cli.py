@@ -300,14 +300,18 @@ def test_info_of_the_default_is_a_short_summary_and_json_the_full_record(capsys)
     lines = text.splitlines()
     assert len(lines) <= 16 and max(map(len, lines)) <= 100  # was one 13 KB card dump
     card = json.loads((DEFAULT_DIR / "config.json").read_text())["card"]
-    assert f"following {100 * card['evaluation']['action_following']:.1f}%" in text
+    score = card["evaluation"]["lines"]
+    assert (
+        f"PSNR {score['psnr_tick1']['value']:.2f} / {score['psnr_mean16']['value']:.2f} dB" in text
+    )
+    assert f"idle {100 * score['idle']['value']:.1f}%" in text
     assert f"({card['evaluation_command']})" in text and "prior level 0.15" in text
     assert f"model card     {DEFAULT_DIR / 'MODEL_CARD.md'}" in text
-    assert "frames out     pixels clearly one of the game's colours drawn in it" in text
+    assert "frames out     cached as shown (pixel history); pixels clearly a game colour" in text
     assert main(["info", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["card"]["card"] == card and doc["prior_level"] == 0.15
-    assert (doc["palette"], doc["pixel_history"]) == (True, False)
+    assert (doc["palette"], doc["pixel_history"]) == (True, True)
 
 
 def test_serve_factory_makes_sessions() -> None:
