@@ -42,3 +42,27 @@ def test_bench_sessions_reports_every_count(capsys):
         assert r["p99_below_chunk"] == (r["tick_ms_p99"] < out["chunk_ms"])
     assert runs[1]["sampler_gflop_per_tick"] > runs[0]["sampler_gflop_per_tick"]
     assert out["largest_real_time_sessions"] in (0, 1, 3)
+
+
+@pytest.mark.parametrize("pixel_history", [False, True])
+def test_bench_sessions_counts_the_denoisers_own_share(capsys, pixel_history):
+    from world.eval.bench import main as bench
+
+    flag = "--pixel-history" if pixel_history else "--no-pixel-history"
+    args = ["--sessions", "1,2", "--preset", "tiny", "--ticks", "2", "--warm", "1"]
+    bench([*args, "--threads", "1", flag])
+    out = json.loads(capsys.readouterr().out)
+    dtype = {"bf16": "bfloat16", "fp32": "float32"}[out["precision"]]
+    for r in out["runs"]:
+        assert 0 < r["denoiser_ms_p50"] <= r["sampler_ms_p50"]
+        assert r["denoiser_share_of_peak"] == round(
+            r["denoiser_gflops"] / out["matmul_peak_gflops"][dtype], 3
+        )
+        # tiny has no prior: without pixel history every sampler FLOP is the denoiser's; with it
+        # the codec's round trip is the sampler's too (a few MFLOP at tiny: below the rounding)
+        if pixel_history:
+            assert r["denoiser_gflop_per_tick"] <= r["sampler_gflop_per_tick"]
+            assert r["decode_gflops"] is None
+        else:
+            assert r["denoiser_gflop_per_tick"] == r["sampler_gflop_per_tick"]
+    assert out["runs"][1]["denoiser_gflop_per_tick"] > out["runs"][0]["denoiser_gflop_per_tick"]

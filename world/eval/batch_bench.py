@@ -12,7 +12,9 @@ latency p50/p99 (a member's chunk arrives when the batched tick ends), the chunk
 model's fps (the real-time bar), the FLOPs of one tick (``torch.utils.flop_counter``) over its
 median time as GFLOP/s, split into the sampler (denoiser, prior and cache passes) and the decode,
 and the sampler's share of the matmul peak measured in the same run at the precision it runs
-at (``precision``: bfloat16 where the CPU has native bf16, else float32). Also the process's
+at (``precision``: bfloat16 where the CPU has native bf16, else float32); and the same for the
+denoiser's own passes (its denoise steps and cache pass, timed and counted apart:
+``denoiser_*``), the figure the many-worlds bar names. Also the process's
 peak RSS. Another load on the machine (a training run) slows every figure: say so beside them.
 With ``--pixel-history`` each world's frames are decoded (and encoded again) inside the tick, as
 the sampler caches them, so there is no decode pass (``decode_gflops`` null) and the sampler's
@@ -27,6 +29,7 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -52,6 +55,35 @@ def _rows(sampler: PipelinedSampler, states: list[Any], gen: torch.Generator) ->
     ]
 
 
+class _DenoiserMeter:
+    """The denoiser's own share of a tick: its passes (``forward``, the denoise steps, and
+    ``encode_history``, the cache pass) wrapped on the instance while the bench runs, timed, or
+    with ``flops`` set, counted (``torch.utils.flop_counter``)."""
+
+    def __init__(self, denoiser: torch.nn.Module) -> None:
+        self.denoiser, self.seconds, self.flops, self.counting = denoiser, 0.0, 0, False
+        for name in ("forward", "encode_history"):
+            setattr(denoiser, name, self._wrap(getattr(denoiser, name)))
+
+    def _wrap(self, f: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            if self.counting:
+                with FlopCounterMode(display=False) as counter:
+                    out = f(*args, **kwargs)
+                self.flops += counter.get_total_flops()
+                return out
+            t = time.perf_counter()
+            out = f(*args, **kwargs)
+            self.seconds += time.perf_counter() - t
+            return out
+
+        return run
+
+    def close(self) -> None:
+        for name in ("forward", "encode_history"):
+            delattr(self.denoiser, name)  # the class's methods again
+
+
 def _tick(sampler: PipelinedSampler, rows: list[Row]) -> tuple[float, float]:
     """One batched tick and every world's decode; (sampler seconds, decode seconds)."""
     t0 = time.perf_counter()
@@ -63,7 +95,9 @@ def _tick(sampler: PipelinedSampler, rows: list[Row]) -> tuple[float, float]:
     return t1 - t0, time.perf_counter() - t1
 
 
-def run_one(sampler: PipelinedSampler, n: int, ticks: int, warm: int) -> dict[str, Any]:
+def run_one(
+    sampler: PipelinedSampler, n: int, ticks: int, warm: int, meter: _DenoiserMeter
+) -> dict[str, Any]:
     """Measure ``n`` worlds stepped together (see the module docstring)."""
     cfg = sampler.cfg
     gen = torch.Generator().manual_seed(n)
@@ -78,11 +112,16 @@ def run_one(sampler: PipelinedSampler, n: int, ticks: int, warm: int) -> dict[st
         sampler.decode(torch.zeros(1, cfg.latent_frames, cfg.codec.latent_channels,
                                    *cfg.codec.grid))  # fmt: skip
     flops_decode = counter.get_total_flops() * n  # linear in the batch
-    samp, dec = [], []
+    meter.counting, meter.flops = True, 0
+    tick_rows(sampler, _rows(sampler, states, gen))
+    meter.counting, flops_denoiser = False, meter.flops
+    samp, dec, den = [], [], []
     for _ in range(ticks):
+        meter.seconds = 0.0
         s, d = _tick(sampler, _rows(sampler, states, gen))
         samp.append(s)
         dec.append(d)
+        den.append(meter.seconds)
     total = sorted(s + d for s, d in zip(samp, dec, strict=True))
     mean = statistics.fmean(total)
     p99 = total[min(len(total) - 1, round(0.99 * (len(total) - 1)))]
@@ -96,6 +135,9 @@ def run_one(sampler: PipelinedSampler, n: int, ticks: int, warm: int) -> dict[st
         "decode_ms_p50": round(statistics.median(dec) * 1000, 1),
         "sampler_gflop_per_tick": round(flops_sampler / 1e9, 2),
         "sampler_gflops": round(flops_sampler / med_s / 1e9, 1),
+        "denoiser_ms_p50": round(statistics.median(den) * 1000, 1),
+        "denoiser_gflop_per_tick": round(flops_denoiser / 1e9, 2),
+        "denoiser_gflops": round(flops_denoiser / statistics.median(den) / 1e9, 1),
         # with pixel history there is no decode pass: the sampler's figures hold the codec's
         "decode_gflops": (
             None if sampler.pixel_history else round(flops_decode / statistics.median(dec) / 1e9, 1)
@@ -120,13 +162,19 @@ def run(
     dtype = "bfloat16" if sampler.runs_at == "bf16" else "float32"
     chunk_ms = 1000.0 * model.cfg.chunk_frames / model.cfg.fps
     out: list[dict[str, Any]] = []
-    for n in sessions:
-        r = run_one(sampler, n, ticks, warm)
-        top = peak[dtype]
-        r["sampler_share_of_peak"] = None if top is None else round(r["sampler_gflops"] / top, 3)
-        r["p99_below_chunk"] = r["tick_ms_p99"] < chunk_ms
-        out.append(r)
-        print(json.dumps(r), file=sys.stderr, flush=True)  # progress: one line per count
+    meter = _DenoiserMeter(model.denoiser)
+    try:
+        for n in sessions:
+            r = run_one(sampler, n, ticks, warm, meter)
+            top = peak[dtype]
+            for part in ("sampler", "denoiser"):
+                share = None if top is None else round(r[f"{part}_gflops"] / top, 3)
+                r[f"{part}_share_of_peak"] = share
+            r["p99_below_chunk"] = r["tick_ms_p99"] < chunk_ms
+            out.append(r)
+            print(json.dumps(r), file=sys.stderr, flush=True)  # progress: one line per count
+    finally:
+        meter.close()
     base = out[0]["aggregate_fps"]
     for r in out:
         r["fps_vs_first"] = round(r["aggregate_fps"] / base, 2)
