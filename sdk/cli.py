@@ -401,14 +401,7 @@ def _evaluated(score: dict[str, Any]) -> str:
     """A card's scorecard (``chunkworld eval``, kept in ``card.evaluation.lines``) in one line;
     "" when it has none."""
     v = {k: row["value"] for k, row in score.items() if isinstance(row, dict) and "value" in row}
-    if not {
-        "psnr_tick1",
-        "psnr_mean16",
-        "following",
-        "idle",
-        "prompts_train",
-        "prompts_heldout",
-    } <= set(v):
+    if not {"psnr_tick1", "psnr_mean16", "following", "idle", "prompts_train"} <= set(v):
         return ""
     return (
         f"PSNR {v['psnr_tick1']:.2f} / {v['psnr_mean16']:.2f} dB (1 / 16 ticks); following "

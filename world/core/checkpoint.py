@@ -45,7 +45,7 @@ def save_checkpoint(
     """Write ``model`` to directory ``path`` (created); files are replaced atomically.
 
     ``half``: store the weights and biases of the linear and convolution layers that play runs
-    under bf16 autocast as bfloat16 (two thirds of the shipped default's bytes). Autocast
+    under bf16 autocast as bfloat16 (the shipped default: 26.8 MB, 46.7 in float32). Autocast
     rounds them to bfloat16 anyway, so on a CPU with native bf16 the frames are the
     full-precision weights' bit for bit; the rest (norms, embeddings, the encoders of frames and
     captions) stays float32. Played in float32 those layers see their weights rounded.

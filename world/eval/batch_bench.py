@@ -57,8 +57,9 @@ def _rows(sampler: PipelinedSampler, states: list[Any], gen: torch.Generator) ->
 
 class _DenoiserMeter:
     """The denoiser's own share of a tick: its passes (``forward``, the denoise steps, and
-    ``encode_history``, the cache pass) wrapped on the instance while the bench runs, timed, or
-    with ``flops`` set, counted (``torch.utils.flop_counter``)."""
+    ``encode_history``, the cache pass) wrapped on the instance while the bench runs; their
+    seconds summed into ``seconds``, or while ``counting`` is set their FLOPs into ``flops``
+    (``torch.utils.flop_counter``) instead."""
 
     def __init__(self, denoiser: torch.nn.Module) -> None:
         self.denoiser, self.seconds, self.flops, self.counting = denoiser, 0.0, 0, False
