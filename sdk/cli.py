@@ -110,11 +110,7 @@ def _model_args(p: argparse.ArgumentParser, *, sampler: bool = True) -> None:
         p.add_argument(
             "--precision",
             default="auto",
-            choices=(
-                "auto",
-                "fp32",
-                "bf16",
-            ),  # world.core.cpus.PRECISIONS; the parser imports no torch
+            choices=cli_common.PRECISIONS,
             help="auto: bf16 autocast where the CPU has native bf16 (default: %(default)s)",
         )
 

@@ -10,6 +10,10 @@ from typing import Any
 
 from sdk.errors import ArgumentError
 
+# world.core.cpus.PRECISIONS, written out: the parsers import no torch (tests/test_cli.py checks
+# the two agree)
+PRECISIONS = ("auto", "fp32", "bf16")
+
 VIDEO_SUFFIXES = (".gif", ".mp4", ".webm", ".mkv", ".npy")
 
 

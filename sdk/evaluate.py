@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sdk.cli_common import PRECISIONS
 from sdk.errors import ChunkworldError
 
 
@@ -65,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument(
         "--precision",
-        choices=["auto", "fp32", "bf16"],
+        choices=PRECISIONS,
         default="auto",
         help="auto: bf16 autocast where the CPU has native bf16 (play's setting); fp32: what a "
         "CPU without it plays (default: auto)",

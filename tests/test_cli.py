@@ -333,9 +333,11 @@ def test_serve_sessions_play_at_the_commands_precision() -> None:
         args = build_parser().parse_args(["serve", "--model", "tiny", "--precision", precision])
         assert session_factory(args)({}).info.precision == precision
     assert build_parser().parse_args(["serve", "--precision", "fp32"]).precision == "fp32"
+    from sdk import cli_common
     from world.core.cpus import PRECISIONS
 
-    for name in PRECISIONS:  # the parser's own list, written out so that it imports no torch
+    assert cli_common.PRECISIONS == PRECISIONS  # the parsers' list, written out: no torch import
+    for name in PRECISIONS:
         assert build_parser().parse_args(["play", "--precision", name]).precision == name
 
 
