@@ -73,7 +73,7 @@ def test_only_the_prior_is_new_and_the_model_starts_chunks_from_it(source, tiny_
     assert all(f.shape == (2, 32, 32, 3) for f in frames)
 
 
-@pytest.mark.parametrize("extra", [{}, {"unroll": 3, "salience": 8.0}])
+@pytest.mark.parametrize("extra", [{}, {"unroll": 3, "salience": 8.0}, {"unroll": 2, "loss": "l1"}])
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(
     source, tiny_data, tmp_path, monkeypatch, extra
 ):
@@ -104,7 +104,20 @@ def test_keep_prior_starts_from_the_source_models_prior(source, tiny_data, tmp_p
     assert not all(torch.equal(a[n], c[n]) for n in a)
 
 
+def test_the_loss_chosen_is_the_loss_trained(source, tiny_data, tmp_path):
+    """The same windows, noise and seed: only the loss differs, so the priors do."""
+    mse = tp.train_prior(_run(source, tiny_data, tmp_path / "mse", steps=4, lr=3e-3))
+    l1 = tp.train_prior(_run(source, tiny_data, tmp_path / "l1", steps=4, lr=3e-3, loss="l1"))
+    again = tp.train_prior(_run(source, tiny_data, tmp_path / "l1b", steps=4, lr=3e-3, loss="l1"))
+    a, b, c = (load_checkpoint(p)[0].prior.state_dict() for p in (mse, l1, again))
+    assert not all(torch.equal(a[n], b[n]) for n in a)
+    assert all(torch.equal(b[n], c[n]) for n in b)
+    assert load_checkpoint(l1)[1]["prior_training"]["loss"] == "l1"
+
+
 def test_bad_calls_say_how_to_fix_them(source, tiny_data, tmp_path):
+    with pytest.raises(ValueError, match=r"--loss 'huber': give mse or l1"):
+        tp.train_prior(_run(source, tiny_data, tmp_path / "l", loss="huber"))
     with pytest.raises(ValueError, match=r"--level 1: give the level .* in \(0, 1\)"):
         tp.train_prior(_run(source, tiny_data, tmp_path / "a", level=1.0))
     with pytest.raises(ValueError, match="multiple of 8"):

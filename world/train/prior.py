@@ -96,6 +96,9 @@ class PriorTraining:
     unroll: int = 4
     salience: float = 8.0  # extra loss weight on the tokens that hold sprites or moved
     keep_prior: bool = False  # start from the source model's prior (same width and blocks)
+    loss: str = (
+        "mse"  # "mse" (squared error) or "l1" (absolute: a median, not a mean, of what may come)
+    )
     precision: str = "auto"  # as chunkworld train: bf16 autocast only on CPUs with native bf16
 
 
@@ -107,6 +110,8 @@ def train_prior(tc: PriorTraining) -> Path:
         ValueError: bad settings, data that do not fit the model or are too few or short, or
             ``latents`` that do not fit the data.
     """
+    if tc.loss not in ("mse", "l1"):
+        raise ValueError(f"--loss {tc.loss!r}: give mse or l1")
     if not 0.0 < tc.level < 1.0:
         raise ValueError(f"--level {tc.level:g}: give the level to start chunks from, in (0, 1)")
     source, doc = load_checkpoint(tc.model)
@@ -213,7 +218,7 @@ def train_prior(tc: PriorTraining) -> Path:
         pred = chunks(c, t, gen, tc.unroll)
         truth = z[c[:, None], t[:, None] + np.arange(-1, span)]  # the frame before, then the span
         weight = salience_weight(truth[:, None], tc.salience)[:, 0, 1:]  # (B, span, 1, h, w)
-        err = (pred - truth[:, 1:]).pow(2)
+        err = (pred - truth[:, 1:]).pow(2) if tc.loss == "mse" else (pred - truth[:, 1:]).abs()
         loss = (err * weight).sum() / (weight.sum() * err.shape[2])
         opt.zero_grad(set_to_none=True)
         loss.backward()
