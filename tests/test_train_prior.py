@@ -116,7 +116,7 @@ def test_the_loss_chosen_is_the_loss_trained(source, tiny_data, tmp_path):
 
 
 def test_bad_calls_say_how_to_fix_them(source, tiny_data, tmp_path):
-    with pytest.raises(ValueError, match=r"--loss 'huber': give mse or l1"):
+    with pytest.raises(ValueError, match=r"--loss .huber.: give one of mse, l1"):
         tp.train_prior(_run(source, tiny_data, tmp_path / "l", loss="huber"))
     with pytest.raises(ValueError, match=r"--level 1: give the level .* in \(0, 1\)"):
         tp.train_prior(_run(source, tiny_data, tmp_path / "a", level=1.0))

@@ -51,6 +51,7 @@ from world.train.codec import encode_dataset
 from world.train.data import ClipBatch, Dataset
 from world.train.denoiser import held_out_clips
 from world.train.trainkit import (
+    LOSSES,
     Arrays,
     MetricsLog,
     due,
@@ -96,9 +97,7 @@ class PriorTraining:
     unroll: int = 4
     salience: float = 8.0  # extra loss weight on the tokens that hold sprites or moved
     keep_prior: bool = False  # start from the source model's prior (same width and blocks)
-    loss: str = (
-        "mse"  # "mse" (squared error) or "l1" (absolute: a median, not a mean, of what may come)
-    )
+    loss: str = "mse"  # "mse": squared error; "l1": absolute (a median of what may come)
     precision: str = "auto"  # as chunkworld train: bf16 autocast only on CPUs with native bf16
 
 
@@ -110,8 +109,8 @@ def train_prior(tc: PriorTraining) -> Path:
         ValueError: bad settings, data that do not fit the model or are too few or short, or
             ``latents`` that do not fit the data.
     """
-    if tc.loss not in ("mse", "l1"):
-        raise ValueError(f"--loss {tc.loss!r}: give mse or l1")
+    if tc.loss not in LOSSES:
+        raise ValueError(f"--loss {tc.loss!r}: give one of {', '.join(LOSSES)}")
     if not 0.0 < tc.level < 1.0:
         raise ValueError(f"--level {tc.level:g}: give the level to start chunks from, in (0, 1)")
     source, doc = load_checkpoint(tc.model)
@@ -218,7 +217,8 @@ def train_prior(tc: PriorTraining) -> Path:
         pred = chunks(c, t, gen, tc.unroll)
         truth = z[c[:, None], t[:, None] + np.arange(-1, span)]  # the frame before, then the span
         weight = salience_weight(truth[:, None], tc.salience)[:, 0, 1:]  # (B, span, 1, h, w)
-        err = (pred - truth[:, 1:]).pow(2) if tc.loss == "mse" else (pred - truth[:, 1:]).abs()
+        miss = pred - truth[:, 1:]
+        err = miss.pow(2) if tc.loss == "mse" else miss.abs()
         loss = (err * weight).sum() / (weight.sum() * err.shape[2])
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -319,7 +319,8 @@ def field_notes(cls: type) -> dict[str, str]:
     return notes
 
 
-CHOICES = {"precision": PRECISIONS}  # fields whose flag takes one of a few values
+LOSSES = ("mse", "l1")  # what chunkworld train-prior can minimise: squared or absolute error
+CHOICES = {"precision": PRECISIONS, "loss": LOSSES}  # fields whose flag takes one of a few values
 OPTIONAL = {"int | None": int, "float | None": float, "str | None": str}  # None: not given
 
 
