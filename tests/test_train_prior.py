@@ -130,6 +130,8 @@ def test_bad_calls_say_how_to_fix_them(source, tiny_data, tmp_path):
         tp.train_prior(_run(source, tiny_data, tmp_path / "d", latents=str(tmp_path / "z.npy")))
     with pytest.raises(SystemExit):  # the command names the flag it does not know
         tp.main(["--stpes", "3"])
+    with pytest.raises(SystemExit):  # the flag takes only the losses the trainer knows
+        tp.main(["--loss", "huber"])
 
 
 def test_data_without_the_players_place_are_scored_by_the_latent_error_alone(

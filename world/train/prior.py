@@ -33,7 +33,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -51,7 +51,6 @@ from world.train.codec import encode_dataset
 from world.train.data import ClipBatch, Dataset
 from world.train.denoiser import held_out_clips
 from world.train.trainkit import (
-    LOSSES,
     Arrays,
     MetricsLog,
     due,
@@ -63,6 +62,7 @@ from world.train.trainkit import (
 )
 
 STATE_FILE = "prior_state.safetensors"
+LOSSES = ("mse", "l1")  # what the prior can be trained to minimise: squared or absolute error
 
 
 @dataclass
@@ -99,6 +99,7 @@ class PriorTraining:
     keep_prior: bool = False  # start from the source model's prior (same width and blocks)
     loss: str = "mse"  # "mse": squared error; "l1": absolute (a median of what may come)
     precision: str = "auto"  # as chunkworld train: bf16 autocast only on CPUs with native bf16
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"loss": LOSSES}  # the flag refuses others
 
 
 def train_prior(tc: PriorTraining) -> Path:

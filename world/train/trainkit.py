@@ -319,8 +319,9 @@ def field_notes(cls: type) -> dict[str, str]:
     return notes
 
 
-LOSSES = ("mse", "l1")  # what chunkworld train-prior can minimise: squared or absolute error
-CHOICES = {"precision": PRECISIONS, "loss": LOSSES}  # fields whose flag takes one of a few values
+# fields whose flag takes one of a few values, for every command; a config class adds its own
+# as a class attribute ``choices`` (a ClassVar mapping field name -> values)
+CHOICES = {"precision": PRECISIONS}
 OPTIONAL = {"int | None": int, "float | None": float, "str | None": str}  # None: not given
 
 
@@ -331,6 +332,7 @@ def config_parser(cls: type, prog: str, doc: str | None) -> argparse.ArgumentPar
         prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     notes = field_notes(cls)
+    known = {**CHOICES, **getattr(cls, "choices", {})}
     for f in fields(cls):
         note = notes.get(f.name, "").replace("%", "%%")  # argparse formats help with %
         shown = "''" if f.default == "" else "the model's" if f.default is None else f.default
@@ -341,8 +343,7 @@ def config_parser(cls: type, prog: str, doc: str | None) -> argparse.ArgumentPar
             )
         else:  # a field "X | None = None" takes an X, absent: None
             kind = OPTIONAL[str(f.type)] if f.default is None else type(f.default)
-            choices = CHOICES.get(f.name)
-            p.add_argument(flag, type=kind, default=f.default, choices=choices, help=help)
+            p.add_argument(flag, type=kind, default=f.default, choices=known.get(f.name), help=help)
     return p
 
 
