@@ -96,8 +96,6 @@ ADDED_LATER = {
     ("sampler", "start_steps"): 0,
     ("prior", "width"): 0,
     ("prior", "blocks"): 4,
-    ("prior", "space"): "latent",
-    ("prior", "radius"): 4,
 }
 # Config fields removed since (docs/experiments.md) that the hash always held: hashed at the one
 # value a loadable model can have had, so fingerprints do not change with their removal.

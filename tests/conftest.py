@@ -56,23 +56,6 @@ def tiny_primed_model() -> WorldModel:
     )
 
 
-@pytest.fixture(scope="session")
-def tiny_pixel_primed_model() -> WorldModel:
-    """The tiny model with a pixel prior (width 8, one block, radius 2) at 0.4, its scores
-    random so that it moves pixels."""
-    cfg = preset("tiny")
-    model = _tiny(
-        cfg.replace(
-            prior=PriorConfig(width=8, blocks=1, space="pixels", radius=2),
-            sampler=dataclasses.replace(cfg.sampler, prior_level=0.4),
-        )
-    )
-    assert model.prior is not None
-    with torch.no_grad():
-        model.prior.out.weight.normal_(0, 1.0)
-    return model
-
-
 def _tiny(cfg: ModelConfig) -> WorldModel:
     torch.manual_seed(0)
     model = WorldModel(cfg).eval()

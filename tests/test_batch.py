@@ -24,7 +24,7 @@ def _starting(tiny: WorldModel) -> WorldModel:
     return model.eval()
 
 
-@pytest.fixture(scope="module", params=["tiny", "starts", "prior", "wide", "pixels", "pixel-prior"])
+@pytest.fixture(scope="module", params=["tiny", "starts", "prior", "wide", "pixels"])
 def model(request: pytest.FixtureRequest) -> WorldModel:
     if request.param == "pixels":  # each chunk cached through its frames, the codec batched
         tiny = request.getfixturevalue("tiny_model")
@@ -36,8 +36,6 @@ def model(request: pytest.FixtureRequest) -> WorldModel:
         return pixels.eval()
     if request.param == "prior":
         return request.getfixturevalue("tiny_primed_model")
-    if request.param == "pixel-prior":  # its guesses decoded, moved and encoded, batched
-        return request.getfixturevalue("tiny_pixel_primed_model")
     if request.param == "wide":
         return request.getfixturevalue("tiny_wide_local_model")
     tiny = request.getfixturevalue("tiny_model")

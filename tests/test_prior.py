@@ -14,7 +14,7 @@ from sdk import Session
 from world.core.checkpoint import load_checkpoint, save_checkpoint
 from world.core.config import ModelConfig, PriorConfig, preset
 from world.core.model import WorldModel
-from world.core.prior import DynamicsPrior, PixelPrior
+from world.core.prior import DynamicsPrior
 from world.core.sampler import PipelinedSampler
 
 
@@ -38,38 +38,6 @@ def test_an_untrained_prior_predicts_that_nothing_moves_and_unrolls_frame_by_fra
     assert not torch.equal(moved[:, 2], prior(last, actions)[:, 2])
 
 
-def test_a_pixel_prior_moves_pixels_whole_and_untrained_moves_none():
-    """Untrained, every pixel keeps its place; with the scores pinned to one offset, a frame is
-    the last frame shifted by it, copied bit for bit (the rim from the edge); a chunk unrolls
-    frame by frame, causal in its actions."""
-    cfg = preset("tiny").replace(prior=PriorConfig(width=8, blocks=1, space="pixels", radius=2))
-    torch.manual_seed(0)
-    prior = PixelPrior(cfg)
-    last = torch.rand(2, 2, 3, 32, 32) * 2 - 1
-    actions = torch.tensor([[1, 2, 3, 0], [4, 4, 5, 0]])
-    assert torch.equal(prior(last, actions), last[:, 1:].expand(-1, 4, -1, -1, -1))
-    bias = prior.out.bias
-    with torch.no_grad():  # offset (dy, dx) = (-1, 2): each pixel from one row up, two right
-        bias.zero_()
-        bias[(-1 + 2) * 5 + (2 + 2)] = 10.0
-    frame = prior.step(last[:, 0], last[:, 1], actions[:, 0])
-    expected = last[:, 1, :, [0, *range(31)]][:, :, :, [*range(2, 32), 31, 31]]
-    assert torch.equal(frame, expected)
-    with torch.no_grad():  # scores that depend on the frames and the actions
-        bias.zero_()
-        prior.out.weight.normal_(0, 1.0)
-    other = actions.clone()
-    other[:, 2] = (other[:, 2] + 1) % 6
-    moved, kept = prior(last, other), prior(last, actions)
-    assert torch.equal(moved[:, :2], kept[:, :2]) and not torch.equal(moved[:, 2], kept[:, 2])
-    with torch.no_grad():  # "new" taken here and there: play's step is the trainer's pick
-        bias[-4] = 2.0
-    f2, f1, a = last[:, 0], last[:, 1], actions[:, 0]
-    sources, probs = prior.candidates(f2, f1, a)
-    assert 0 < (probs.argmax(1) == prior.offsets).float().mean() < 1
-    assert torch.equal(prior.step(f2, f1, a), prior.pick(sources, probs))
-
-
 def test_bad_settings_are_refused_with_the_fix(tiny_primed_model):
     cfg = preset("tiny")
     with pytest.raises(ValueError, match="multiple of 8"):
@@ -82,10 +50,6 @@ def test_bad_settings_are_refused_with_the_fix(tiny_primed_model):
         )
     with pytest.raises(ValueError, match="chunkworld train-prior"):
         PipelinedSampler(WorldModel(cfg), prior_level=0.3)
-    with pytest.raises(ValueError, match="give a space of 'latent' or 'pixels'"):
-        cfg.replace(prior=PriorConfig(width=8, space="pixel"))
-    with pytest.raises(ValueError, match="radius of at least 1 px"):
-        cfg.replace(prior=PriorConfig(width=8, space="pixels", radius=0))
     assert ModelConfig.from_dict(tiny_primed_model.cfg.to_dict()) == tiny_primed_model.cfg
 
 
@@ -145,15 +109,8 @@ def test_without_a_clean_chunk_before_it_a_chunk_starts_from_noise(tiny_primed_m
     assert third.trace[0][0][1] == pytest.approx(0.4)
 
 
-@pytest.fixture(params=["latent", "pixels"])
-def primed(request: pytest.FixtureRequest) -> WorldModel:
-    """A tiny model with either kind of prior."""
-    name = "tiny_primed_model" if request.param == "latent" else "tiny_pixel_primed_model"
-    return request.getfixturevalue(name)
-
-
-def test_with_a_prior_the_cache_equals_recompute(primed):
-    model = primed
+def test_with_a_prior_the_cache_equals_recompute(tiny_primed_model):
+    model = tiny_primed_model
     outs = []
     for use_cache in (True, False):
         sampler = PipelinedSampler(model, use_cache=use_cache)
@@ -164,8 +121,8 @@ def test_with_a_prior_the_cache_equals_recompute(primed):
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-4)
 
 
-def test_snapshot_then_restore_replays_identical_frames_with_a_prior(primed, tmp_path):
-    model = primed
+def test_snapshot_then_restore_replays_identical_frames_with_a_prior(tiny_primed_model, tmp_path):
+    model = tiny_primed_model
     save_checkpoint(model, tmp_path / "primed")
     reloaded, _ = load_checkpoint(tmp_path / "primed")
     for name, value in model.state_dict().items():

@@ -12,7 +12,6 @@ import torch
 
 from sdk import Session
 from world.core.checkpoint import load_checkpoint, save_checkpoint
-from world.core.codec import Codec
 from world.core.config import preset
 from world.core.model import WorldModel
 from world.train import prior as tp
@@ -74,15 +73,7 @@ def test_only_the_prior_is_new_and_the_model_starts_chunks_from_it(source, tiny_
     assert all(f.shape == (2, 32, 32, 3) for f in frames)
 
 
-@pytest.mark.parametrize(
-    "extra",
-    [
-        {},
-        {"unroll": 3, "salience": 8.0},
-        {"unroll": 2, "loss": "l1"},
-        {"space": "pixels", "unroll": 2, "salience": 8.0, "radius": 2},
-    ],
-)
+@pytest.mark.parametrize("extra", [{}, {"unroll": 3, "salience": 8.0}, {"unroll": 2, "loss": "l1"}])
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(
     source, tiny_data, tmp_path, monkeypatch, extra
 ):
@@ -102,33 +93,6 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(
     resumed = load_checkpoint(tp.train_prior(_run(source, tiny_data, tmp_path / "cut", **extra)))[0]
     for name, value in whole.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[name]), name
-
-
-def test_a_pixel_prior_learns_the_frames_and_plays(source, tiny_data, tmp_path):
-    """Trained on the frames (no latents encoded), scored by their error, and a model that
-    starts its chunks from the frames it draws."""
-    run = _run(source, tiny_data, tmp_path / "run", steps=60, lr=3e-3, space="pixels", radius=2)
-    path = tp.train_prior(run)
-    primed, doc = load_checkpoint(path)
-    assert (primed.cfg.prior.space, primed.cfg.prior.radius) == ("pixels", 2)
-    assert not (tmp_path / "run" / "latents.npy").exists()
-    first, last = doc["prior_training"]["held_out"]
-    assert "pixel_mse" in last and "latent_mse" not in last
-    clip = Dataset(tiny_data).load_all()  # on the clips it learned from, its error falls
-    frames = Codec.to_unit(torch.from_numpy(clip.frames[:4]))
-    actions = torch.from_numpy(clip.actions[:4, 2:].astype(np.int64))
-    untrained = WorldModel(primed.cfg).prior
-    with torch.no_grad():
-        before, after = (
-            tp.expected_error(p, frames, actions, 0.0, "mse") for p in (untrained, primed.prior)
-        )
-    assert after < 0.98 * before
-    with Session.load(str(path), precision="fp32") as s:
-        assert s.info.prior_level == 0.3
-        s.reset(prompt="a room")
-        assert all(s.step("right").frames.shape == (2, 32, 32, 3) for _ in range(3))
-    with pytest.raises(ValueError, match="--keep-prior: .* a pixels one of width 8"):
-        tp.train_prior(_run(path, tiny_data, tmp_path / "again", keep_prior=True))
 
 
 def test_keep_prior_starts_from_the_source_models_prior(source, tiny_data, tmp_path):
@@ -159,7 +123,7 @@ def test_bad_calls_say_how_to_fix_them(source, tiny_data, tmp_path):
     with pytest.raises(ValueError, match="multiple of 8"):
         tp.train_prior(_run(source, tiny_data, tmp_path / "b", width=12))
     tp.train_prior(_run(source, tiny_data, tmp_path / "c", steps=3))
-    with pytest.raises(ValueError, match="--space, --width, --blocks or --radius"):
+    with pytest.raises(ValueError, match="--width or --blocks"):
         tp.train_prior(_run(source, tiny_data, tmp_path / "c", steps=6, width=16))
     np.save(tmp_path / "z.npy", np.zeros((3, 8, 4, 4, 4), np.float32))
     with pytest.raises(ValueError, match=r"z.npy: latents of shape \(3, 8, 4, 4, 4\) do not fit"):
@@ -168,10 +132,6 @@ def test_bad_calls_say_how_to_fix_them(source, tiny_data, tmp_path):
         tp.main(["--stpes", "3"])
     with pytest.raises(SystemExit):  # the flag takes only the losses the trainer knows
         tp.main(["--loss", "huber"])
-    with pytest.raises(SystemExit):  # and only the spaces a prior works in
-        tp.main(["--space", "pixel"])
-    with pytest.raises(ValueError, match="--space .pixel.: give one of latent, pixels"):
-        tp.train_prior(_run(source, tiny_data, tmp_path / "s", space="pixel"))
 
 
 def test_data_without_the_players_place_are_scored_by_the_latent_error_alone(

@@ -96,9 +96,11 @@ def _admit(sampler: PipelinedSampler, rows: list[Row]) -> None:
         lasts = [None if r.prompted else r.state.last_frames(2) for r in rows]
         use = [i for i, last in enumerate(lasts) if last is not None]
         if use:
+            assert sampler.model.prior is not None
             last = torch.cat([lasts[i] for i in use])  # type: ignore[misc]
             acts = torch.cat([rows[i].actions for i in use])
-            guess = sampler.prior_guess(last, acts)
+            with sampler._precision():
+                guess = sampler.model.prior(last, acts).float()
             for j, i in enumerate(use):
                 noise[i] = add_noise(guess[j : j + 1], noise[i], sampler.prior_level)
                 top[i] = sampler.prior_level

@@ -95,9 +95,6 @@ class DenoiserConfig:
         return self.dim // self.heads
 
 
-PRIOR_SPACES = ("latent", "pixels")  # where a dynamics prior guesses (PriorConfig.space)
-
-
 @dataclass(frozen=True)
 class PriorConfig:
     """The dynamics prior (``world/core/prior.py``): a small convolutional network's guess of the next
@@ -105,11 +102,6 @@ class PriorConfig:
 
     width: int = 0  # channels of its convolutions (0: no prior; a multiple of 8 otherwise)
     blocks: int = 4  # residual blocks of two 3x3 convolutions
-    # "latent": it guesses the chunk's latent frames from the two before (DynamicsPrior);
-    # "pixels": it moves the last frame's pixels, each by up to ``radius`` px (PixelPrior), and
-    # the sampler encodes its frames
-    space: str = "latent"
-    radius: int = 4  # pixels: the farthest a pixel moves in one frame, each axis
 
 
 @dataclass(frozen=True)
@@ -189,20 +181,6 @@ class ModelConfig:
             raise ValueError(
                 f"prior.width={self.prior.width}, prior.blocks={self.prior.blocks}: give a width "
                 "that is a multiple of 8 (0 for no prior) and at least one block"
-            )
-        if self.prior.space not in PRIOR_SPACES or self.prior.radius < 1:
-            raise ValueError(
-                f"prior.space={self.prior.space!r}, prior.radius={self.prior.radius}: give a "
-                f"space of {' or '.join(map(repr, PRIOR_SPACES))} and a radius of at least 1 px"
-            )
-        if (
-            self.prior.space == "pixels"
-            and self.prior.width
-            and any(side % 4 for side in self.frame_shape[:2])
-        ):
-            raise ValueError(
-                f"prior.space='pixels' halves the frame twice: give frames whose sides are "
-                f"multiples of 4, not {self.frame_shape[0]}x{self.frame_shape[1]}"
             )
         level = self.sampler.prior_level
         if level and not (0.0 < level < 1.0 and self.prior.width):

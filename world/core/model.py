@@ -8,7 +8,7 @@ from torch import nn
 from world.core.codec import Codec
 from world.core.config import ModelConfig
 from world.core.denoiser import Denoiser
-from world.core.prior import build_prior
+from world.core.prior import DynamicsPrior
 from world.core.text import build_text_encoder
 
 
@@ -22,7 +22,7 @@ class WorldModel(nn.Module):
         self.text = build_text_encoder(cfg.text)
         self.denoiser = Denoiser(cfg, cfg.text.dim)
         # the dynamics prior (world/core/prior.py), when the config has one
-        self.prior = build_prior(cfg)
+        self.prior = DynamicsPrior(cfg) if cfg.prior.width else None
 
     def encode_text(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """Captions -> tokens (B, L, Dt), mask (B, L)."""

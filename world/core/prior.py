@@ -21,12 +21,6 @@ latent frame at a time: frame ``t`` from frames ``t - 2`` and ``t - 1`` and the 
 frames ``t`` stands for, each prediction feeding the next. It outputs the change from frame
 ``t - 1`` (its output layer starts at zero: "nothing moves"). ``chunkworld train-prior``
 (``world/train/prior.py``) trains it for a model's latents.
-
-A prior may instead work on pixels (``prior.space = "pixels"``, :class:`PixelPrior`): it moves
-each pixel of the last frame by up to ``radius`` pixels, or draws it anew, and the sampler
-encodes its frames to start the chunk from. A latent guess blurs a small moving object a little
-every frame until it is gone (docs/training-log.md, "Where the balls go"); a pixel moved is
-moved whole, and what stands still is copied exactly.
 """
 
 from __future__ import annotations
@@ -37,7 +31,7 @@ from torch import nn
 
 from world.core.config import ModelConfig
 
-__all__ = ["ConvTrunk", "DynamicsPrior", "PixelPrior", "action_planes", "build_prior"]
+__all__ = ["ConvTrunk", "DynamicsPrior", "action_planes"]
 
 
 class ConvTrunk(nn.Module):
@@ -99,116 +93,3 @@ class DynamicsPrior(nn.Module):
             z2, z1 = z1, self.step(z2, z1, a)
             out.append(z1)
         return torch.stack(out, 1)
-
-
-def _residual(width: int) -> nn.Module:
-    return nn.Sequential(
-        nn.GroupNorm(8, width),
-        nn.GELU(),
-        nn.Conv2d(width, width, 3, padding=1),
-        nn.GELU(),
-        nn.Conv2d(width, width, 3, padding=1),
-    )
-
-
-class PixelPrior(nn.Module):
-    """Two frames and the actions of the next -> that frame, each of its pixels taken from the
-    last frame up to ``radius`` px away or drawn new; unrolled over a chunk.
-
-    A small U-Net (full, half and quarter resolution; the residual blocks at a quarter) reads the
-    two frames, their difference and the action planes, and scores, for every output pixel, each
-    of the ``(2 radius + 1)^2`` offsets it may come from, plus "new" with a colour of its own,
-    and each pixel takes its likeliest source outright: a moved object keeps its shape and
-    colour, never a blend. Training scores the blend and each source's error weighted by its
-    probability (``world/train/prior.py``). The scores start at "nothing moves".
-    """
-
-    def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        p = cfg.prior
-        self.radius = p.radius
-        self.offsets = (2 * p.radius + 1) ** 2
-        self.n_actions = len(cfg.actions)
-        w1, w2 = p.width, 2 * p.width
-        self.inp = nn.Conv2d(9 + self.n_actions, w1, 3, padding=1)
-        self.down1 = nn.Conv2d(w1, w2, 4, stride=2, padding=1)
-        self.down2 = nn.Conv2d(w2, w2, 4, stride=2, padding=1)
-        self.mid = nn.ModuleList(_residual(w2) for _ in range(p.blocks))
-        self.up2 = nn.ConvTranspose2d(w2, w2, 4, stride=2, padding=1)
-        self.at_half = _residual(w2)
-        self.up1 = nn.ConvTranspose2d(w2, w1, 4, stride=2, padding=1)
-        self.at_full = _residual(w1)
-        self.out = nn.Conv2d(w1, self.offsets + 1 + 3, 3, padding=1)  # scores, "new", colour
-        nn.init.zeros_(self.out.weight)
-        bias = self.out.bias
-        assert bias is not None
-        with torch.no_grad():
-            bias.zero_()
-            bias[self.offsets // 2] = 4.0  # offset (0, 0): nothing moves (mostly: room to learn)
-            bias[self.offsets] = -3.0  # a new colour, rarely
-
-    def scores(self, f2: torch.Tensor, f1: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """f2, f1: (B, 3, H, W) frames t-2, t-1 in [-1, 1]; actions: (B,) ids of frame t ->
-        (B, offsets + 4, H, W): each offset's score, "new"'s score, the new colour (pre-tanh)."""
-        planes = action_planes(actions[:, None], self.n_actions, f1)
-        x = self.inp(torch.cat([f2, f1, f1 - f2, planes], 1))
-        h1 = self.down1(fn.gelu(x))
-        h = self.down2(fn.gelu(h1))
-        for block in self.mid:
-            h = h + block(h)
-        u = self.up2(h) + h1
-        u = u + self.at_half(u)
-        u = self.up1(u) + x
-        u = u + self.at_full(u)
-        return self.out(fn.gelu(u))
-
-    def candidates(
-        self, f2: torch.Tensor, f1: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every pixel's sources for frame t, (B, 3, offsets + 1, H, W): the last frame's pixel
-        at each offset (the rim repeats the edge), then the new colour; and the prior's
-        probabilities of taking each, (B, offsets + 1, H, W)."""
-        b, _, h, w = f1.shape
-        r, k = self.radius, self.offsets
-        s = self.scores(f2, f1, actions).float()
-        padded = fn.pad(f1.float(), (r, r, r, r), mode="replicate")
-        sources = fn.unfold(padded, 2 * r + 1).view(b, 3, k, h, w)  # [:, :, j]: offset j's pixel
-        sources = torch.cat([sources, torch.tanh(s[:, k + 1 :])[:, :, None]], 2)
-        return sources, s[:, : k + 1].softmax(1)
-
-    @staticmethod
-    def pick(sources: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W): each pixel from its likeliest source."""
-        best = probs.argmax(1)[:, None, None].expand(-1, 3, 1, -1, -1)
-        return sources.gather(2, best)[:, :, 0]
-
-    def step(self, f2: torch.Tensor, f1: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Frame t (B, 3, H, W) in [-1, 1] from frames t-2, t-1 and frame t's actions (B,):
-        ``pick(*candidates(...))`` without laying out every source (a third of the time)."""
-        b, _, h, w = f1.shape
-        r, side, k = self.radius, 2 * self.radius + 1, self.offsets
-        s = self.scores(f2, f1, actions).float()
-        best = s[:, : k + 1].argmax(1)  # (B, H, W); k is "new"
-        offset = best.clamp(max=k - 1)
-        ys = (torch.arange(h)[:, None] + offset // side - r).clamp(0, h - 1)  # the rim repeats
-        xs = (torch.arange(w)[None, :] + offset % side - r).clamp(0, w - 1)
-        rows = torch.arange(b)[:, None, None]
-        moved = f1.float().permute(0, 2, 3, 1)[rows, ys, xs].permute(0, 3, 1, 2)
-        return torch.where((best == k)[:, None], torch.tanh(s[:, k + 1 :]), moved)
-
-    def forward(self, last: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """last: (B, 2, 3, H, W) the two frames before the chunk, in [-1, 1]; actions: (B, F)
-        the chunk's per-frame actions -> (B, F, 3, H, W) the chunk's frames."""
-        f2, f1 = last[:, 0], last[:, 1]
-        out = []
-        for a in actions.unbind(1):
-            f2, f1 = f1, self.step(f2, f1, a)
-            out.append(f1)
-        return torch.stack(out, 1)
-
-
-def build_prior(cfg: ModelConfig) -> DynamicsPrior | PixelPrior | None:
-    """The config's dynamics prior: none, a latent one or a pixel one (``prior.space``)."""
-    if not cfg.prior.width:
-        return None
-    return PixelPrior(cfg) if cfg.prior.space == "pixels" else DynamicsPrior(cfg)

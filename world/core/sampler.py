@@ -44,12 +44,10 @@ import torch
 
 from world.core import inflight
 from world.core.cache import KVCache, RowCache
-from world.core.codec import Codec
 from world.core.cpus import bf16_enabled
 from world.core.guidance import Guidance
 from world.core.model import WorldModel
 from world.core.palette import Palette
-from world.core.prior import PixelPrior
 from world.core.rollout_state import InFlight, RolloutState, TickResult, Trace
 from world.core.schedule import add_noise, euler_step, sampling_grid
 
@@ -293,7 +291,9 @@ class PipelinedSampler:
         if self.prior_level and not prompted and self.in_flight == 1:
             last = state.last_frames(2)
             if last is not None:  # start from the prior's guess (world/core/prior.py)
-                guess = self.prior_guess(last, actions)
+                assert self.model.prior is not None
+                with self._precision():
+                    guess = self.model.prior(last, actions).float()
                 latent, top = add_noise(guess, latent, self.prior_level), self.prior_level
         state.in_flight.append(
             InFlight(
@@ -307,25 +307,6 @@ class PipelinedSampler:
             )
         )
         state.next_chunk += 1
-
-    @torch.no_grad()
-    def prior_guess(self, last: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """The dynamics prior's guess of a chunk, scaled latents (B, Tl, C, h, w), from the last
-        two latent frames as the cache holds them (B, 2, C, h, w) and the chunk's actions (B, F).
-        A pixel prior moves the pixels of those frames decoded (snapped to the palette, as shown)
-        and its frames, snapped too, are encoded."""
-        prior = self.model.prior
-        assert prior is not None
-        if not isinstance(prior, PixelPrior):
-            with self._precision():
-                return prior(last, actions).float()
-        before = Codec.to_unit(self.decode(last)[:, -2:])
-        with self._precision():
-            moved = Codec.to_uint8(prior(before, actions))
-        if self.palette is not None:
-            moved = self.palette.snap(moved)
-        with self._precision():
-            return self.model.codec.encode(moved)
 
     def _precision(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)

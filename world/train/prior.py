@@ -25,12 +25,6 @@ of the training (``prior_training``).
 
 Latents: the data are encoded with the model's encoder (a minute or two for 750 clips of 256
 frames), or read from ``--latents``, a run's ``latents.npy`` for this model's encoder.
-
-``--space pixels`` trains a prior that moves pixels instead (``world/core/prior.py``,
-``PixelPrior``): on the clips' frames, one frame at a time from the two before, the same unroll,
-sprite weight and loss; no latents are needed, and the held-out error is the frames' (pixels in
-[-1, 1]). Its ``--width`` is the channels at full resolution (32 is plenty; the default 128 is
-the latent prior's).
 """
 
 from __future__ import annotations
@@ -48,11 +42,9 @@ from torch import nn
 from tqdm import tqdm
 
 from world.core.checkpoint import load_checkpoint, save_checkpoint
-from world.core.codec import Codec
-from world.core.config import PRIOR_SPACES, PriorConfig
+from world.core.config import PriorConfig
 from world.core.cpus import bf16_enabled
 from world.core.model import WorldModel
-from world.core.prior import PixelPrior
 from world.core.schedule import add_noise, salience_weight
 from world.eval.detect import player_errors
 from world.train.codec import encode_dataset
@@ -71,9 +63,6 @@ from world.train.trainkit import (
 
 STATE_FILE = "prior_state.safetensors"
 LOSSES = ("mse", "l1")  # what the prior can be trained to minimise: squared or absolute error
-# a pixel prior's source draws a sprite where its colours are this far from the frame's median
-# colour (summed over the three, in [-1, 1]: 13 levels of 255 in all)
-STANDS_OUT = 0.1
 
 
 @dataclass
@@ -109,13 +98,8 @@ class PriorTraining:
     salience: float = 8.0  # extra loss weight on the tokens that hold sprites or moved
     keep_prior: bool = False  # start from the source model's prior (same width and blocks)
     loss: str = "mse"  # "mse": squared error; "l1": absolute (a median of what may come)
-    # "latent": guess the chunk's latent frames; "pixels": move the last frame's pixels, each by
-    # up to ``radius`` px a frame (world/core/prior.py, PixelPrior)
-    space: str = "latent"
-    radius: int = 4
     precision: str = "auto"  # as chunkworld train: bf16 autocast only on CPUs with native bf16
-    # the flags refuse other values
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"loss": LOSSES, "space": PRIOR_SPACES}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"loss": LOSSES}  # the flag refuses others
 
 
 def train_prior(tc: PriorTraining) -> Path:
@@ -130,23 +114,11 @@ def train_prior(tc: PriorTraining) -> Path:
         raise ValueError(f"--loss {tc.loss!r}: give one of {', '.join(LOSSES)}")
     if not 0.0 < tc.level < 1.0:
         raise ValueError(f"--level {tc.level:g}: give the level to start chunks from, in (0, 1)")
-    if tc.space not in PRIOR_SPACES:
-        raise ValueError(f"--space {tc.space!r}: give one of {', '.join(PRIOR_SPACES)}")
     source, doc = load_checkpoint(tc.model)
     cfg = source.cfg.replace(
-        prior=PriorConfig(width=tc.width, blocks=tc.blocks, space=tc.space, radius=tc.radius),
+        prior=PriorConfig(width=tc.width, blocks=tc.blocks),
         sampler=replace(source.cfg.sampler, prior_level=tc.level),
-    )  # raises with the fix for a bad width, block count or radius
-    if tc.keep_prior and (source.cfg.prior.space, source.cfg.prior.width) != (
-        tc.space,
-        tc.width,
-    ):
-        raise ValueError(
-            f"--keep-prior: {tc.model}'s prior is a {source.cfg.prior.space} one of width "
-            f"{source.cfg.prior.width}, not --space {tc.space} --width {tc.width}: give its "
-            "own settings, or train a new prior without --keep-prior"
-        )
-    pixels = tc.space == "pixels"
+    )  # raises with the fix for a bad width or block count
     torch.manual_seed(tc.seed)
     model = WorldModel(cfg).eval()
     missing, unexpected = model.load_state_dict(
@@ -162,32 +134,18 @@ def train_prior(tc: PriorTraining) -> Path:
     clips = ds.load_all()
     # the player's place in every clip (data of chunkworld data generate carry it): scored then
     placed = clips.state is not None and {"player_x", "player_y"} <= set(fields)
-    if pixels:  # frames, one action each, a chunk's worth unrolled
-        check_frames(model, clips, tc.data)
-        frames = clips.frames
-        k, tl, unit = 1, cfg.chunk_frames, "frames"
-        n, t_lat = frames.shape[:2]
-
-        def take(c: np.ndarray, t: np.ndarray) -> torch.Tensor:
-            return Codec.to_unit(torch.from_numpy(frames[c, t]))
-
-    else:
-        cached = Path(tc.out) / "latents.npy"  # encoded once per run; a resume reads them back
-        z = dataset_latents(
-            model, clips, tc.data, tc.latents or (str(cached) if cached.exists() else None)
-        )
-        if not tc.latents and not cached.exists():
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            np.save(cached, z.numpy())
-        k, tl, unit = cfg.codec.temporal, cfg.latent_frames, "latent frames"
-        n, t_lat = z.shape[:2]
-
-        def take(c: np.ndarray, t: np.ndarray) -> torch.Tensor:
-            return z[c, t]
-
+    cached = Path(tc.out) / "latents.npy"  # encoded once per run; a resume reads them back
+    z = dataset_latents(
+        model, clips, tc.data, tc.latents or (str(cached) if cached.exists() else None)
+    )
+    if not tc.latents and not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cached, z.numpy())
+    k, tl = cfg.codec.temporal, cfg.latent_frames
+    n, t_lat = z.shape[:2]
     if t_lat < 2 + tl:
         raise ValueError(
-            f"{tc.data}: clips of {t_lat} {unit}; the prior needs {2 + tl} (two before a "
+            f"{tc.data}: clips of {t_lat} latent frames; the prior needs {2 + tl} (two before a "
             f"chunk of {tl}): generate longer clips"
         )
     xy = [fields.index("player_x"), fields.index("player_y")] if placed else []
@@ -206,22 +164,20 @@ def train_prior(tc: PriorTraining) -> Path:
         prior,
         "prior",
         opt,
-        f"saved with another --space, --width, --blocks or --radius than {tc.space}, "
-        f"{tc.width}, {tc.blocks} and {tc.radius}; resume with the run's own settings, or pass "
-        "a new --out",
+        f"saved with another --width or --blocks than {tc.width} and {tc.blocks}; resume with "
+        "the run's own settings, or pass a new --out",
     )
     log = MetricsLog(out, 0)
     bf16 = bf16_enabled(tc.precision)
     level = cfg.sampler.context_level
 
     def chunks(c: np.ndarray, t: np.ndarray, gen: torch.Generator, unroll: int = 1) -> torch.Tensor:
-        """(B, unroll * Tl, ...): the prior's chunks from latent frame (or frame) ``t`` on, each
-        after the last two frames of the one before (the truth before the first)."""
-        last = take(c[:, None], t[:, None] + np.arange(-2, 0))  # (B, 2, C, h, w)
+        """(B, unroll * Tl, C, h, w): the prior's chunks from latent frame ``t`` on, each after
+        the last two frames of the one before (the truth before the first)."""
+        last = z[c[:, None], t[:, None] + np.arange(-2, 0)]  # (B, 2, C, h, w)
         out = []
         for u in range(unroll):
-            if not pixels:  # as the cache holds them
-                last = add_noise(last, torch.randn(last.shape, generator=gen), level)
+            last = add_noise(last, torch.randn(last.shape, generator=gen), level)
             a = acts[c[:, None], (t[:, None] + u * tl) * k + np.arange(tl * k)]  # (B, F)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 pred = prior(last, a).float()
@@ -229,7 +185,6 @@ def train_prior(tc: PriorTraining) -> Path:
             last = torch.cat([last, pred], 1)[:, -2:]
         return torch.cat(out, 1)
 
-    error_key = "pixel_mse" if pixels else "latent_mse"
     rng = np.random.default_rng([tc.seed, 1])  # the held-out windows scored, the same every time
     ev_c, ev_t = (
         rng.integers(n - held, n, tc.eval_windows),
@@ -243,8 +198,8 @@ def train_prior(tc: PriorTraining) -> Path:
         prior.train()
         truth = clips.state
         row = _placement(model, truth, xy, pred, ev_c, ev_t) if truth is not None and xy else {}
-        row[error_key] = float(
-            fn.mse_loss(pred, take(ev_c[:, None], ev_t[:, None] + np.arange(tl)))
+        row["latent_mse"] = float(
+            fn.mse_loss(pred, z[ev_c[:, None], ev_t[:, None] + np.arange(tl)])
         )
         log(phase="prior_eval", step=step, **row)
         return row
@@ -260,16 +215,12 @@ def train_prior(tc: PriorTraining) -> Path:
         span = tc.unroll * tl
         c, t = draw.integers(0, n - held, tc.batch), draw.integers(2, t_lat - span + 1, tc.batch)
         gen = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
-        if isinstance(prior, PixelPrior):
-            frames_ = take(c[:, None], t[:, None] + np.arange(-2, span))  # two before, the span
-            a = acts[c[:, None], t[:, None] + np.arange(span)]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = expected_error(prior, frames_, a, tc.salience, tc.loss)
-        else:
-            pred = chunks(c, t, gen, tc.unroll)
-            truth = take(c[:, None], t[:, None] + np.arange(-1, span))  # frame before, the span
-            weight = salience_weight(truth[:, None], tc.salience)[:, 0, 1:]  # (B, span, 1, h, w)
-            loss = _error(pred - truth[:, 1:], tc.loss, weight)
+        pred = chunks(c, t, gen, tc.unroll)
+        truth = z[c[:, None], t[:, None] + np.arange(-1, span)]  # the frame before, then the span
+        weight = salience_weight(truth[:, None], tc.salience)[:, 0, 1:]  # (B, span, 1, h, w)
+        miss = pred - truth[:, 1:]
+        err = miss.pow(2) if tc.loss == "mse" else miss.abs()
+        loss = (err * weight).sum() / (weight.sum() * err.shape[2])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(params, tc.clip_grad)
@@ -283,62 +234,13 @@ def train_prior(tc: PriorTraining) -> Path:
             placed_note = (
                 f"player 1 px or more off in {row['one_px_off']:.2%} of frames, " if xy else ""
             )
-            bar.write(f"step {step + 1}: held out, {placed_note}{unit} error {row[error_key]:.4f}")
+            bar.write(
+                f"step {step + 1}: held out, {placed_note}latent error {row['latent_mse']:.4f}"
+            )
         if due(step + 1, tc.save_every) or step + 1 == tc.steps:
             save_part(state, prior, "prior", opt, step + 1)
     prior.eval()
     return _export(model, doc, tc, out)
-
-
-def _error(miss: torch.Tensor, loss: str, weight: torch.Tensor) -> torch.Tensor:
-    """The weighted mean of ``miss`` squared (``loss`` "mse") or absolute ("l1") over its
-    channels (dim 2), ``weight`` broadcast over them."""
-    err = miss.pow(2) if loss == "mse" else miss.abs()
-    return (err * weight).sum() / (weight.sum() * err.shape[2])
-
-
-def expected_error(
-    prior: PixelPrior, frames: torch.Tensor, actions: torch.Tensor, salience: float, loss: str
-) -> torch.Tensor:
-    """A pixel prior's loss on ``frames`` (B, 2 + S, 3, H, W) in [-1, 1] with the actions of
-    the last S (B, S): each of those frames drawn from the two before it as the prior itself
-    drew them (each pixel its likeliest source, as at play; no gradient through the choice).
-
-    Two terms, each the ``loss`` error: the error each source would make, weighted by the
-    prior's probability of taking it (what its choice is expected to miss by: it falls only as
-    the right source wins, where a blend of wrong ones may near the truth), and the error of
-    that blend (which pulls every source's probability, so the right one is found at all).
-    The sprite weight ``1 + salience`` is symmetric: on a pixel where the true frame has a
-    sprite or changed (as the latent prior's) and on one where the source taken would draw
-    one. Weighting only the truth's sprites makes drawing a sprite where there is none nine
-    times cheaper than missing one, and a prior so trained grows its balls into blobs within a
-    few chunks (docs/training-log.md, 2026-12-07)."""
-    weight = salience_weight(frames[:, None, 1:], salience)[:, 0, 1:]  # (B, S, 1, H, W)
-    f2, f1 = frames[:, 0], frames[:, 1]
-    total = torch.zeros(())
-    for j in range(actions.shape[1]):
-        truth, w = frames[:, j + 2], weight[:, j]  # (B, 3, H, W), (B, 1, H, W)
-        sources, probs = prior.candidates(f2, f1, actions[:, j])
-        blend = (probs[:, None] * sources).sum(2, keepdim=True)  # (B, 3, 1, H, W)
-        expected = (probs * _sprite_error(sources, truth, w, salience, loss)).sum(1)
-        blended = _sprite_error(blend, truth, w, salience, loss)[:, 0]
-        total = total + (expected + blended).sum() / (w.sum() * 3)
-        f2, f1 = f1, prior.pick(sources, probs).detach()
-    return total / actions.shape[1]
-
-
-def _sprite_error(
-    drawn: torch.Tensor, truth: torch.Tensor, weight: torch.Tensor, salience: float, loss: str
-) -> torch.Tensor:
-    """(B, N, H, W): the error of each of N frames ``drawn`` (B, 3, N, H, W) against ``truth``
-    (B, 3, H, W), summed over colours, times the larger of the truth's sprite ``weight`` (B, 1,
-    H, W) and ``1 + salience`` where the drawn pixel is a sprite's (away from the truth's
-    median colour)."""
-    miss = drawn - truth[:, :, None]
-    err = (miss.pow(2) if loss == "mse" else miss.abs()).sum(1)
-    background = truth.flatten(2).median(-1).values[:, :, None, None, None]
-    sprite = (drawn - background).abs().sum(1) > STANDS_OUT
-    return err * torch.maximum(weight, 1 + salience * sprite.float())
 
 
 def dataset_latents(
@@ -352,7 +254,13 @@ def dataset_latents(
     """
     cfg = model.cfg
     k, n = cfg.codec.temporal, len(clips.frames)
-    check_frames(model, clips, data)
+    if clips.frames.shape[2:4] != cfg.frame_shape[:2]:
+        h, w = clips.frames.shape[2:4]
+        mh, mw, _ = cfg.frame_shape
+        raise ValueError(
+            f"{data}: frames of {h}x{w} px; the model needs {mh}x{mw}: give data recorded at "
+            "the model's size"
+        )
     t_lat = clips.frames.shape[1] // k
     if latents is None:
         whole = Arrays(clips.frames[:, : t_lat * k], clips.actions, clips.captions)
@@ -366,17 +274,6 @@ def dataset_latents(
     return z
 
 
-def check_frames(model: WorldModel, clips: ClipBatch, data: str) -> None:
-    """Raise ValueError, saying how to fix it, unless the clips' frames are the model's size."""
-    if clips.frames.shape[2:4] != model.cfg.frame_shape[:2]:
-        h, w = clips.frames.shape[2:4]
-        mh, mw, _ = model.cfg.frame_shape
-        raise ValueError(
-            f"{data}: frames of {h}x{w} px; the model needs {mh}x{mw}: give data recorded at "
-            "the model's size"
-        )
-
-
 def _placement(
     model: WorldModel,
     state: np.ndarray,
@@ -385,19 +282,14 @@ def _placement(
     c: np.ndarray,
     t: np.ndarray,
 ) -> dict[str, float]:
-    """The player in the chunks ``pred`` (B, Tl, ...) of windows (clip ``c``, first latent
-    frame or frame ``t``), decoded unless they are frames (a pixel prior's), against the clips'
-    ``state`` (columns ``xy``: the player's place): shares of frames 1 px or more off and within
-    2 px, and of the chunks' last frames 1 px or more off."""
-    pixels = model.cfg.prior.space == "pixels"
-    k, tl = (1 if pixels else model.cfg.codec.temporal), pred.shape[1]
+    """The player in the decoded chunks ``pred`` (B, Tl, ...) of windows (clip ``c``, first
+    latent frame ``t``) against the clips' ``state`` (columns ``xy``: the player's place): shares of frames 1 px or more off and within 2 px, and of the chunks' last frames
+    1 px or more off."""
+    k, tl = model.cfg.codec.temporal, pred.shape[1]
     frame = (t[:, None] + np.arange(tl)) * k + k - 1  # the last frame each latent frame stands for
     true = state[c[:, None], frame][..., xy].reshape(-1, 2)
     with torch.no_grad():
-        if pixels:
-            drawn = Codec.to_uint8(pred.flatten(0, 1)).numpy()
-        else:
-            drawn = model.codec.decode(pred.flatten(0, 1)[:, None])[:, -1].numpy()
+        drawn = model.codec.decode(pred.flatten(0, 1)[:, None])[:, -1].numpy()
     error, _ = player_errors(drawn, true)
     error = error.reshape(-1, tl)
     return {
@@ -413,16 +305,15 @@ def _export(model: WorldModel, doc: dict[str, Any], tc: PriorTraining, out: Path
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in rows if r["phase"] == "prior_eval"]
     first = max(i for i, r in enumerate(evals) if r["step"] == 0)  # this run's start
-    keep = ("step", "one_px_off", "within_2px", "last_frame_one_px_off", "latent_mse", "pixel_mse")
+    keep = ("step", "one_px_off", "within_2px", "last_frame_one_px_off", "latent_mse")
     held = [{k: evals[i][k] for k in keep if k in evals[i]} for i in (first, -1)]
     record = {**asdict(tc), "held_out": held}
     extra = {k: v for k, v in doc.items() if k not in ("format_version", "model")}
     extra["prior_training"] = record
     path = save_checkpoint(model, out / "model", extra)
     last = held[-1]
-    error = next((k, last[k]) for k in ("latent_mse", "pixel_mse") if k in last)
     tqdm.write(
-        f"prior: held-out {error[0].split('_')[0]} error {error[1]:.4f}"
+        f"prior: held-out latent error {last['latent_mse']:.4f}"
         + (
             f", player 1 px or more off in {last['one_px_off']:.2%} of frames"
             if "one_px_off" in last
