@@ -338,6 +338,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             "prior_level": info.prior_level,
             "pixel_history": info.pixel_history,
             "palette": info.palette,
+            "known_words": list(info.known_words),
             "card": info.card,
         }
     if args.json:
@@ -362,7 +363,12 @@ def info_summary(info: Any, model: str) -> list[str]:
         f"sampler        {info.steps} step(s) per chunk, {info.in_flight} in flight{prior}, "
         f"precision {info.precision}",
         f"latency        an action shows {info.action_latency_ticks} tick(s) after it is given",
-        f"prompt         up to {info.max_prompt_chars} characters",
+        f"prompt         up to {info.max_prompt_chars} characters"
+        + (
+            f"; {len(info.known_words)} words known, others spelled from them"
+            if info.known_words
+            else ""
+        ),
         f"parameters     {params:,} ("
         + ", ".join(f"{k} {v:,}" for k, v in info.parameters.items())
         + ")",

@@ -96,6 +96,7 @@ ADDED_LATER = {
     ("sampler", "start_steps"): 0,
     ("prior", "width"): 0,
     ("prior", "blocks"): 4,
+    ("text", "known_words"): (),
 }
 # Config fields removed since (docs/experiments.md) that the hash always held: hashed at the one
 # value a loadable model can have had, so fingerprints do not change with their removal.
@@ -198,4 +199,5 @@ def session_info(loaded: LoadedModel, sampler: PipelinedSampler) -> SessionInfo:
         parameters=loaded.model.parameter_count(),
         trained=loaded.trained,
         card=dict(loaded.card),
+        known_words=cfg.text.known_words,
     )

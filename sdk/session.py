@@ -19,7 +19,8 @@ is the null caption. A chunk whose caption differs from the previous chunk's (a 
 caption of a text start drawn from noise) gets text guidance at the model's
 ``sampler.prompt_guidance`` scale: one more denoiser pass on its steps above level 0.3, on that
 tick only. Captions longer than ``max_prompt_chars`` characters are rejected; the text encoder
-reads at most its ``max_tokens`` first words.
+reads at most its ``max_tokens`` first words. A word the model never trained on is read by its
+spelling (``info.known_words``: "rainy" borrows from "rain"; ``world/core/text.py``).
 
 Start images and videos must be uint8 arrays of exactly the model's frame size (``(H, W, 3)`` per
 frame): other sizes are rejected with ``ImageError`` naming the expected size, never resized.

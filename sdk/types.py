@@ -59,6 +59,9 @@ class SessionInfo:
     parameters: dict[str, int]  # parameter count per part (codec, text, denoiser)
     trained: bool  # False for random-weight presets
     card: dict[str, Any] = field(default_factory=dict)  # checkpoint's config.json extra keys
+    # the words its text encoder trained on; a prompt's other words are spelled from them
+    # (world/core/text.py). Empty: every word is read as its own hash bucket
+    known_words: tuple[str, ...] = ()
 
     @property
     def action_latency_ticks(self) -> int:

@@ -14,7 +14,9 @@ from test_train import _config
 from world.core.checkpoint import CheckpointError, load_checkpoint, load_matching, save_checkpoint
 from world.core.config import preset
 from world.core.model import WorldModel
+from world.core.text import vocabulary
 from world.train.codec import codec_step
+from world.train.data import Dataset
 from world.train.datagen import generate_dataset
 from world.train.stages import run
 from world.train.trainkit import load_arrays
@@ -33,6 +35,9 @@ def test_a_run_started_from_a_model_is_that_model_before_it_trains(tiny_data, tm
     started, _ = load_checkpoint(tmp_path / "b" / "model")
     want = source.state_dict()
     assert all(torch.equal(v, want[n]) for n, v in started.state_dict().items())
+    # it knows the words of both data sets: its source's and the new data's
+    new_words = vocabulary(c for clip in Dataset(other) for c in clip.captions)
+    assert started.cfg.text.known_words == vocabulary(new_words, also=source.cfg.text.known_words)
     # the codec came whole, so the latent scale its denoiser was trained at stays, although the
     # other data's latents (scaled by it) no longer have unit standard deviation
     scale = source.cfg.codec.latent_scale

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
 from world.core.checkpoint import load_checkpoint, save_checkpoint
 from world.core.config import ModelConfig, preset
 from world.core.model import WorldModel
-from world.core.text import FrozenTextEncoder, HashTextEncoder, load_backend
+from world.core.text import FrozenTextEncoder, HashTextEncoder, load_backend, vocabulary
 
 WIDTH = 24  # the fake sentence model's width (tests/conftest.py)
 
@@ -89,3 +91,113 @@ def test_missing_optional_package_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import fails
     with pytest.raises(ImportError, match=r"pip install 'chunkworld\[text\]'"):
         load_backend("sentence-transformers:all-MiniLM-L6-v2")
+
+
+# --- spelling the words training never saw ----------------------------------------------------
+
+
+def knowing(words: tuple[str, ...], seed: int = 0) -> WorldModel:
+    """The tiny model of ``seed`` whose encoder knows ``words``."""
+    torch.manual_seed(seed)
+    cfg = preset("tiny")
+    return WorldModel(cfg.replace(text=replace(cfg.text, known_words=words)))
+
+
+KNOWN = ("night", "rain", "snow", "the", "walls", "red")
+
+
+def test_known_words_encode_as_they_always_did():
+    # the list changes nothing for the words in it: their buckets, bit for bit
+    before, after = knowing(()), knowing(KNOWN)
+    assert all(
+        torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters(), strict=True)
+    )
+    with torch.no_grad():
+        for caption in ("night, rain", "the walls red", None, "snow snow"):
+            a, ma = before.encode_text([caption])
+            b, mb = after.encode_text([caption])
+            assert torch.equal(a, b) and torch.equal(ma, mb)
+
+
+def test_a_word_sharing_no_spelling_adds_only_its_position():
+    model = knowing(KNOWN)
+    enc = model.text
+    assert isinstance(enc, HashTextEncoder)
+    with torch.no_grad():
+        tokens, _ = model.encode_text(["night xq"])
+        x, mask = enc.embed_words(["night"])
+        by_hand = enc(
+            torch.cat([x, torch.zeros(1, 1, enc.dim)], 1), torch.ones(1, 3, dtype=torch.bool)
+        )
+    assert torch.equal(tokens, by_hand)
+
+
+def test_a_new_word_takes_the_direction_of_the_known_words_it_is_spelled_like():
+    model = knowing(KNOWN)
+    enc = model.text
+    assert isinstance(enc, HashTextEncoder)
+    spell = enc.speller()
+    bucket = {w: enc.embed.weight[enc.ids([w])[0][0, 1]].detach().double().numpy() for w in KNOWN}
+    norm = np.mean([np.linalg.norm(v) for v in bucket.values()])
+    for new, like in (("rainy", "rain"), ("nighttime", "night"), ("snowy", "snow")):
+        v = spell(new)
+        assert np.linalg.norm(v) == pytest.approx(norm)
+        cos = {w: v @ b / np.linalg.norm(v) / np.linalg.norm(b) for w, b in bucket.items()}
+        assert max(cos, key=cos.__getitem__) == like, cos
+    # within the fit's ridge, a known word is spelled as its own vector
+    for w, b in bucket.items():
+        v = spell(w)
+        assert v @ b / np.linalg.norm(v) / np.linalg.norm(b) > 0.99
+
+
+def test_the_spelling_follows_the_weights_as_they_train():
+    model = knowing(KNOWN)
+    with torch.no_grad():
+        a, _ = model.encode_text(["rainy"])
+        model.text.embed.weight.mul_(2.0)
+        b, _ = model.encode_text(["rainy"])
+    assert not torch.equal(a, b)  # fitted again to the changed vectors
+
+
+def test_spelled_captions_batch_as_they_encode_alone():
+    model = knowing(KNOWN)
+    captions = ["a drizzle at night", None, "rainy walls", "red"]
+    with torch.no_grad():
+        together, mask = model.encode_text(captions)
+        for i, c in enumerate(captions):
+            alone, m = model.encode_text([c])
+            n = m.shape[1]
+            assert torch.equal(mask[i, :n], m[0])
+            torch.testing.assert_close(together[i, :n], alone[0])
+
+
+def test_known_words_round_trip_and_bad_lists_are_refused(tmp_path):
+    model = knowing(KNOWN)
+    save_checkpoint(model, tmp_path / "m")
+    loaded, _ = load_checkpoint(tmp_path / "m")
+    assert loaded.cfg.text.known_words == KNOWN
+    model.eval(), loaded.eval()  # the encoder's layers take another kernel path in training
+    with torch.no_grad():
+        assert torch.equal(
+            model.encode_text(["rainy dusk"])[0], loaded.encode_text(["rainy dusk"])[0]
+        )
+    doc = model.cfg.to_dict()
+    for bad in (["Rain"], ["rain", "rain"], ["two words"], "rain", [3]):
+        doc["text"]["known_words"] = bad
+        with pytest.raises(ValueError, match="text.known_words.*distinct words"):
+            ModelConfig.from_dict(doc)
+
+
+def test_vocabulary_is_the_sorted_words_of_the_captions_and_of_the_model_before():
+    caps = ["Night, two balls!", "", None, "make it rain", "night"]
+    assert vocabulary(caps) == ("balls", "it", "make", "night", "rain", "two")
+    assert vocabulary(["rain"], also=("dusk",)) == ("dusk", "rain")
+
+
+def test_know_takes_only_other_known_words():
+    enc = knowing(()).text
+    assert isinstance(enc, HashTextEncoder)
+    enc.know(replace(enc.cfg, known_words=KNOWN))
+    assert enc.known == frozenset(KNOWN)
+    with pytest.raises(ValueError, match="only known_words"):
+        enc.know(replace(enc.cfg, known_words=KNOWN, dim=enc.cfg.dim + 1))

@@ -19,7 +19,9 @@ from world.core.checkpoint import load_checkpoint
 from world.core.codec import codec_setting, codec_text
 from world.core.config import preset
 from world.core.model import WorldModel
+from world.core.text import vocabulary
 from world.train.codec import codec_step
+from world.train.data import Dataset
 from world.train.datagen import generate_dataset
 from world.train.stages import TrainConfig, plot_metrics, run
 from world.train.trainkit import (
@@ -54,6 +56,9 @@ def test_train_end_to_end_then_resume(tiny_data, tmp_path):
     model, doc = load_checkpoint(out / "model")
     assert doc["step"] == 4 and model.cfg.name == "tiny"
     assert model.cfg.codec.latent_scale != 1.0  # set from the trained codec's latent std
+    # the words it trained on, recorded so that play spells the others (world/core/text.py)
+    caps = [c for clip in Dataset(tiny_data) for c in clip.captions]
+    assert model.cfg.text.known_words == vocabulary(caps) and "balls" in vocabulary(caps)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert {r["phase"] for r in rows} >= {"codec", "denoiser", "eval"}
     assert all(r["loss"] == r["loss"] for r in rows if "loss" in r)  # no NaN

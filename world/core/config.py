@@ -70,6 +70,10 @@ class TextConfig:
     # a frozen pretrained encoder installed locally, of output width ``frozen_dim``
     encoder: str = "hash"
     frozen_dim: int = 0
+    # the words the hashed encoder was trained on (training records them). A word outside them
+    # is spelled: its vector is built from the character n-grams it shares with these words
+    # (world/core/text.py). Empty: every word takes its own hash bucket, trained or not.
+    known_words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

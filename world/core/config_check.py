@@ -11,6 +11,7 @@ models.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 # (low, high) per field, inclusive; a float field whose low is given as an exclusive bound is
@@ -56,11 +57,13 @@ RANGES: dict[str, tuple[float, float]] = {
     "sampler.start_steps": (0, 1000),
     "sampler.prior_level": (0.0, 1.0),
 }
+_WORD = re.compile(r"[a-z0-9]+")
 OPEN_LOW = {"fps", "codec.latent_scale", "denoiser.mlp_ratio", "denoiser.rope_theta"}
 OPEN_LOW |= {"sampler.shift"}
 OPEN_HIGH = {"sampler.prior_level"}
 MAX_TEXT = 1000  # characters of a string field (name, action names, text.encoder)
 MAX_ITEMS = 256  # entries of a list field (actions, codec.widths)
+MAX_WORDS = 1 << 16  # entries of text.known_words, which may be empty
 
 
 def _is_int(v: Any) -> bool:
@@ -110,6 +113,17 @@ def check_value(name: str, kind: Any, v: Any) -> None:
             and all(_is_int(x) and _in_range(name, x) for x in v)
         )
         want = f"a list of 1-{MAX_ITEMS} " + _describe(name, "integers")
+    elif name == "text.known_words":
+        ok = (
+            isinstance(v, (list, tuple))
+            and len(v) <= MAX_WORDS
+            and all(isinstance(x, str) and _WORD.fullmatch(x) is not None for x in v)
+            and len(set(v)) == len(v)
+        )
+        want = (
+            f"a list of at most {MAX_WORDS} distinct words, each lower-case letters and digits "
+            '(as world.core.text.words splits a caption: "night", "2")'
+        )
     elif kind == "tuple[str, ...]":
         ok = (
             isinstance(v, (list, tuple))

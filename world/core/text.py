@@ -9,6 +9,12 @@ pretrained sentence encoder (MAGI-1 uses a frozen T5) fits the same protocol:
 
 Every encoding starts with one summary token, so the null caption ("" or None) is a sequence of
 one token and cross-attention never sees an empty key set.
+
+Words the hashed encoder never trained on are spelled (:class:`Speller`): with
+``TextConfig.known_words`` (training records them), a word outside that list takes a vector
+built from the character n-grams it shares with the known words, fitted to their trained
+vectors; a word that shares none adds nothing but its position. "rainy" borrows from "rain",
+"nighttime" from "night", "thunderstorm" from "storm" (docs/training-log.md, 2026-12-07).
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from __future__ import annotations
 import os
 import re
 import zlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -41,8 +49,69 @@ class TextEncoder(Protocol):
         ...
 
 
+GRAMS = (3, 5)  # character n-grams of a word, with "<" and ">" at its ends, 3 to 5 long
+RIDGE = 0.1  # the fit's ridge on the known words' kernel
+
+
+def grams(word: str) -> list[str]:
+    """The character n-grams a word is spelled by: ``grams("sky")`` is ``["<sk", "sky", "ky>",
+    "<sky", "sky>", "<sky>"]``."""
+    s = f"<{word}>"
+    lo, hi = GRAMS
+    return [s[i : i + n] for n in range(lo, hi + 1) for i in range(len(s) - n + 1)]
+
+
+class Speller:
+    """Vectors for words outside ``known``, from the n-grams they share with it.
+
+    The fit: one vector per n-gram of the known words, the ridge solution (least norm) to
+    "a known word's vector = the sum of its n-grams' vectors over its n-gram count". A new word
+    takes the same sum over the n-grams it shares (over all its n-grams), scaled to the known
+    words' mean norm: the share of spelling it has in common sets the direction, not the
+    strength. A word sharing no n-gram is the zero vector.
+    """
+
+    def __init__(self, known: tuple[str, ...], vectors: torch.Tensor) -> None:
+        self.index: dict[str, int] = {}
+        for w in known:
+            for g in grams(w):
+                self.index.setdefault(g, len(self.index))
+        x = np.zeros((len(known), len(self.index)))
+        for i, w in enumerate(known):
+            gs = grams(w)
+            for g in gs:
+                x[i, self.index[g]] += 1.0 / len(gs)
+        t = vectors.detach().double().cpu().numpy()
+        kernel = x @ x.T + RIDGE * np.eye(len(known))
+        self.table = x.T @ np.linalg.solve(kernel, t)  # (n-grams, dim)
+        self.norm = float(np.linalg.norm(t, axis=1).mean())
+
+    def __call__(self, word: str) -> np.ndarray:
+        gs = grams(word)
+        rows = [self.index[g] for g in gs if g in self.index]
+        v = self.table[rows].sum(0) / len(gs) if rows else np.zeros(self.table.shape[1])
+        n = float(np.linalg.norm(v))
+        return v * (self.norm / n) if n > 0 else v
+
+
+MAX_KNOWN = 4096  # known words kept (the most frequent): the fit solves a system of this size
+
+
+def vocabulary(captions: Iterable[str | None], also: Iterable[str] = ()) -> tuple[str, ...]:
+    """The known words of a model trained on ``captions`` (and on ``also``, the words of a model
+    it started from): sorted; past :data:`MAX_KNOWN`, the most frequent."""
+    count: Counter[str] = Counter(also)
+    for c in captions:
+        count.update(words(c))
+    kept = [w for w, _ in count.most_common(MAX_KNOWN)]
+    return tuple(sorted(kept))
+
+
 class HashTextEncoder(nn.Module):
-    """Hashed bag of positioned words -> transformer -> tokens. Trained jointly with the denoiser."""
+    """Hashed bag of positioned words -> transformer -> tokens. Trained jointly with the denoiser.
+
+    With ``cfg.known_words``, a word outside them is spelled (:class:`Speller`) instead of taking
+    its hash bucket, which training never reached."""
 
     def __init__(self, cfg: TextConfig) -> None:
         super().__init__()
@@ -55,6 +124,24 @@ class HashTextEncoder(nn.Module):
         )
         self.layers = nn.TransformerEncoder(layer, cfg.depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.dim)
+        self.known = frozenset(cfg.known_words)
+        self._speller: tuple[tuple[int, int], Speller] | None = None  # keyed by the weights' state
+
+    def know(self, cfg: TextConfig) -> None:
+        """Take ``cfg`` (this encoder's, with other ``known_words``): what a trainer calls once it
+        has read the words of its data."""
+        if replace(cfg, known_words=()) != replace(self.cfg, known_words=()):
+            raise ValueError("know() changes only known_words; build a new encoder for the rest")
+        self.cfg, self.known, self._speller = cfg, frozenset(cfg.known_words), None
+
+    def speller(self) -> Speller:
+        """The :class:`Speller` of the current embedding (fitted again after it changes)."""
+        w = self.embed.weight
+        key = (w.data_ptr(), w._version)
+        if self._speller is None or self._speller[0] != key:
+            rows = w[[1 + zlib.crc32(k.encode()) % self.cfg.vocab for k in self.cfg.known_words]]
+            self._speller = (key, Speller(self.cfg.known_words, rows))
+        return self._speller[1]
 
     def ids(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids (B, L) and mask (B, L); id 0 is the summary token, words map to 1..vocab."""
@@ -71,14 +158,36 @@ class HashTextEncoder(nn.Module):
             mask[i, : len(r)] = True
         return ids, mask
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = self.embed(ids) + self.pos[: ids.shape[1]]
+    def embed_words(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Word vectors (B, L, dim) before position and mask (B, L): each word's bucket, or its
+        spelling where it is not a known word."""
+        ids, mask = self.ids(captions)
+        device = self.pos.device
+        x = self.embed(ids.to(device))
+        if self.known:
+            at = [
+                (i, j + 1, w)
+                for i, c in enumerate(captions)
+                for j, w in enumerate(words(c)[: self.cfg.max_tokens])
+                if w not in self.known
+            ]
+            if at:
+                spell = self.speller()
+                vecs = torch.tensor(np.stack([spell(w) for _, _, w in at]), dtype=x.dtype)
+                rows = torch.tensor([i for i, _, _ in at], device=device)
+                cols = torch.tensor([j for _, j, _ in at], device=device)
+                x = x.index_put((rows, cols), vecs.to(device))
+        return x, mask.to(device)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, L, dim) from word vectors ``x`` (B, L, dim) and mask (B, L)."""
+        x = x + self.pos[: x.shape[1]]
         x = self.layers(x, src_key_padding_mask=~mask)
         return self.norm(x)
 
     def encode(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
-        ids, mask = self.ids(captions)
-        return self(ids.to(self.pos.device), mask.to(self.pos.device)), mask.to(self.pos.device)
+        x, mask = self.embed_words(captions)
+        return self(x, mask), mask
 
 
 class EmbeddingBackend(Protocol):

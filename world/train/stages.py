@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, replace
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ from world.core.codec import codec_setting, codec_text
 from world.core.config import CodecConfig, ModelConfig, preset
 from world.core.denoiser import Block
 from world.core.model import WorldModel
-from world.core.text import FrozenTextEncoder, load_backend
+from world.core.text import FrozenTextEncoder, HashTextEncoder, load_backend, vocabulary
 from world.eval.figures import pyplot
 from world.train.codec import codec_quality, codec_step, encode_dataset, train_codec
 from world.train.denoiser import train_denoiser
@@ -175,6 +176,12 @@ def run(tc: TrainConfig) -> WorldModel:
             if i >= init_cfg.denoiser.depth and isinstance(block, Block):  # one it lacks
                 block.shut_gates()  # passes its input through
     data = load_arrays(tc.data, cfg)
+    if isinstance(model.text, HashTextEncoder):  # the words it trains on, so play can spell others
+        before = init_cfg.text.known_words if tc.init_from else ()
+        cfg = cfg.replace(
+            text=replace(cfg.text, known_words=vocabulary(chain(*data.captions), also=before))
+        )
+        model.text.know(cfg.text)
     if rank == 0:
         tqdm.write(
             f"data: {data.frames.shape[0]} clips x {data.frames.shape[1]} frames; "
