@@ -63,6 +63,14 @@ class SessionInfo:
     # (world/core/text.py). Empty: every word is read as its own hash bucket
     known_words: tuple[str, ...] = ()
 
+    def unread_words(self, prompt: str | None) -> list[str]:
+        """The words of ``prompt`` this model reads as nothing: not among ``known_words`` and
+        sharing no spelling with them (``world/core/text.py``), e.g. ``["dusk"]`` for "bring on
+        the dusk" on the default. Empty where the model keeps no list of known words."""
+        from world.core.text import unread  # torch: not for every importer of these types
+
+        return unread(prompt, self.known_words)
+
     @property
     def action_latency_ticks(self) -> int:
         """Ticks between giving an action and the first chunk it shapes (in_flight - 1)."""

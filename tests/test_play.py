@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import types
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -247,6 +248,14 @@ def test_hud_says_what_is_going_on(monkeypatch: pytest.MonkeyPatch) -> None:
         assert [line for line, _ in window.hud_lines()][1] == "PAUSED: N one tick, P resume"
         window.typing = "snow"
         assert [line for line, _ in window.hud_lines()][3].startswith("prompt> snow_")
+        # Enter applies it and says which words the world cannot read (none for the tiny model,
+        # whose words are all buckets; two for one that knows a list)
+        window._key_down(types.SimpleNamespace(key=pygame.K_RETURN))
+        assert window.notice == "prompt from the next tick: 'snow'"
+        window.info = dataclasses.replace(window.info, known_words=("snow", "night"))
+        window.typing = "snowy dusk at night"
+        window._key_down(types.SimpleNamespace(key=pygame.K_RETURN))
+        assert window.notice.endswith("(unknown to this world: dusk, at)")
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,13 @@ import torch
 from world.core.checkpoint import load_checkpoint, save_checkpoint
 from world.core.config import ModelConfig, preset
 from world.core.model import WorldModel
-from world.core.text import FrozenTextEncoder, HashTextEncoder, load_backend, vocabulary
+from world.core.text import (
+    FrozenTextEncoder,
+    HashTextEncoder,
+    load_backend,
+    unread,
+    vocabulary,
+)
 
 WIDTH = 24  # the fake sentence model's width (tests/conftest.py)
 
@@ -201,3 +207,11 @@ def test_know_takes_only_other_known_words():
     assert enc.known == frozenset(KNOWN)
     with pytest.raises(ValueError, match="only known_words"):
         enc.know(replace(enc.cfg, known_words=KNOWN, dim=enc.cfg.dim + 1))
+
+
+def test_unread_words_are_those_sharing_no_spelling_with_the_known():
+    # "rainy" is spelled from "rain"; "dusk", "xq" and "and" share no n-gram with KNOWN
+    assert unread("The rainy dusk, xq and rain and dusk", KNOWN) == ["dusk", "xq", "and"]
+    assert unread("rainy dusk", ()) == []  # without a list every word reads its bucket
+    spell = knowing(KNOWN).text.speller()
+    assert not spell("dusk").any() and spell("rainy").any()  # what the spelling gives them

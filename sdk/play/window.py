@@ -283,7 +283,10 @@ class PlayWindow:
         if self.typing is not None:  # the prompt box has the keyboard
             if key == pg.K_RETURN or key == pg.K_KP_ENTER:
                 self.engine.set_prompt(self.typing)
-                self.notice = f"prompt from the next tick: {self.typing!r}"
+                unread = self.info.unread_words(self.typing)
+                self.notice = f"prompt from the next tick: {self.typing!r}" + (
+                    f" (unknown to this world: {', '.join(unread)})" if unread else ""
+                )
                 self.typing = None
             elif key == pg.K_ESCAPE:
                 self.typing = None

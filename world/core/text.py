@@ -25,6 +25,7 @@ import zlib
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -92,6 +93,23 @@ class Speller:
         v = self.table[rows].sum(0) / len(gs) if rows else np.zeros(self.table.shape[1])
         n = float(np.linalg.norm(v))
         return v * (self.norm / n) if n > 0 else v
+
+
+def unread(caption: str | None, known: tuple[str, ...]) -> list[str]:
+    """The words of ``caption`` a model knowing ``known`` reads as nothing: outside ``known`` and
+    sharing no n-gram with any of them (:class:`Speller` gives them the zero vector), in order,
+    once each. Empty when ``known`` is (every word then reads its own bucket)."""
+    if not known:
+        return []
+    seen = _known_grams(known)
+    out = [w for w in words(caption) if w not in seen and not any(g in seen for g in grams(w))]
+    return list(dict.fromkeys(out))
+
+
+@lru_cache(maxsize=8)
+def _known_grams(known: tuple[str, ...]) -> frozenset[str]:
+    """The known words and their n-grams, in one set (a word is never a gram: grams carry < or >)."""
+    return frozenset(known) | frozenset(g for w in known for g in grams(w))
 
 
 MAX_KNOWN = 4096  # known words kept (the most frequent): the fit solves a system of this size
