@@ -364,11 +364,7 @@ def info_summary(info: Any, model: str) -> list[str]:
         f"precision {info.precision}",
         f"latency        an action shows {info.action_latency_ticks} tick(s) after it is given",
         f"prompt         up to {info.max_prompt_chars} characters"
-        + (
-            f"; {len(info.known_words)} words known, others spelled from them"
-            if info.known_words
-            else ""
-        ),
+        + (f"; knows {len(info.known_words)} words, spells others" if info.known_words else ""),
         f"parameters     {params:,} ("
         + ", ".join(f"{k} {v:,}" for k, v in info.parameters.items())
         + ")",
