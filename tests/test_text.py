@@ -11,8 +11,10 @@ import torch
 
 from world.core.checkpoint import load_checkpoint, save_checkpoint
 from world.core.config import ModelConfig, preset
+from world.core.config_check import MAX_WORDS
 from world.core.model import WorldModel
 from world.core.text import (
+    MAX_KNOWN,
     FrozenTextEncoder,
     HashTextEncoder,
     load_backend,
@@ -188,13 +190,15 @@ def test_known_words_round_trip_and_bad_lists_are_refused(tmp_path):
             model.encode_text(["rainy dusk"])[0], loaded.encode_text(["rainy dusk"])[0]
         )
     doc = model.cfg.to_dict()
-    for bad in (["Rain"], ["rain", "rain"], ["two words"], "rain", [3]):
+    too_many = [f"w{i}" for i in range(MAX_KNOWN + 1)]
+    for bad in (["Rain"], ["rain", "rain"], ["two words"], "rain", [3], too_many):
         doc["text"]["known_words"] = bad
         with pytest.raises(ValueError, match="text.known_words.*distinct words"):
             ModelConfig.from_dict(doc)
 
 
 def test_vocabulary_is_the_sorted_words_of_the_captions_and_of_the_model_before():
+    assert MAX_KNOWN == MAX_WORDS  # what training records, the config check accepts
     caps = ["Night, two balls!", "", None, "make it rain", "night"]
     assert vocabulary(caps) == ("balls", "it", "make", "night", "rain", "two")
     assert vocabulary(["rain"], also=("dusk",)) == ("dusk", "rain")

@@ -57,13 +57,15 @@ RANGES: dict[str, tuple[float, float]] = {
     "sampler.start_steps": (0, 1000),
     "sampler.prior_level": (0.0, 1.0),
 }
-_WORD = re.compile(r"[a-z0-9]+")
 OPEN_LOW = {"fps", "codec.latent_scale", "denoiser.mlp_ratio", "denoiser.rope_theta"}
 OPEN_LOW |= {"sampler.shift"}
 OPEN_HIGH = {"sampler.prior_level"}
 MAX_TEXT = 1000  # characters of a string field (name, action names, text.encoder)
 MAX_ITEMS = 256  # entries of a list field (actions, codec.widths)
-MAX_WORDS = 1 << 16  # entries of text.known_words, which may be empty
+# entries of text.known_words, which may be empty: world.core.text.MAX_KNOWN, the size of the
+# system its spelling solves
+MAX_WORDS = 4096
+_WORD = re.compile(r"[a-z0-9]+")  # a word as world.core.text.words splits a caption
 
 
 def _is_int(v: Any) -> bool:
