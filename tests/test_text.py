@@ -202,6 +202,10 @@ def test_vocabulary_is_the_sorted_words_of_the_captions_and_of_the_model_before(
     caps = ["Night, two balls!", "", None, "make it rain", "night"]
     assert vocabulary(caps) == ("balls", "it", "make", "night", "rain", "two")
     assert vocabulary(["rain"], also=("dusk",)) == ("dusk", "rain")
+    # past the limit the source model's words stay, then the most frequent of the captions
+    many = [f"w{i}" for i in range(MAX_KNOWN)]
+    kept = vocabulary(many + ["w0"] * 3 + ["w1"] * 2, also=("dusk",))
+    assert len(kept) == MAX_KNOWN and {"dusk", "w0", "w1"} <= set(kept)
 
 
 def test_know_takes_only_other_known_words():

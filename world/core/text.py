@@ -116,13 +116,18 @@ MAX_KNOWN = 4096  # known words kept (the most frequent): the fit solves a syste
 
 
 def vocabulary(captions: Iterable[str | None], also: Iterable[str] = ()) -> tuple[str, ...]:
-    """The known words of a model trained on ``captions`` (and on ``also``, the words of a model
-    it started from): sorted; past :data:`MAX_KNOWN`, the most frequent."""
-    count: Counter[str] = Counter(also)
+    """The known words of a model trained on ``captions`` and started from a model knowing
+    ``also``: sorted; past :data:`MAX_KNOWN`, every word of ``also`` (their rows are trained)
+    and then the most frequent of the captions'."""
+    kept = dict.fromkeys(also)
+    count: Counter[str] = Counter()
     for c in captions:
         count.update(words(c))
-    kept = [w for w, _ in count.most_common(MAX_KNOWN)]
-    return tuple(sorted(kept))
+    for w, _ in count.most_common():
+        if len(kept) >= MAX_KNOWN:
+            break
+        kept.setdefault(w)
+    return tuple(sorted(list(kept)[:MAX_KNOWN]))
 
 
 class HashTextEncoder(nn.Module):
@@ -157,17 +162,21 @@ class HashTextEncoder(nn.Module):
         w = self.embed.weight
         key = (w.data_ptr(), w._version)
         if self._speller is None or self._speller[0] != key:
-            rows = w[[1 + zlib.crc32(k.encode()) % self.cfg.vocab for k in self.cfg.known_words]]
+            rows = w[[self.bucket(k) for k in self.cfg.known_words]]
             self._speller = (key, Speller(self.cfg.known_words, rows))
         return self._speller[1]
 
+    def bucket(self, word: str) -> int:
+        """A word's row of ``embed``: 1..vocab (row 0 is the summary token)."""
+        return 1 + zlib.crc32(word.encode()) % self.cfg.vocab
+
+    def read(self, captions: list[str | None]) -> list[list[str]]:
+        """The words of each caption the encoder reads: its first ``max_tokens``."""
+        return [words(c)[: self.cfg.max_tokens] for c in captions]
+
     def ids(self, captions: list[str | None]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids (B, L) and mask (B, L); id 0 is the summary token, words map to 1..vocab."""
-        rows = [
-            [0]
-            + [1 + zlib.crc32(w.encode()) % self.cfg.vocab for w in words(c)][: self.cfg.max_tokens]
-            for c in captions
-        ]
+        rows = [[0] + [self.bucket(w) for w in ws] for ws in self.read(captions)]
         length = max(len(r) for r in rows)
         ids = torch.zeros(len(rows), length, dtype=torch.long)
         mask = torch.zeros(len(rows), length, dtype=torch.bool)
@@ -185,8 +194,8 @@ class HashTextEncoder(nn.Module):
         if self.known:
             at = [
                 (i, j + 1, w)
-                for i, c in enumerate(captions)
-                for j, w in enumerate(words(c)[: self.cfg.max_tokens])
+                for i, ws in enumerate(self.read(captions))
+                for j, w in enumerate(ws)
                 if w not in self.known
             ]
             if at:
