@@ -51,6 +51,7 @@ DELEGATES: dict[str, tuple[str, str]] = {
         "sdk.evaluate",
         "the scorecard: every bar line, through a Session, against the true game",
     ),
+    "compare": ("world.eval.compare", "which scorecard lines two models differ on beyond chance"),
     "bench": ("world.eval.bench", "benchmark tick time and memory; 'bench bridge' for the bridge"),
     "data": (
         "world.train.datagen",

@@ -110,6 +110,14 @@ def test_a_perfect_world_meets_every_line(tmp_path):
     assert windows["model"] == windows["game"] and len(windows["game"]) == 2
     assert card["prompts_heldout_by_kind"] == {"rain": 1.0}
     assert (tmp_path / "long_rollout.png").exists()
+    units = card["units"]  # per rollout or start, for chunkworld compare
+    assert units == {
+        "following": [1.0, 1.0],
+        "idle": [1.0],
+        "alternating": [1.0],
+        "psnr_tick1": [60.0, 60.0],
+    }
+    assert card["trials"] == {"episodes": 2, "horizon": 16, "long_ticks": 200}
     json.dumps(card)  # scorecard.json material
 
 

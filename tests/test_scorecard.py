@@ -88,6 +88,19 @@ def test_the_engine_itself_meets_every_game_line():
     assert lines["psnr_tick1"]["value"] == 60.0  # equal frames, capped
 
 
+def test_units_are_what_each_line_averages():
+    card = _card(CopyLastSession())
+    units, lines = card["units"], card["lines"]
+    assert card["trials"]["episodes"] == SMALL.episodes
+    sizes = {"following": 2, "idle": 1, "balls_tick16": 2, "prompts_train": 6, "psnr_tick1": 2}
+    for name, n in sizes.items():
+        assert len(units[name]) == n, name
+    for name in ("following", "idle", "balls_mean16", "prompts_heldout", "psnr_mean16"):
+        assert np.mean(units[name]) == pytest.approx(lines[name]["value"], abs=1e-4), name
+    assert len(units["text_start_scene"]) == card["text_start_scene_checks"]
+    assert "long_balls" not in units and "fps" not in units  # measured once: nothing to pair
+
+
 def test_copy_last_fails_what_moves():
     lines = _card(CopyLastSession())["lines"]
     assert not lines["following"]["met"]

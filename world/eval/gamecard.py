@@ -15,7 +15,9 @@ it on the same keys, on held-out seeds (:data:`world.eval.scorecard.SEED` on):
 - ``prompts_heldout`` (when the game has ``held_out_prompts`` and ``apply_prompt``): prompts
   whose generated frames over the next 2 ticks are closer (PSNR) to the true game with the prompt
   applied than to the true game without it (only phrasings that change the game count);
-- ``long_rollout.png``: model frames above the game's, 20 ticks of the long rollout.
+- ``long_rollout.png``: model frames above the game's, 20 ticks of the long rollout;
+- ``units`` and ``trials``, as the arcade's scorecard keeps them, for ``chunkworld compare``
+  (following, idle, alternating and PSNR one tick ahead per rollout or start).
 """
 
 from __future__ import annotations
@@ -67,7 +69,10 @@ def game_scorecard(
     copy_psnr = np.zeros((episodes, horizon))
     near: list[bool] = []
     extra: dict[str, float] = {}
+    # per rollout or start, for a paired comparison (world/eval/compare.py)
+    units: dict[str, list[float]] = {"following": [], "idle": [], "alternating": []}
     for e in range(episodes):
+        before = len(near)
         last = _start(session, game, SEED + e, f, k)[-1]
         ids = held_key_actions(np.random.default_rng(SEED + e), horizon * f, len(acts))
         for t in range(horizon):
@@ -76,16 +81,21 @@ def game_scorecard(
             copy_psnr[e, t] = np.mean([_psnr(last, x) for x in true])
             if has_player:
                 near += _following(game, gen, true)
+        if len(near) > before:
+            units["following"].append(float(np.mean(near[before:])))
     if has_player:
         keys = len(acts) - 1
         for name, pattern in (("idle", [0]), ("alternating", [1, 2 if keys > 1 else 0])):
-            hits = []
+            hits: list[bool] = []
             for e in range(max(1, episodes // 2)):
                 _start(session, game, SEED + 100 + e, f, k)
                 ids = np.resize(pattern, horizon * f)
+                before = len(hits)
                 for t in range(horizon):
                     true, gen = _tick(session, game, [acts[i] for i in ids[t * f : (t + 1) * f]])
                     hits += _following(game, gen, true)
+                if len(hits) > before:
+                    units[name].append(float(np.mean(hits[before:])))
             if hits:
                 extra[name] = float(np.mean(hits))
     per_tick, copy_tick = gen_psnr.mean(0), copy_psnr.mean(0)
@@ -141,6 +151,9 @@ def game_scorecard(
             result["prompts_heldout_by_kind"] = by_kind
     result["lines"] = lines
     result["met"] = sum(bool(x["met"]) for x in lines.values())
+    units["psnr_tick1"] = gen_psnr[:, 0].tolist()
+    result["units"] = {n: [round(x, 4) for x in u] for n, u in units.items() if n in lines}
+    result["trials"] = {"episodes": episodes, "horizon": horizon, "long_ticks": long_ticks}
     return result
 
 

@@ -31,13 +31,18 @@ each with the bar's threshold (:data:`BAR`) and copy-last-frame beside the PSNR:
   colour), the share their first chunk shows (:func:`scene_asked`);
 - ``fps``: generated frames per second over the long rollout (``chunkworld bench`` measures
   speed properly; this is the evaluation's own pace).
+
+Beside the lines, ``units`` holds each line's value per unit it was measured on (a rollout, a
+start, a prompt trial, a caption check; for the bolt, the frames drawn per rollout) and
+``trials`` the settings that chose them: two scorecards of the same trials compare unit by unit
+(``chunkworld compare``, ``world/eval/compare.py``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -285,13 +290,19 @@ def scorecard(
     v: dict[str, Any] = {}
 
     # 1. play-like rollouts: following, balls, bolts, PSNR against copy-last
-    follow, bolts, ball_hits = [], [], np.zeros((sc.episodes, h, f), bool)
+    follow: list[bool] = []
+    bolts: list[bool] = []
+    ball_hits = np.zeros((sc.episodes, h, f), bool)
+    # each line's value per unit it is measured on (an episode, a start, a trial): what a paired
+    # comparison of two scorecards on the same trials reads (world/eval/compare.py)
+    units: dict[str, list[float]] = {"following": [], "bolt": []}
     ps, cl = np.zeros((sc.episodes, h)), np.zeros((sc.episodes, h))
     for e in range(sc.episodes):
         say(f"rollout {e + 1}/{sc.episodes}")
         seed = sc.seed + e
         game = pair.start(seed)
         last = game.render()
+        seen_bolts = len(bolts)
         acts = play_like_actions(np.random.default_rng(seed + 17), h * f)
         for t in range(h):
             true, gen, _ = pair.tick(game, acts[t * f : (t + 1) * f])
@@ -304,6 +315,8 @@ def scorecard(
                 ball_hits[e, t, i] = dg["ball_count"] == dt["ball_count"]
                 if bolt_shown(true[i]):
                     bolts.append(bolt_shown(gen[i]))
+        units["following"].append(float(np.mean(follow[-h * f :])))
+        units["bolt"].append(float(sum(bolts[seen_bolts:])))  # frames drawn, of the engine's
     v["following"] = float(np.mean(follow))
     v["balls_mean16"] = float(ball_hits.mean())
     v["balls_tick16"] = float(ball_hits[:, -1].mean())
@@ -311,6 +324,10 @@ def scorecard(
     v["psnr_tick1"] = float(ps[:, 0].mean())
     v["psnr_mean16"] = float(ps.mean())
     v["beats_copy_last"] = float(bool(np.all(ps.mean(0) > cl.mean(0))))
+    units["balls_mean16"] = ball_hits.mean(axis=(1, 2)).tolist()
+    units["balls_tick16"] = ball_hits[:, -1].mean(axis=1).tolist()
+    units["psnr_tick1"] = ps[:, 0].tolist()
+    units["psnr_mean16"] = ps.mean(1).tolist()
     details: dict[str, Any] = {
         "balls_per_tick": ball_hits.mean(axis=(0, 2)).round(3).tolist(),
         "psnr_per_tick": ps.mean(0).round(2).tolist(),
@@ -336,6 +353,7 @@ def scorecard(
                     _near(find_player(g), find_player(t), tol)
                     for g, t in zip(gen, true, strict=True)
                 ]
+            units.setdefault(name, []).append(float(np.mean(ok[-h * f :])))
         v[name] = float(np.mean(ok))
 
     # 3. prompts: training templates and held-out phrasings, each at the first generated tick
@@ -359,7 +377,9 @@ def scorecard(
                 find_player(gen[-1]) is not None and _psnr(gen, true) >= clean_tick1 - 3.0
             )
         v[phrasing] = float(np.mean(hits))
+        units[phrasing] = [float(x) for x in hits]
     v["prompt_wreck_free"] = float(np.mean(wreck_free))
+    units["prompt_wreck_free"] = [float(x) for x in wreck_free]
 
     # 4. text starts: the player at tick 0 and after 4 ticks of play; the scene asked for
     say("text starts")
@@ -375,6 +395,8 @@ def scorecard(
         asked += scene_asked(caption, detect_events(first))
     v["text_start_player"] = float(np.mean(shown))
     v["text_start_scene"] = float(np.mean(asked))
+    units["text_start_player"] = [float(x) for x in shown]
+    units["text_start_scene"] = [float(x) for x in asked]
     details["text_start_scene_checks"] = len(asked)
 
     # 5. the long rollout: balls per 100-tick window, wall colour and time of day, pace
@@ -415,4 +437,10 @@ def scorecard(
             value = v[name]
             met = bool(value >= bar) if sense == "min" else bool(value <= bar)
             lines[name] = {"value": round(float(value), 4), "bar": bar, "met": met}
-    return {"lines": lines, "met": sum(x["met"] for x in lines.values()), **details}
+    return {
+        "lines": lines,
+        "met": sum(x["met"] for x in lines.values()),
+        **details,
+        "trials": asdict(sc),
+        "units": {k: [round(x, 4) for x in u] for k, u in units.items() if k in lines},
+    }
