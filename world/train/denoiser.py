@@ -90,23 +90,12 @@ class DenoiseObjective(nn.Module):
         levels: torch.Tensor,
         is_ctx: torch.Tensor,
         noise: torch.Tensor,
-        guess: torch.Tensor | None = None,
-        from_guess: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """z (B, N, Tl, C, h, w) clean latents, actions (B, N, F), captions B*N (None = null),
         levels and is_ctx (B, N) from ``levels``, noise like z (the caller draws it, so that a
-        batch split over processes can hold the same noise as the whole). ``guess`` like z and
-        ``from_guess`` (B, N): chunks noised from the prior's guess instead of the truth, their
-        target the velocity that lands on the truth (:func:`prior_starts`)."""
+        batch split over processes can hold the same noise as the whole)."""
         b, n = z.shape[:2]
-        lv = levels[..., None, None, None, None]
-        x_t = add_noise(z, noise, lv)
-        target = velocity_target(z, noise)
-        if guess is not None and from_guess is not None:
-            starts = from_guess[..., None, None, None, None]
-            x_t = torch.where(starts, add_noise(guess, noise, lv), x_t)
-            # x_t - lv * v = z: the one Euler step to level 0 lands on the truth
-            target = torch.where(starts, (x_t - z) / lv.clamp_min(1e-3), target)
+        x_t = add_noise(z, noise, levels[..., None, None, None, None])
         ctx = torch.zeros_like(x_t[:, :, -1])
         ctx[:, 1:] = x_t[:, :-1, -1]
         valid = torch.zeros(b, n, dtype=torch.bool)
@@ -124,45 +113,9 @@ class DenoiseObjective(nn.Module):
             is_context=is_ctx,
             context=(ctx, valid),
         )
-        return flow_loss(v, target, (~is_ctx).float(), salience_weight(z, self.tc.salience))
-
-
-def prior_starts(
-    model: WorldModel,
-    z: torch.Tensor,
-    actions: torch.Tensor,
-    levels: torch.Tensor,
-    is_ctx: torch.Tensor,
-    share: float,
-    gen: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For a ``share`` of windows with two latent frames of history or more, the first noisy
-    chunk as play starts it: the model's dynamics prior's guess from the last two before it (noised to
-    ``context_level``, as the cache holds them) and its actions, at level ``prior_level``; later
-    noisy chunks of those windows at that level or above. Returns the levels (B, N), the guesses
-    (like z, zero elsewhere) and the mask of chunks that start from one (B, N)."""
-    cfg = model.cfg
-    b, n = is_ctx.shape
-    tl = z.shape[2]
-    first = is_ctx.sum(1)  # the first noisy chunk of each window
-    # as play's: a chunk starts from the prior where two latent frames of history are cached
-    pick = (torch.rand(b, generator=gen) < share) & (first * tl >= 2) & (first < n)
-    guess = torch.zeros_like(z)
-    from_guess = torch.zeros_like(is_ctx)
-    if not bool(pick.any()):
-        return levels, guess, from_guess
-    assert model.prior is not None
-    rows, at = pick.nonzero()[:, 0], first[pick]
-    frames = (at * tl)[:, None] + torch.arange(-2, 0)  # the last two latent frames before it
-    last = z.flatten(1, 2)[rows[:, None], frames]
-    last = add_noise(last, torch.randn(last.shape, generator=gen), cfg.sampler.context_level)
-    with torch.no_grad():
-        guess[rows, at] = model.prior(last, actions[rows, at]).float()
-    from_guess[rows, at] = True
-    level = cfg.sampler.prior_level
-    after = pick[:, None] & (torch.arange(n)[None] > first[:, None])
-    levels = torch.where(from_guess, level, torch.where(after, levels.clamp(min=level), levels))
-    return levels, guess, from_guess
+        return flow_loss(
+            v, velocity_target(z, noise), (~is_ctx).float(), salience_weight(z, self.tc.salience)
+        )
 
 
 def _batch(
@@ -291,13 +244,6 @@ def train_denoiser(
     log: MetricsLog,
 ) -> WorldModel:
     cfg = model.cfg
-    if tc.prior_start and not (
-        0.0 < tc.prior_start <= 1.0 and model.prior is not None and cfg.sampler.prior_level > 0
-    ):
-        raise ValueError(
-            f"--prior-start {tc.prior_start:g}: give a share in (0, 1] for a model with a "
-            "dynamics prior and a sampler.prior_level (--init-from one, e.g. default), or 0"
-        )
     obj = DenoiseObjective(model, tc)
     params = [p for p in obj.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(param_groups(obj, tc), lr=tc.lr, betas=(0.9, 0.98))
@@ -368,13 +314,7 @@ def train_denoiser(
                 model, z, a, caps, is_ctx, tc.rollout, rng, tc.rollout_steps or None, palette
             )
         noise = torch.randn(z.shape, generator=gen)
-        starts: tuple[torch.Tensor, ...] = ()
-        if tc.prior_start > 0:
-            levels, guess, from_guess = prior_starts(
-                model, z, a, levels, is_ctx, tc.prior_start, gen
-            )
-            starts = (guess, from_guess)
-        loss, gn = optimizer_step(unit, opt, params, tc, z, a, caps, levels, is_ctx, noise, *starts)
+        loss, gn = optimizer_step(unit, opt, params, tc, z, a, caps, levels, is_ctx, noise)
         with torch.no_grad():
             for k, v in obj.state_dict().items():
                 if v.dtype.is_floating_point:

@@ -78,13 +78,7 @@ def run_shape(tc: TrainConfig, progress: dict, out: Path) -> tuple[ModelConfig, 
     cfg = data_shape(preset(tc.preset), tc.data)
     base = cfg.codec
     if tc.init_from:  # fine-tuning keeps the source's codec setting, at the preset's frame size
-        source_cfg = read_config(tc.init_from)[0]
-        source = source_cfg.codec
-        if tc.prior_start and source_cfg.prior.width:  # its prior starts chunks in training
-            cfg = cfg.replace(
-                prior=source_cfg.prior,
-                sampler=replace(cfg.sampler, prior_level=source_cfg.sampler.prior_level),
-            )
+        source = read_config(tc.init_from)[0].codec
         base = replace(
             source,
             frame_size=base.frame_size,
@@ -171,7 +165,7 @@ def run(tc: TrainConfig) -> WorldModel:
         if rank == 0:
             fresh = f"; fresh: {', '.join(kept[:6])}{' ...' * (len(kept) > 6)}" if kept else ""
             tqdm.write(f"init: {len(taken)} of {len(taken) + len(kept)} from {tc.init_from}{fresh}")
-            if init_cfg.prior.width and not tc.prior_start:  # trained for the old latents
+            if init_cfg.prior.width:  # trained for the old latents and denoiser: not carried
                 tqdm.write(
                     f"init: {tc.init_from}'s dynamics prior is not carried; train one for the "
                     "new model with chunkworld train-prior"

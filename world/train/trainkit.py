@@ -90,12 +90,6 @@ class TrainConfig:
     # the model's sampler caches each generated chunk through its frames (SamplerConfig
     # .pixel_history): the self-rollouts above feed that history, and the model plays with it
     pixel_history: bool = False
-    # share of windows whose first noisy chunk starts as play starts it: from the model's
-    # dynamics prior's guess noised to its sampler.prior_level, the target the velocity whose one
-    # step lands on the true chunk, so the denoiser learns to mend the guess (a ball the guess
-    # blurred, a player a pixel off) and not only to clean noise off the truth (world/train/
-    # denoiser.py prior_starts; needs a model with a prior and a prior_level)
-    prior_start: float = 0.0
     eval_every: int = 250  # logs the prediction from noise every this many steps (0: never)
     # saves state and model every this many steps and at the last (0: the last only)
     save_every: int = 100
