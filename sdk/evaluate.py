@@ -29,7 +29,7 @@ from sdk.errors import ChunkworldError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from world.eval.scorecard import BAR, ScorecardConfig, scorecard
+    from world.eval.scorecard import ScorecardConfig, line_sense, scorecard
 
     p = argparse.ArgumentParser(
         prog="chunkworld eval", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if line["bar"] is None:
             print(f"{name:<20} {line['value']:>9.4g}")
             continue
-        sense = ">=" if line.get("sense", BAR.get(name, (0, "min"))[1]) == "min" else "<="
+        sense = ">=" if line_sense(name, line) == "min" else "<="
         mark = "met" if line["met"] else "SHORT"
         print(f"{name:<20} {line['value']:>9.4g}   bar {sense} {line['bar']:<6g} {mark}")
     print(f"{card['met']} of {len(card['lines'])} lines met; {out / 'scorecard.json'}")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from world.eval.scorecard import BAR
+from world.eval.scorecard import line_sense
 
 ALPHA = 0.05
 
@@ -82,10 +82,6 @@ def load_card(path: str | Path) -> dict[str, Any]:
     return card
 
 
-def _sense(name: str, line: dict[str, Any]) -> str:
-    return str(line.get("sense", BAR.get(name, (0, "min"))[1]))
-
-
 def compare(a: dict[str, Any], b: dict[str, Any], alpha: float = ALPHA) -> list[LineChange]:
     """Each line both scorecards have, ``b`` against ``a``, in ``a``'s order.
 
@@ -109,7 +105,7 @@ def compare(a: dict[str, Any], b: dict[str, Any], alpha: float = ALPHA) -> list[
         if xa is None or xb is None or len(xa) != len(xb):
             rows.append(LineChange(name, va, vb, 0, 0, 0, None, "not tested"))
             continue
-        sign = 1.0 if _sense(name, line) == "min" else -1.0
+        sign = 1.0 if line_sense(name, line) == "min" else -1.0
         diffs = [sign * (y - x) for x, y in zip(xa, xb, strict=True)]
         up, down = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
         p = sign_test(up, down)

@@ -32,10 +32,9 @@ each with the bar's threshold (:data:`BAR`) and copy-last-frame beside the PSNR:
 - ``fps``: generated frames per second over the long rollout (``chunkworld bench`` measures
   speed properly; this is the evaluation's own pace).
 
-Beside the lines, ``units`` holds each line's value per unit it was measured on (a rollout, a
-start, a prompt trial, a caption check; for the bolt, the frames drawn per rollout) and
-``trials`` the settings that chose them: two scorecards of the same trials compare unit by unit
-(``chunkworld compare``, ``world/eval/compare.py``).
+Beside the lines, ``units`` holds each line per unit it was measured on (a rollout, a start, a
+prompt trial, a caption check; the bolt: frames drawn per rollout) and ``trials`` the settings
+that chose them, so two scorecards of the same trials compare unit by unit (``chunkworld compare``).
 """
 
 from __future__ import annotations
@@ -77,6 +76,12 @@ BAR: dict[str, tuple[float, str]] = {
     "text_start_scene": (1.0, "min"),
     "fps": (30.0, "min"),
 }
+
+
+def line_sense(name: str, line: dict[str, Any]) -> str:
+    """A line's sense: "min" (it must reach its bar) or "max" (it must stay under it)."""
+    return str(line.get("sense", BAR.get(name, (0.0, "min"))[1]))
+
 
 # Prompts in words the training templates (world/games/captions.py EVENT_TEMPLATES) never use
 # together: at least five per event kind. The engine parses each to exactly its event (tested).
@@ -293,8 +298,7 @@ def scorecard(
     follow: list[bool] = []
     bolts: list[bool] = []
     ball_hits = np.zeros((sc.episodes, h, f), bool)
-    # each line's value per unit it is measured on (an episode, a start, a trial): what a paired
-    # comparison of two scorecards on the same trials reads (world/eval/compare.py)
+    # each line per unit it is measured on (rollout, start, trial): world/eval/compare.py
     units: dict[str, list[float]] = {"following": [], "bolt": []}
     ps, cl = np.zeros((sc.episodes, h)), np.zeros((sc.episodes, h))
     for e in range(sc.episodes):
