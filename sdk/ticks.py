@@ -81,8 +81,9 @@ class SessionTicks:
         clip = start_clip(image, video, (h, w), self._cfg.chunk_frames)
         openings, self._opening = self._loaded.openings, None
         if clip is None and openings is not None:  # a text start goes on from the closest opening
-            self._opening = openings.pick(caption, use_seed)
-            clip = openings.frames[self._opening]
+            pick = openings.pick(caption, use_seed)
+            clip = openings.frames[pick]  # decoded at the model's first text start
+            self._opening = pick
         state = self._sampler.new_state(seed=use_seed)
         self._captions = {}
         self._prompt = caption

@@ -108,6 +108,18 @@ def test_openings_that_do_not_fit_the_model_are_refused(tmp_path):
         load_openings(tmp_path, (32, 32))
 
 
+def test_openings_are_decoded_at_first_use(tmp_path):
+    """Loading reads the sheet's header only: a sheet whose pixels are cut off loads, and its
+    first use says which file cannot be read."""
+    save_openings(tmp_path, Openings(_frames(3, t=4, h=32, w=48), CAPTIONS[:3]))
+    sheet = tmp_path / SHEET_FILE
+    sheet.write_bytes(sheet.read_bytes()[:64])  # the header survives, the pixels do not
+    o = load_openings(tmp_path, (32, 48))
+    assert o is not None and len(o) == 3 and o.pick("red balls", 0) in (0, 1, 2)
+    with pytest.raises(ValueError, match="cannot read the openings"):
+        o.frames
+
+
 def _dataset(path, clips):
     """``clips``: a list of per-chunk caption tuples, 2 frames a chunk, 32x32."""
     w = DatasetWriter(path, DatasetMeta(frame_size=(32, 32), chunk_frames=2))

@@ -19,7 +19,7 @@ import json
 import math
 import os
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -44,24 +44,40 @@ def caption_words(text: str) -> frozenset[str]:
     return frozenset(ws) | {f"{a} {b}" for a, b in zip(ws, ws[1:], strict=False)}
 
 
-@dataclass(frozen=True)
 class Openings:
-    """``frames``: uint8 (N, T, H, W, 3); ``captions``: N scene captions ("" for none)."""
+    """``frames``: uint8 (N, T, H, W, 3), or a function that returns them, called at the first
+    use of :attr:`frames` (a model's openings on disk are decoded at its first text start, so a
+    session that never starts from a caption spends neither the memory nor the time);
+    ``captions``: N scene captions ("" for none)."""
 
-    frames: np.ndarray
-    captions: tuple[str, ...]
+    def __init__(
+        self, frames: np.ndarray | Callable[[], np.ndarray], captions: Sequence[str]
+    ) -> None:
+        self.captions = tuple(captions)
+        if not self.captions:
+            raise ValueError("openings need at least one caption")
+        self._decode = frames if callable(frames) else None
+        self._frames = None if callable(frames) else self._checked(frames)
 
-    def __post_init__(self) -> None:
-        f = self.frames
+    def _checked(self, f: np.ndarray) -> np.ndarray:
         if f.dtype != np.uint8 or f.ndim != 5 or f.shape[-1] != 3 or not len(f):
             raise ValueError(
                 f"openings must be uint8 (N >= 1, T, H, W, 3), got {f.dtype} {f.shape}"
             )
         if len(self.captions) != len(f):
             raise ValueError(f"{len(f)} openings but {len(self.captions)} captions")
+        return f
+
+    @property
+    def frames(self) -> np.ndarray:
+        """uint8 (N, T, H, W, 3), decoded at first use where they come from disk."""
+        if self._frames is None:
+            assert self._decode is not None
+            self._frames = self._checked(self._decode())
+        return self._frames
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return len(self.captions)
 
     @cached_property
     def _terms(self) -> tuple[list[frozenset[str]], Counter[str]]:
@@ -100,7 +116,8 @@ def save_openings(path: str | Path, openings: Openings) -> None:
 
 
 def load_openings(path: str | Path, frame_size: tuple[int, int]) -> Openings | None:
-    """The openings kept in model directory ``path``, or None where it keeps none.
+    """The openings kept in model directory ``path``, or None where it keeps none. Their
+    frames are decoded at first use (:attr:`Openings.frames`).
 
     Raises:
         ValueError: the files are there but do not fit each other or the model's ``frame_size``
@@ -113,15 +130,25 @@ def load_openings(path: str | Path, frame_size: tuple[int, int]) -> Openings | N
     try:
         index = json.loads(index_file.read_text())
         t, captions = int(index["frames"]), tuple(str(c) for c in index["captions"])
-        sheet = np.asarray(iio.imread(sheet_file, plugin="pillow"))
+        props = iio.improps(sheet_file, plugin="pillow")  # the header: no pixels decoded
+        shape, dtype = tuple(props.shape), props.dtype
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"cannot read the openings in {path}: {e}") from None
     h, w = frame_size
     n = len(captions)
-    if sheet.dtype != np.uint8 or sheet.shape != (n * h, t * w, 3):
+    if shape != (n * h, t * w, 3) or dtype != np.uint8:
         raise ValueError(
-            f"{sheet_file} is {sheet.dtype} {sheet.shape}; {index_file} and the model's {h}x{w} "
+            f"{sheet_file} is {dtype} {shape}; {index_file} and the model's {h}x{w} "
             f"frames need uint8 ({n * h}, {t * w}, 3): {n} openings of {t} frames"
         )
-    frames = sheet.reshape(n, h, t, w, 3).transpose(0, 2, 1, 3, 4)
-    return Openings(np.ascontiguousarray(frames), captions)
+
+    def decode() -> np.ndarray:
+        try:
+            sheet = np.asarray(iio.imread(sheet_file, plugin="pillow"))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"cannot read the openings in {path}: {e}") from None
+        if sheet.shape != (n * h, t * w, 3):  # the file changed since the model was loaded
+            raise ValueError(f"{sheet_file} is {sheet.shape} now, {(n * h, t * w, 3)} at load")
+        return np.ascontiguousarray(sheet.reshape(n, h, t, w, 3).transpose(0, 2, 1, 3, 4))
+
+    return Openings(decode, captions)
