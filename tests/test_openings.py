@@ -117,7 +117,7 @@ def test_openings_are_decoded_at_first_use(tmp_path):
     o = load_openings(tmp_path, (32, 48))
     assert o is not None and len(o) == 3 and o.pick("red balls", 0) in (0, 1, 2)
     with pytest.raises(ValueError, match="cannot read the openings"):
-        o.frames
+        _ = o.frames
 
 
 def _dataset(path, clips):
