@@ -26,7 +26,13 @@ from world.core.openings import (
     save_openings,
 )
 from world.train.data import DatasetMeta, DatasetWriter
-from world.train.openings import openings_from_dataset, write_openings
+from world.train.openings import (
+    game_openings,
+    main,
+    openings_from_dataset,
+    write_game_openings,
+    write_openings,
+)
 
 CAPTIONS = (
     "day, clear sky, two red balls, grey walls",
@@ -150,6 +156,72 @@ def test_openings_come_from_scenes_that_hold_one_caption(tmp_path):
     assert openings_from_dataset(ds, frames=4, count=2).captions == ("night", "day")
     with pytest.raises(ValueError, match="under one caption"):
         openings_from_dataset(ds, frames=8)
+
+
+class _Scenes:
+    """A game of the protocol with three scenes, the third rare: its caption is its scene, and
+    ``changing`` makes the caption differ at every chunk."""
+
+    actions = ["noop", "go"]
+
+    def __init__(self, size: int = 32, changing: bool = False) -> None:
+        self.size, self.changing, self.resets, self.ticks = size, changing, 0, 0
+
+    def reset(self, seed: int) -> np.ndarray:
+        self.resets += 1
+        self.scene = "snow" if seed % 40 == 0 else ("night", "day")[seed % 2]
+        self.ticks = 0
+        return self._frame()
+
+    def step(self, action: str) -> np.ndarray:
+        self.ticks += 1
+        return self._frame()
+
+    def describe(self) -> str:
+        return f"{self.scene} {self.ticks}" if self.changing else self.scene
+
+    def _frame(self) -> np.ndarray:
+        f = np.zeros((self.size, self.size, 3), np.uint8)
+        f[..., 0] = {"night": 10, "day": 200, "snow": 255}[self.scene]
+        f[0, 0, 1] = self.ticks
+        return f
+
+
+def test_a_game_gives_every_scene_it_captions_an_opening():
+    game = _Scenes()
+    o = game_openings(game, frames=4, chunk=2, count=1, clips=2000, patience=300)
+    assert sorted(o.captions) == ["day", "night", "snow"]  # every scene, count or not
+    assert o.frames.shape == (3, 4, 32, 32, 3)
+    assert [int(f[0, 0, 0, 0]) for f in o.frames] == [
+        {"night": 10, "day": 200, "snow": 255}[c] for c in o.captions
+    ]
+    assert 300 < game.resets < 2000  # stopped once 300 clips in a row brought nothing new
+    more = game_openings(_Scenes(), frames=4, chunk=2, count=8, clips=2000, patience=300)
+    assert len(more) == 8 and sorted(set(more.captions)) == ["day", "night", "snow"]
+    assert len(set(more.captions[:3])) == 3  # the distinct ones first
+    with pytest.raises(ValueError, match="one caption"):
+        game_openings(_Scenes(changing=True), frames=4, chunk=2, clips=50, patience=10)
+
+
+def test_game_openings_must_fit_the_model(tmp_path):
+    model = save_checkpoint(random_model("tiny"), tmp_path / "model")
+    o = write_game_openings(model, _Scenes(), count=1, clips=400)
+    back = load_openings(model, (32, 32))
+    assert back is not None and back.captions == o.captions
+    assert np.array_equal(back.frames, o.frames)
+    with pytest.raises(ValueError, match=r"draws \(64, 64\).*needs \(32, 32\)"):
+        write_game_openings(model, _Scenes(size=64), clips=10)
+
+
+def test_the_openings_command_plays_the_arcade_at_the_models_size(tmp_path, capsys):
+    model = save_checkpoint(random_model("tiny"), tmp_path / "model")
+    main(["--model", str(model), "--game", "arcade", "--count", "4", "--clips", "300"])
+    o = load_openings(model, (32, 32))
+    assert o is not None and len(o) >= 4 and len(set(o.captions)) == len(o.captions)
+    assert o.frames.shape[1:] == (4, 32, 32, 3)  # the tiny model's history: 2 chunks of 2
+    assert f"{len(o)} openings of 4 frames" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="error: --game 'nope'"):
+        main(["--model", str(model), "--game", "nope"])
 
 
 @pytest.fixture(scope="module")

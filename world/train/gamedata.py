@@ -20,10 +20,20 @@ from typing import Any
 
 import numpy as np
 
+from world.games import load_game
 from world.games.actions import held_key_actions
+from world.games.arcade import Game as Arcade
+from world.games.arcade import GameConfig
 from world.games.protocol import GameError, check_frame, validate_game
 from world.train.data import Dataset, DatasetMeta, DatasetWriter, clip_files
 from world.train.datagen import clip_seeds
+
+
+def sized_game(name: str, size: int) -> Any:
+    """The game ``name`` (:func:`world.games.load_game`); the arcade, which draws at any size,
+    drawn ``size`` pixels a side."""
+    game = load_game(name)
+    return Arcade(GameConfig.for_size(size)) if isinstance(game, Arcade) else game
 
 
 def game_clip(

@@ -23,10 +23,12 @@ Stages, in order (``<out>/plan.json`` records the plan and what is done):
 3. ``prior``: the dynamics prior (``world/train/prior.py``) in ``<out>/prior``, unrolled over
    chunks of its own guesses and sprite-weighted (its defaults); the sampler starts unprompted
    chunks from its guess noised to ``PRIOR_LEVEL``.
-4. ``openings``: true first frames of the data with their captions, kept in ``<out>/model``
-   (:mod:`world.train.openings`), which the model's text starts go on from (none, with a
-   message, where no clip's first chunks share one caption), and the palette its frames are
-   drawn in (:mod:`world.train.palette`; none where they are not drawn from 64 colours or fewer).
+4. ``openings``: true first frames with their captions, kept in ``<out>/model``
+   (:mod:`world.train.openings`), which the model's text starts go on from: of the game played
+   until every scene it captions has one (a game without ``describe``, and recordings: of the
+   data; none, with a message, where no clip's first chunks share one caption), and the
+   palette its frames are drawn in (:mod:`world.train.palette`; none where they are not drawn
+   from 64 colours or fewer).
 5. ``eval``: an evaluation handed in by the caller (``chunkworld train`` passes the scorecard
    through ``Session``), written to ``<out>/scorecard.json``; then ``<out>/model/MODEL_CARD.md``.
 
@@ -62,8 +64,8 @@ from world.games.protocol import validate_game
 from world.train.card import write_card
 from world.train.data import Dataset
 from world.train.datagen import generate_dataset
-from world.train.gamedata import generate_game_dataset
-from world.train.openings import write_openings
+from world.train.gamedata import generate_game_dataset, sized_game
+from world.train.openings import GAME_CLIPS, write_game_openings, write_openings
 from world.train.palette import write_palette
 from world.train.prior import PriorTraining, train_prior
 from world.train.stages import run as train_model
@@ -84,6 +86,8 @@ CODEC_FINE_TUNE_LR = 5e-4  # the codec's peak lr under --init: new colours, not 
 PROBE_STEPS = {"codec": 20, "denoiser": 21, "prior": 21}  # timed steps, inside every warm-up
 # data per preset: (clips, frames per clip)
 DATA = {"tiny": (24, 32), "small": (600, 128)}
+# clips the openings stage may play of a game (it stops sooner once no new caption comes)
+OPENING_CLIPS = {"tiny": 64, "small": GAME_CLIPS}
 
 
 @dataclass
@@ -251,7 +255,7 @@ def make_world(
         if rc.data:  # recordings: checked in _check, used where they are
             return
         shutil.rmtree(data, ignore_errors=True)  # a half-written dataset is made again
-        game = load_game(rc.game)
+        game = sized_game(rc.game, size)
         if isinstance(game, Arcade):  # its data keeps the state columns its scorecard reads
             generate_dataset(
                 data, clips, frames, chunk, seed=rc.seed, size=size, policy=training_actions
@@ -334,8 +338,13 @@ def make_world(
     model_dir = out / "model"
 
     def openings() -> None:  # what the model's text starts go on from
+        game = None if rc.data else sized_game(rc.game, size)
         try:
-            write_openings(model_dir, data)
+            if game is not None and callable(getattr(game, "describe", None)):
+                # every scene the game captions gets one, not only those of the training data
+                write_game_openings(model_dir, game, rc.seed, clips=OPENING_CLIPS[rc.preset])
+            else:
+                write_openings(model_dir, data)
         except ValueError as e:  # no clip fits: text starts are drawn from noise, as before
             tqdm.write(f"no openings kept: {e}")
         if write_palette(model_dir, data) is None:  # frames as decoded
