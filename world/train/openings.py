@@ -27,10 +27,10 @@ from world.train.data import Dataset
 from world.train.gamedata import game_clip, sized_game
 
 COUNT = 512  # openings kept: about 0.8 MB of PNG for the arcade at 8 frames each
-# from a game: a clip per caption, up to this many (143 MB of frames at 64x64 once decoded),
+# from a game: a clip per caption, up to this many (8 frames of 64x64 each: 200 MB decoded)
 MAX_OPENINGS = 2048
-# playing clips until this many in a row bring no new caption (the arcade: 1,456 of its 1,458
-# scenes in about 40,000 clips), or this many clips in all
+# playing clips until this many in a row bring no new caption (the arcade showed 1,456 of its
+# 1,458 scenes within 48,000 clips), or this many clips in all
 PATIENCE = 5000
 GAME_CLIPS = 60_000
 
