@@ -18,6 +18,8 @@ def session_factory(args: argparse.Namespace) -> Callable[[dict[str, Any]], Any]
     from sdk.session import Session
 
     loaded = load_model(args.model, device=args.device)
+    if loaded.openings is not None:  # decoded now, not in one client's text start, others waiting
+        _ = loaded.openings.frames
     # every hello option is an int in these bounds (advertised in the hello reply's limits)
     bounds = {"seed": (0, 2**63 - 1), "steps": (1, 64), "in_flight": (1, 8)}
 

@@ -328,6 +328,23 @@ def test_serve_factory_makes_sessions() -> None:
         factory({"seed": "1"})
 
 
+def test_serve_decodes_openings_before_any_client(tmp_path) -> None:
+    """The server decodes a model's openings at start: unreadable pixels stop it there, not in
+    a client's text start while the other clients wait."""
+    from sdk.models import random_model
+    from world.core.checkpoint import save_checkpoint
+    from world.core.openings import SHEET_FILE, Openings, save_openings
+
+    model = save_checkpoint(random_model("tiny"), tmp_path / "m")
+    frames = np.zeros((2, 4, 32, 32, 3), np.uint8)
+    save_openings(model, Openings(frames, ("night", "day")))
+    args = build_parser().parse_args(["serve", "--model", str(model)])
+    assert session_factory(args)({}).reset(prompt="night").frames.shape == (2, 32, 32, 3)
+    (model / SHEET_FILE).write_bytes((model / SHEET_FILE).read_bytes()[:64])
+    with pytest.raises(ValueError, match="cannot read the openings"):
+        session_factory(args)
+
+
 def test_serve_sessions_play_at_the_commands_precision() -> None:
     for precision in ("fp32", "bf16"):
         args = build_parser().parse_args(["serve", "--model", "tiny", "--precision", precision])
