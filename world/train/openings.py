@@ -57,19 +57,22 @@ def choose_openings(
     seen: set[str] = set()
     dry = 0
     for clip_frames, captions in clips:
+        if patience is not None and dry >= patience:  # that many clips in a row brought none new
+            break
         caps = list(captions[:chunks])
         dry += 1
-        if len(clip_frames) < frames or len(caps) < chunks or len(set(caps)) != 1:
-            pass
-        elif caps[0] in seen:
+        held = len(clip_frames) >= frames and len(caps) == chunks and len(set(caps)) == 1
+        if not held:  # too short, or an event inside the opening
+            continue
+        if caps[0] in seen:
             if len(rest) < count:
                 rest.append((clip_frames[:frames], caps[0]))
         else:
             seen.add(caps[0])
             first.append((clip_frames[:frames], caps[0]))
             dry = 0
-        if len(first) >= limit or (patience is not None and dry >= patience):
-            break
+            if len(first) >= limit:
+                break
     return (first + rest)[: max(count, len(first))]
 
 
