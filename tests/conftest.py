@@ -45,6 +45,19 @@ def tiny_wide_local_model(tiny_local_model: WorldModel) -> WorldModel:
 
 
 @pytest.fixture(scope="session")
+def tiny_fine_model() -> WorldModel:
+    """The tiny model on a latent grid twice as fine (4 px a cell), two by two cells a token,
+    with a local branch (the layout ``large`` uses, at the tiny size)."""
+    cfg = preset("tiny")
+    return _tiny(
+        cfg.replace(
+            codec=dataclasses.replace(cfg.codec, spatial=4, widths=(16,)),
+            denoiser=dataclasses.replace(cfg.denoiser, patch=2, local_conv=8),
+        )
+    )
+
+
+@pytest.fixture(scope="session")
 def tiny_primed_model() -> WorldModel:
     """The tiny model with a dynamics prior (width 8, one block) that chunks start from at 0.4."""
     cfg = preset("tiny")

@@ -64,6 +64,15 @@ def test_cache_equals_single_masked_forward_with_a_local_branch(
     _assert_cache_equals_masked(model, history, seed)
 
 
+@settings(max_examples=4, deadline=None)
+@given(history=st.integers(1, 4), seed=st.integers(0, 1000))
+def test_cache_equals_single_masked_forward_with_tokens_of_two_by_two_cells(
+    tiny_fine_model, history, seed
+):
+    assert tiny_fine_model.cfg.codec.grid == (8, 8) and tiny_fine_model.cfg.token_grid == (4, 4)
+    _assert_cache_equals_masked(tiny_fine_model, history, seed)
+
+
 def _assert_cache_equals_masked(model, history, seed):
     x, actions, text, tmask = _inputs(model, history + 1, seed)
     full = _forward(model, x, actions, text, tmask, n_context=history)
