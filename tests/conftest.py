@@ -46,8 +46,8 @@ def tiny_wide_local_model(tiny_local_model: WorldModel) -> WorldModel:
 
 @pytest.fixture(scope="session")
 def tiny_fine_model() -> WorldModel:
-    """The tiny model on a latent grid twice as fine (4 px a cell), two by two cells a token,
-    with a local branch (the layout ``large`` uses, at the tiny size)."""
+    """The tiny model on a latent grid twice as fine (4 px a cell), two by two cells a token
+    (as the ``large`` preset's tokens are), with a local branch."""
     cfg = preset("tiny")
     return _tiny(
         cfg.replace(
